@@ -1,0 +1,578 @@
+/**
+ * The auditor behind `vigil audit` (DESIGN.md "Client library and CLI": "downloads the whole log
+ * through tiles, recomputes the tree, checks the checkpoints (consistency with the last run), every
+ * emitter signature, and every stream").
+ *
+ * Browser-safe: I/O goes through the LogClient and an AuditStateStorage. Incremental: the state
+ * holds the compact range of the audited size (so the tree is extended, not recomputed), the
+ * streams' last seq/prev, and the problems found so far. A run reads only the entry bundles and
+ * level-0 tiles from the audited size on.
+ *
+ * State is saved only when the recomputed root equals the signed root of the checkpoint being
+ * audited; a run that finds the tree itself broken leaves the state where it was, so every later
+ * run fails the same way until an operator acts.
+ */
+import type { LogClient } from '../client.js';
+import { sha256 } from '../crypto.js';
+import { base64Decode, base64Encode, bytesEqual } from '../encoding.js';
+import { TlogError } from '../errors.js';
+import {
+  appendLeafHashes,
+  emptyCompactRange,
+  hashLeaf,
+  rootOfCompactRange,
+  type CompactRange,
+} from '../merkle/index.js';
+import { verifyCheckpoint, type Policy } from '../policy/index.js';
+import { parseVerifierKey, type VerifierKey } from '../note/index.js';
+import { canonicalBytes, parseEntry, recordHash, verifyRecordSignature, type Entry } from '../record.js';
+import { decodeEntryBundle } from '../tiles/index.js';
+import {
+  CheckpointConflictError,
+  CheckpointStore,
+  type CheckpointStorage,
+} from '../checkpoint-store/checkpoint-store.js';
+
+/** Problem codes the auditor reports. Each names an entry index when one is to blame. */
+export type AuditProblemCode =
+  | 'CHECKPOINT_INVALID'
+  | 'CHECKPOINT_ROLLBACK'
+  | 'CHECKPOINT_FORK'
+  | 'LEAF_HASH_MISMATCH'
+  | 'ROOT_MISMATCH'
+  | 'ENTRY_MALFORMED'
+  | 'EMITTER_UNKNOWN'
+  | 'SIGNATURE_INVALID'
+  | 'SEQ_GAP'
+  | 'SEQ_DUPLICATE'
+  | 'PREV_MISMATCH'
+  | 'STREAM_EMITTER_CHANGED'
+  | 'RECORD_AFTER_CLOSE'
+  | 'CLOCK_SKEW'
+  | 'STREAM_UNCLOSED';
+
+export interface AuditProblem {
+  code: AuditProblemCode;
+  /** Leaf index (decimal) of the entry to blame, when there is one. */
+  index?: string;
+  stream?: string;
+  message: string;
+}
+
+/** Per-stream state kept between runs. */
+export interface StreamState {
+  emitter: string;
+  firstIndex: string;
+  lastIndex: string;
+  lastSeq: number;
+  lastHash: string;
+  lastTime: string;
+  closed: boolean;
+}
+
+/** What an audit run keeps between runs (JSON). */
+export interface AuditState {
+  version: 1;
+  origin: string;
+  size: string;
+  root: string;
+  /** Compact range nodes at `size`, base64. */
+  range: string[];
+  /**
+   * Leaf hashes (base64) of the entries in the last, partial bundle at `size`. The next run re-reads
+   * that bundle and checks them against what this run saw (an entry altered after it was audited).
+   */
+  tail?: string[];
+  streams: Record<string, StreamState>;
+  emitters: Record<string, number>;
+  problems: AuditProblem[];
+}
+
+/**
+ * Checks one Ed25519 signature (strict rule: `isStrictEd25519Input`, then the equation) and resolves
+ * true when it verifies. Node callers inject one that runs on the threadpool
+ * (`threadpoolSignatureVerifier` in audit/node-verifier.ts) so signatures are checked on every core.
+ */
+export type SignatureVerifier = (
+  signature: Uint8Array,
+  message: Uint8Array,
+  publicKey: Uint8Array,
+) => Promise<boolean>;
+
+/** A problem now, or one that is known once a signature check finishes (undefined: none). */
+type PendingProblem = AuditProblem | Promise<AuditProblem | undefined>;
+
+/** Tiles whose signature checks may be in flight at once when a SignatureVerifier is given. */
+const TILES_IN_FLIGHT = 4;
+
+/** Where the audit state lives (the CLI uses a file in --state). */
+export interface AuditStateStorage extends CheckpointStorage {
+  loadState(): Promise<AuditState | undefined>;
+  saveState(state: AuditState): Promise<void>;
+}
+
+export interface AuditOptions {
+  client: LogClient;
+  policy: Policy;
+  /** Emitter name -> vkey. Undefined: take them from the log's /v1/log (revoked ones included). */
+  emitterKeys?: Map<string, string>;
+  storage: AuditStateStorage;
+  /** Largest tolerated |time - received| in ms for a record that claims to be from the future; default 5 min. */
+  maxSkewMs?: number;
+  /** Unclosed streams are problems (else only listed). */
+  failOnUnclosed?: boolean;
+  onProgress?: (done: bigint, total: bigint) => void;
+  /**
+   * Checks emitter signatures asynchronously (several tiles in flight); problems are still reported
+   * in entry order. Undefined: each signature is checked inline by the installed crypto provider.
+   */
+  verifySignature?: SignatureVerifier;
+}
+
+export interface AuditReport {
+  origin: string;
+  size: string;
+  root: string;
+  previousSize: string;
+  entriesChecked: string;
+  emitters: Record<string, number>;
+  streams: {
+    total: number;
+    closed: number;
+    open: { stream: string; emitter: string; lastIndex: string; lastSeq: number }[];
+  };
+  /** Problems found in this run. */
+  newProblems: AuditProblem[];
+  /** Every problem, this run's and earlier runs'. */
+  problems: AuditProblem[];
+  ok: boolean;
+}
+
+const TREE_PROBLEMS = new Set<AuditProblemCode>([
+  'CHECKPOINT_INVALID',
+  'CHECKPOINT_ROLLBACK',
+  'CHECKPOINT_FORK',
+  'LEAF_HASH_MISMATCH',
+  'ROOT_MISMATCH',
+]);
+
+function problemKey(p: AuditProblem): string {
+  return `${p.code}/${p.index ?? ''}/${p.stream ?? ''}`;
+}
+
+function rangeToState(r: CompactRange): string[] {
+  return r.nodes.map((n) => base64Encode(n));
+}
+
+/**
+ * Runs one audit pass against the log's current checkpoint and returns the report. Throws (exit 2
+ * territory) only when it cannot run: network errors, a malformed state file, a policy that does not
+ * match the log. Everything the log did wrong is a problem in the report.
+ */
+export async function runAudit(options: AuditOptions): Promise<AuditReport> {
+  const { client, policy, storage } = options;
+  const maxSkewMs = options.maxSkewMs ?? 5 * 60_000;
+  const state = await storage.loadState();
+  const newProblems: AuditProblem[] = [];
+  const problem = (p: AuditProblem): void => {
+    newProblems.push(p);
+  };
+
+  const note = await client.checkpoint();
+  let checkpoint;
+  try {
+    checkpoint = verifyCheckpoint(note, policy).checkpoint;
+  } catch (err) {
+    if (err instanceof TlogError) {
+      return finish(state, [
+        {
+          code: 'CHECKPOINT_INVALID',
+          message: `the log's checkpoint does not verify under the policy: ${err.message}`,
+        },
+      ]);
+    }
+    throw err;
+  }
+  const origin = checkpoint.origin;
+  if (state !== undefined && state.origin !== origin) {
+    throw new TlogError(
+      'ORIGIN_MISMATCH',
+      `state is for origin ${state.origin}, log presents ${origin}: use another --state directory`,
+    );
+  }
+
+  // Rollback / fork against what earlier runs (and anything sharing the store) verified.
+  const store = new CheckpointStore(policy, storage);
+  try {
+    await store.update(note, (level, index, width) => client.readTile(level, index, width));
+  } catch (err) {
+    if (err instanceof CheckpointConflictError) {
+      return finish(state, [
+        {
+          code: err.kind === 'rollback' ? 'CHECKPOINT_ROLLBACK' : 'CHECKPOINT_FORK',
+          message: err.message,
+        },
+      ]);
+    }
+    throw err;
+  }
+
+  const keys = options.emitterKeys ?? new Map((await client.logInfo()).emitters.map((e) => [e.name, e.vkey]));
+  const startSize = state === undefined ? 0n : BigInt(state.size);
+  let range: CompactRange =
+    state === undefined
+      ? emptyCompactRange()
+      : { size: startSize, nodes: state.range.map((n) => base64Decode(n)) };
+  const streams: Record<string, StreamState> = structuredClone(state?.streams ?? {});
+  const emitters: Record<string, number> = { ...(state?.emitters ?? {}) };
+  const size = checkpoint.size;
+  const checkSignature = signatureChecker(keys, options.verifySignature);
+  // Tiles processed but not yet reported: their problems (some waiting for a signature check) and
+  // the audited size after them. Reported strictly in order, so problems stay in entry order.
+  const inFlight: { problems: PendingProblem[]; done: bigint }[] = [];
+  const window = options.verifySignature === undefined ? 0 : TILES_IN_FLIGHT;
+  const report = async (keep: number): Promise<void> => {
+    while (inFlight.length > keep) {
+      const tile = inFlight.shift()!;
+      for (const p of await Promise.all(tile.problems)) if (p !== undefined) problem(p);
+      options.onProgress?.(tile.done, size);
+    }
+  };
+  let tail: string[] = size % 256n === 0n ? [] : startSize === size ? (state?.tail ?? []) : [];
+
+  for (let tile = startSize / 256n; startSize < size && tile * 256n < size; tile++) {
+    const width = Number(size - tile * 256n >= 256n ? 256n : size - tile * 256n);
+    const [bundleBytes, tileBytes] = await Promise.all([
+      client.readEntryBundle(tile, width),
+      client.readTile(0, tile, width),
+    ]);
+    const tileProblems: PendingProblem[] = [];
+    const tileProblem = (p: PendingProblem): void => {
+      tileProblems.push(p);
+    };
+    let entries: Uint8Array[];
+    try {
+      entries = decodeEntryBundle(bundleBytes);
+      if (entries.length !== width)
+        throw new TlogError('BUNDLE_MALFORMED', `bundle has ${entries.length} entries, want ${width}`);
+    } catch (err) {
+      await report(0);
+      problem({
+        code: 'ENTRY_MALFORMED',
+        index: (tile * 256n).toString(),
+        message: `entry bundle ${tile} (width ${width}) is malformed: ${(err as Error).message}`,
+      });
+      return finish(state, newProblems);
+    }
+    const leafHashes: Uint8Array[] = [];
+    const seen = tile === startSize / 256n ? (state?.tail ?? []) : [];
+    for (let i = 0; i < width; i++) {
+      const index = tile * 256n + BigInt(i);
+      if (index < startSize) {
+        const before = seen[i];
+        if (before !== undefined && base64Encode(hashLeaf(entries[i]!)) !== before) {
+          tileProblem({
+            code: 'LEAF_HASH_MISMATCH',
+            index: index.toString(),
+            message: `entry ${index} changed since the last audit: the log now serves other bytes for it`,
+          });
+        }
+        continue;
+      }
+      const bytes = entries[i]!;
+      const leafHash = hashLeaf(bytes);
+      if (!bytesEqual(leafHash, tileBytes.subarray(i * 32, i * 32 + 32))) {
+        tileProblem({
+          code: 'LEAF_HASH_MISMATCH',
+          index: index.toString(),
+          message: `entry ${index} does not hash to the leaf hash in tile 0/${tile}: the entry or the tree was altered`,
+        });
+      }
+      leafHashes.push(leafHash);
+      checkEntry(index, bytes, checkSignature, streams, emitters, maxSkewMs, tileProblem);
+    }
+    range = appendLeafHashes(range, leafHashes);
+    if (tile === (size - 1n) / 256n && size % 256n !== 0n) {
+      tail = [
+        ...seen.slice(0, Number(startSize > tile * 256n ? startSize - tile * 256n : 0n)),
+        ...leafHashes.map((h) => base64Encode(h)),
+      ];
+    }
+    inFlight.push({ problems: tileProblems, done: range.size });
+    await report(window);
+  }
+  await report(0);
+
+  const root = rootOfCompactRange(range);
+  if (!bytesEqual(root, checkpoint.root)) {
+    problem({
+      code: 'ROOT_MISMATCH',
+      message: `entries 0..${size - 1n} give root ${base64Encode(root)}, the signed checkpoint says ${base64Encode(checkpoint.root)}`,
+    });
+  }
+  const next: AuditState = {
+    version: 1,
+    origin,
+    size: size.toString(),
+    root: base64Encode(checkpoint.root),
+    range: rangeToState(range),
+    tail,
+    streams,
+    emitters,
+    problems: state?.problems ?? [],
+  };
+  return finish(next, newProblems, startSize);
+
+  async function finish(
+    s: AuditState | undefined,
+    found: AuditProblem[],
+    previousSize = startSizeOf(s),
+  ): Promise<AuditReport> {
+    const treeBroken = found.some((p) => TREE_PROBLEMS.has(p.code));
+    const known = new Set((s?.problems ?? []).map(problemKey));
+    const merged = [...(s?.problems ?? []), ...found.filter((p) => !known.has(problemKey(p)))];
+    if (s !== undefined && !treeBroken && s.origin !== '') {
+      await storage.saveState({ ...s, problems: merged });
+    }
+    const streamList = Object.entries(s?.streams ?? {});
+    const open = streamList
+      .filter(([, st]) => !st.closed)
+      .map(([stream, st]) => ({ stream, emitter: st.emitter, lastIndex: st.lastIndex, lastSeq: st.lastSeq }));
+    const unclosed: AuditProblem[] =
+      options.failOnUnclosed === true
+        ? open.map((o) => ({
+            code: 'STREAM_UNCLOSED' as const,
+            index: o.lastIndex,
+            stream: o.stream,
+            message: `stream ${o.stream} of ${o.emitter} has no stream.close (last seq ${o.lastSeq} at entry ${o.lastIndex})`,
+          }))
+        : [];
+    const all = [...merged, ...unclosed];
+    return {
+      origin: s?.origin ?? '',
+      size: s?.size ?? '0',
+      root: s?.root ?? '',
+      previousSize: previousSize.toString(),
+      entriesChecked: (BigInt(s?.size ?? '0') - previousSize).toString(),
+      emitters: s?.emitters ?? {},
+      streams: { total: streamList.length, closed: streamList.length - open.length, open },
+      newProblems: [...found, ...unclosed],
+      problems: all,
+      ok: all.length === 0,
+    };
+  }
+}
+
+function startSizeOf(s: AuditState | undefined): bigint {
+  return s === undefined ? 0n : BigInt(s.size);
+}
+
+/**
+ * Checks an entry's emitter signature: its problem, if any (maybe once a check finishes), and the
+ * record's canonical bytes when it computed them (so the record hash does not canonicalise again).
+ */
+type SignatureCheck = (entry: Entry, index: bigint) => { problem?: PendingProblem; canonical?: Uint8Array };
+
+/**
+ * The signature check of `checkEntry`: EMITTER_UNKNOWN or SIGNATURE_INVALID. Without a verifier this
+ * is `verifyRecordSignature` inline; with one, the same steps (key type 0x01, canonical base64, 64
+ * bytes, over the record's canonical bytes) with the equation checked by the verifier.
+ */
+function signatureChecker(
+  keys: Map<string, string>,
+  verifier: SignatureVerifier | undefined,
+): SignatureCheck {
+  const parsed = new Map<string, VerifierKey | undefined>();
+  const keyOf = (vkey: string): VerifierKey | undefined => {
+    if (!parsed.has(vkey)) {
+      let key: VerifierKey | undefined;
+      try {
+        key = parseVerifierKey(vkey);
+      } catch {
+        key = undefined;
+      }
+      parsed.set(vkey, key);
+    }
+    return parsed.get(vkey);
+  };
+  return (entry, index) => {
+    const vkey = keys.get(entry.emitter);
+    if (vkey === undefined) {
+      return {
+        problem: {
+          code: 'EMITTER_UNKNOWN',
+          index: index.toString(),
+          message: `entry ${index} names emitter ${entry.emitter}, whose key is not known`,
+        },
+      };
+    }
+    const invalid = (): AuditProblem => ({
+      code: 'SIGNATURE_INVALID',
+      index: index.toString(),
+      message: `entry ${index}: the record's signature does not verify with ${entry.emitter}'s key`,
+    });
+    const key = keyOf(vkey);
+    if (verifier === undefined || key === undefined || key.type !== 1) {
+      try {
+        verifyRecordSignature(entry.record, entry.sig, key ?? vkey);
+        return {};
+      } catch {
+        return { problem: invalid() };
+      }
+    }
+    let signature: Uint8Array;
+    let message: Uint8Array;
+    try {
+      signature = base64Decode(entry.sig);
+      message = canonicalBytes(entry.record);
+    } catch {
+      return { problem: invalid() };
+    }
+    if (signature.length !== 64) return { problem: invalid(), canonical: message };
+    return {
+      problem: verifier(signature, message, key.publicKey).then((ok) => (ok ? undefined : invalid())),
+      canonical: message,
+    };
+  };
+}
+
+/** Checks one entry: shape, emitter signature, stream continuity, clock skew. */
+function checkEntry(
+  index: bigint,
+  bytes: Uint8Array,
+  checkSignature: SignatureCheck,
+  streams: Record<string, StreamState>,
+  emitters: Record<string, number>,
+  maxSkewMs: number,
+  problem: (p: PendingProblem) => void,
+): void {
+  const at = index.toString();
+  let entry;
+  try {
+    entry = parseEntry(bytes);
+  } catch (err) {
+    problem({
+      code: 'ENTRY_MALFORMED',
+      index: at,
+      message: `entry ${index} is malformed: ${(err as Error).message}`,
+    });
+    return;
+  }
+  emitters[entry.emitter] = (emitters[entry.emitter] ?? 0) + 1;
+  const signature = checkSignature(entry, index);
+  if (signature.problem !== undefined) problem(signature.problem);
+  const r = entry.record;
+  const stream = r.stream;
+  const seq = r.seq;
+  if (typeof stream !== 'string' || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
+    problem({
+      code: 'ENTRY_MALFORMED',
+      index: at,
+      message: `entry ${index}: record lacks a stream or a seq`,
+    });
+    return;
+  }
+  const time = typeof r.time === 'string' ? Date.parse(r.time) : NaN;
+  const received = Date.parse(entry.received);
+  if (Number.isNaN(time) || Number.isNaN(received)) {
+    problem({
+      code: 'ENTRY_MALFORMED',
+      index: at,
+      stream,
+      message: `entry ${index}: time or received is not RFC 3339`,
+    });
+  } else if (time - received > maxSkewMs) {
+    // A record from the future: the emitter clock is ahead. (Late records are normal: spooled
+    // records are shipped after a log outage.)
+    problem({
+      code: 'CLOCK_SKEW',
+      index: at,
+      stream,
+      message: `entry ${index}: emitter time ${r.time as string} is ${Math.round((time - received) / 1000)} s after the log received it`,
+    });
+  }
+  // recordHash(r), from the canonical bytes when the signature check already built them.
+  const hash = signature.canonical === undefined ? recordHash(r) : base64Encode(sha256(signature.canonical));
+  const s = streams[stream];
+  if (s === undefined) {
+    if (seq !== 0) {
+      problem({
+        code: 'SEQ_GAP',
+        index: at,
+        stream,
+        message: `entry ${index}: stream ${stream} starts at seq ${seq}; seq 0..${seq - 1} are missing`,
+      });
+    } else if (r.prev !== undefined) {
+      problem({
+        code: 'PREV_MISMATCH',
+        index: at,
+        stream,
+        message: `entry ${index}: seq 0 of stream ${stream} has a prev`,
+      });
+    }
+    streams[stream] = {
+      emitter: entry.emitter,
+      firstIndex: at,
+      lastIndex: at,
+      lastSeq: seq,
+      lastHash: hash,
+      lastTime: typeof r.time === 'string' ? r.time : '',
+      closed: r.kind === 'stream.close',
+    };
+    return;
+  }
+  if (s.emitter !== entry.emitter) {
+    problem({
+      code: 'STREAM_EMITTER_CHANGED',
+      index: at,
+      stream,
+      message: `entry ${index}: stream ${stream} began with emitter ${s.emitter}, now ${entry.emitter}`,
+    });
+  }
+  if (s.closed) {
+    problem({
+      code: 'RECORD_AFTER_CLOSE',
+      index: at,
+      stream,
+      message: `entry ${index}: stream ${stream} continues after stream.close at entry ${s.lastIndex}`,
+    });
+  }
+  if (seq <= s.lastSeq) {
+    problem({
+      code: 'SEQ_DUPLICATE',
+      index: at,
+      stream,
+      message: `entry ${index}: stream ${stream} seq ${seq} again (already at seq ${s.lastSeq}, entry ${s.lastIndex})`,
+    });
+    return;
+  }
+  if (seq > s.lastSeq + 1) {
+    problem({
+      code: 'SEQ_GAP',
+      index: at,
+      stream,
+      message: `entry ${index}: stream ${stream} jumps from seq ${s.lastSeq} (entry ${s.lastIndex}) to ${seq}; ${seq - s.lastSeq - 1} record(s) missing`,
+    });
+  } else if (r.prev !== s.lastHash) {
+    problem({
+      code: 'PREV_MISMATCH',
+      index: at,
+      stream,
+      message: `entry ${index}: prev of stream ${stream} seq ${seq} does not match seq ${s.lastSeq}`,
+    });
+  }
+  const prevTime = Date.parse(s.lastTime);
+  if (!Number.isNaN(prevTime) && !Number.isNaN(time) && prevTime - time > maxSkewMs) {
+    problem({
+      code: 'CLOCK_SKEW',
+      index: at,
+      stream,
+      message: `entry ${index}: stream ${stream} time goes back ${Math.round((prevTime - time) / 1000)} s from seq ${s.lastSeq}`,
+    });
+  }
+  s.lastIndex = at;
+  s.lastSeq = seq;
+  s.lastHash = hash;
+  if (typeof r.time === 'string') s.lastTime = r.time;
+  if (r.kind === 'stream.close') s.closed = true;
+}

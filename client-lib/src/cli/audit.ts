@@ -1,0 +1,169 @@
+/** `vigil audit`: one pass, or `--follow` to keep watching. */
+import * as fs from 'node:fs/promises';
+import { LogClient } from '../client.js';
+import { runAudit, type AuditProblem, type AuditReport } from '../audit/auditor.js';
+import { threadpoolSignatureVerifier } from '../audit/node-verifier.js';
+import { fileAuditStorage, memoryAuditStorage } from '../audit/state-file.js';
+import { parseVerifierKey } from '../note/index.js';
+import { args, paint, parseDuration, required, table, type Io } from './io.js';
+import { loadPolicy } from './commands.js';
+
+async function loadEmitterKeys(file: string): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
+  const text = await fs.readFile(file, 'utf8');
+  text.split('\n').forEach((line, i) => {
+    const l = line.trim();
+    if (l === '' || l.startsWith('#')) return;
+    try {
+      keys.set(parseVerifierKey(l).name, l);
+    } catch (err) {
+      throw new Error(`${file} line ${i + 1}: not an emitter vkey: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  });
+  return keys;
+}
+
+function problemRows(problems: AuditProblem[]): string {
+  return table([['INDEX', 'PROBLEM', 'DETAIL'], ...problems.map((p) => [p.index ?? '-', p.code, p.message])]);
+}
+
+function printReport(io: Io, r: AuditReport): void {
+  const status = r.ok ? paint(io, 'green', 'CLEAN') : paint(io, 'red', `${r.problems.length} PROBLEM(S)`);
+  io.stdout.write(
+    table([
+      ['log', r.origin],
+      ['checkpoint', `size ${r.size} root ${r.root}`],
+      ['checked', `${r.entriesChecked} new entries (previous audit size ${r.previousSize})`],
+      ['streams', `${r.streams.total} total, ${r.streams.closed} closed, ${r.streams.open.length} open`],
+      ['result', status],
+    ]),
+  );
+  const emitters = Object.entries(r.emitters);
+  if (emitters.length > 0) {
+    io.stdout.write('\n' + table([['EMITTER', 'ENTRIES'], ...emitters.map(([n, c]) => [n, String(c)])]));
+  }
+  if (r.streams.open.length > 0) {
+    io.stdout.write(
+      '\n' +
+        paint(io, 'yellow', 'open streams (no stream.close yet; --fail-on-unclosed makes them problems):') +
+        '\n' +
+        table([
+          ['STREAM', 'EMITTER', 'LAST SEQ', 'LAST INDEX'],
+          ...r.streams.open.map((s) => [s.stream, s.emitter, String(s.lastSeq), s.lastIndex]),
+        ]),
+    );
+  }
+  if (r.problems.length > 0) io.stdout.write('\n' + problemRows(r.problems));
+}
+
+/** `vigil audit --log URL --policy FILE [...]`. Exit 0 clean, 1 problems, 2 could not run. */
+export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = args(
+    argv,
+    {
+      log: { type: 'string' },
+      policy: { type: 'string' },
+      state: { type: 'string' },
+      follow: { type: 'boolean' },
+      json: { type: 'boolean' },
+      emitters: { type: 'string' },
+      'fail-on-unclosed': { type: 'boolean' },
+      'max-skew': { type: 'string' },
+      interval: { type: 'string' },
+    },
+    false,
+  );
+  const client = new LogClient(required(values, 'log', 'the log URL'));
+  const policy = await loadPolicy(required(values, 'policy', 'the tlog-policy file with the log key'));
+  const storage = typeof values.state === 'string' ? fileAuditStorage(values.state) : memoryAuditStorage();
+  const emitterKeys =
+    typeof values.emitters === 'string' ? await loadEmitterKeys(values.emitters) : undefined;
+  const maxSkewMs = parseDuration(
+    typeof values['max-skew'] === 'string' ? values['max-skew'] : '5m',
+    '--max-skew',
+  );
+  const intervalMs = parseDuration(
+    typeof values.interval === 'string' ? values.interval : '10s',
+    '--interval',
+  );
+  const onProgress = io.progress
+    ? (done: bigint, total: bigint): void => {
+        const pct = total === 0n ? 100 : Number((done * 100n) / total);
+        const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.');
+        io.stderr.write(`\r[${bar}] ${done}/${total} entries (${pct}%)`);
+        if (done === total) io.stderr.write('\n');
+      }
+    : undefined;
+  // Emitter signatures are checked on the libuv threadpool, i.e. on every core.
+  const verifySignature = threadpoolSignatureVerifier();
+  const once = (): Promise<AuditReport> =>
+    runAudit({
+      client,
+      policy,
+      storage,
+      verifySignature,
+      maxSkewMs,
+      failOnUnclosed: values['fail-on-unclosed'] === true,
+      ...(emitterKeys !== undefined ? { emitterKeys } : {}),
+      ...(onProgress !== undefined ? { onProgress } : {}),
+    });
+
+  if (values.follow !== true) {
+    const report = await once();
+    if (values.json === true) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    else printReport(io, report);
+    return report.ok ? 0 : 1;
+  }
+
+  // --follow: audit, then poll; print only what changed. Stops on SIGINT/SIGTERM.
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let sawProblem = false;
+  let lastSize = '';
+  let failures = 0;
+  try {
+    while (!stop.signal.aborted) {
+      try {
+        const report = await once();
+        failures = 0;
+        if (!report.ok) sawProblem = true;
+        if (values.json === true) {
+          if (report.size !== lastSize || report.newProblems.length > 0)
+            io.stdout.write(JSON.stringify(report) + '\n');
+        } else if (lastSize === '') {
+          printReport(io, report);
+        } else if (report.size !== lastSize || report.newProblems.length > 0) {
+          io.stdout.write(
+            `${new Date().toISOString()} size ${report.size}: ${report.entriesChecked} new entries, ` +
+              (report.newProblems.length === 0
+                ? paint(io, 'green', 'clean')
+                : paint(io, 'red', `${report.newProblems.length} new problem(s)`)) +
+              '\n',
+          );
+          if (report.newProblems.length > 0) io.stdout.write(problemRows(report.newProblems));
+        }
+        lastSize = report.size;
+      } catch (err) {
+        failures++;
+        io.stderr.write(
+          `vigil: audit pass failed (${failures} in a row), retrying: ${(err as Error).message}\n`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, intervalMs);
+        stop.signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return sawProblem ? 1 : 0;
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * `vigil`: the operator and emitter CLI (DESIGN.md "Client library and CLI"). The only place in
+ * client-lib that reads process.env or calls process.exit. Exit codes: 0 ok, 1 a problem was found
+ * (verification failed, audit found something), 2 could not run (usage, I/O, network).
+ */
+import { useNodeCrypto } from '../node.js';
+import { runAuditCommand } from './audit.js';
+import { runEvidenceCommand, runKeygen, runSearch, runSubmit, runVerify } from './commands.js';
+import { UsageError, type Io } from './io.js';
+
+const USAGE = `usage: vigil <command> [options]
+
+commands:
+  keygen <name> [--out FILE]                    write a signer key (mode 0600), print its vkey
+  submit --log URL --key FILE [--policy FILE] [--spool DIR] [FILE]
+                                                sign and submit JSON-lines records (stdin without FILE)
+  verify <receipt> --entry FILE --policy FILE   verify a tlog-proof@v1 receipt offline
+  search --log URL --policy FILE [--emitter N] [--stream S] [--session S] [--method M] [--tool T]
+         [--since T] [--until T] [--limit N] [--json]   search the log, verify every result
+  evidence verify <file> (--policy FILE | --log-key VKEY)   check witness evidence offline
+  audit --log URL --policy FILE [--state DIR] [--follow] [--json] [--emitters FILE]
+        [--fail-on-unclosed] [--max-skew 5m] [--interval 10s]   audit the whole log
+  mcp ...                                       MCP capture (vigil mcp --help)
+  reconcile ...                                 compare client- and server-side captures
+`;
+
+async function main(argv: string[]): Promise<number> {
+  useNodeCrypto();
+  const io: Io = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    color: process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
+    progress: process.stderr.isTTY === true,
+  };
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'keygen':
+        return await runKeygen(rest, io);
+      case 'submit':
+        return await runSubmit(rest, io);
+      case 'verify':
+        return await runVerify(rest, io);
+      case 'search':
+        return await runSearch(rest, io);
+      case 'evidence':
+        return await runEvidenceCommand(rest, io);
+      case 'audit':
+        return await runAuditCommand(rest, io);
+      case 'mcp': {
+        const m = (await import('./mcp.js')) as {
+          runMcpCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;
+        };
+        return await m.runMcpCommand(rest, process.env);
+      }
+      case 'reconcile': {
+        const m = (await import('./reconcile.js')) as {
+          runReconcileCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;
+        };
+        return await m.runReconcileCommand(rest, process.env);
+      }
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        io.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`vigil: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    io.stderr.write(`vigil: ${(err as Error).message}\n`);
+    return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`vigil: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,171 @@
+/**
+ * `vigil mcp wrap|proxy`: the MCP capture commands (DESIGN.md "MCP capture"). Dispatched from
+ * cli/main.ts; receives the arguments after `mcp` and the environment, returns the exit status.
+ */
+import { parseArgs } from 'node:util';
+import { openCapture } from '../mcp/open-capture.js';
+import { type ProxyOptions, startProxy } from '../mcp/proxy.js';
+import { resolveSettings, SettingsError, type SettingFlags } from '../mcp/settings.js';
+import { runWrap } from '../mcp/wrap.js';
+
+const USAGE = `usage:
+  vigil mcp wrap [--log URL] [--key FILE] [--policy FILE] [--mode sync|spool] [--spool-dir DIR]
+                 [--timeout MS] [--config FILE] -- <server command> [args...]
+  vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
+                 [--jwt-public-key FILE | --jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
+                 [--require-auth] [--resource-metadata URL] [same log options as wrap]
+
+Log settings also come from VIGIL_LOG_URL, VIGIL_KEY_FILE, VIGIL_POLICY_FILE, VIGIL_MODE,
+VIGIL_SPOOL_DIR, or a JSON config file (--config, VIGIL_CONFIG, ~/.config/vigil/config.json).
+`;
+
+const LOG_OPTIONS = {
+  log: { type: 'string' },
+  key: { type: 'string' },
+  policy: { type: 'string' },
+  mode: { type: 'string' },
+  'spool-dir': { type: 'string' },
+  timeout: { type: 'string' },
+  config: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function flagsOf(values: Record<string, string | boolean | undefined>): SettingFlags {
+  const flags: SettingFlags = {};
+  const pick = (name: string): string | undefined => {
+    const v = values[name];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const set = (k: keyof SettingFlags, v: string | undefined): void => {
+    if (v !== undefined) flags[k] = v;
+  };
+  set('log', pick('log'));
+  set('key', pick('key'));
+  set('policy', pick('policy'));
+  set('mode', pick('mode'));
+  set('spoolDir', pick('spool-dir'));
+  set('timeout', pick('timeout'));
+  set('config', pick('config'));
+  return flags;
+}
+
+const warn = (message: string): void => {
+  process.stderr.write(`vigil: ${message}\n`);
+};
+
+/** Runs `vigil mcp <subcommand> ...`; returns the exit status (the child's, for wrap). */
+export async function runMcpCommand(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): Promise<number> {
+  const args = argv[0] === 'mcp' ? argv.slice(1) : argv;
+  const [sub, ...rest] = args;
+  try {
+    if (sub === 'wrap') return await wrapCommand(rest, env);
+    if (sub === 'proxy') return await proxyCommand(rest, env);
+    process.stderr.write(
+      sub === undefined || sub === '--help' || sub === '-h' ? USAGE : `unknown: mcp ${sub}\n${USAGE}`,
+    );
+    return 2;
+  } catch (err) {
+    if (err instanceof SettingsError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      warn((err as Error).message);
+      return 2;
+    }
+    warn(`error: ${(err as Error).message}`);
+    return 2;
+  }
+}
+
+async function wrapCommand(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  const dash = argv.indexOf('--');
+  const own = dash === -1 ? argv : argv.slice(0, dash);
+  const command = dash === -1 ? [] : argv.slice(dash + 1);
+  const { values } = parseArgs({ args: own, options: LOG_OPTIONS, strict: true, allowPositionals: false });
+  if (values.help === true || command.length === 0) {
+    process.stderr.write(command.length === 0 ? `no server command after --\n${USAGE}` : USAGE);
+    return 2;
+  }
+  const settings = await resolveSettings(flagsOf(values), env);
+  const [program, ...programArgs] = command as [string, ...string[]];
+  const opened = await openCapture(settings, 'stdio', { command: program, args: programArgs }, warn);
+  let status = 1;
+  try {
+    const result = await runWrap({
+      command: program,
+      args: programArgs,
+      capture: opened.capture,
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      session: opened.emitter.stream,
+      onWarning: warn,
+    });
+    status = result.status;
+  } finally {
+    await opened.close('process_exit');
+  }
+  return status;
+}
+
+async function proxyCommand(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...LOG_OPTIONS,
+      upstream: { type: 'string' },
+      listen: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'jwt-public-key': { type: 'string' },
+      jwks: { type: 'string' },
+      'jwt-issuer': { type: 'string' },
+      'jwt-audience': { type: 'string' },
+      'require-auth': { type: 'boolean' },
+      'resource-metadata': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help === true) {
+    process.stderr.write(USAGE);
+    return 0;
+  }
+  const upstream = values.upstream ?? env['VIGIL_UPSTREAM'];
+  if (upstream === undefined)
+    throw new SettingsError('no upstream: pass --upstream URL (e.g. http://127.0.0.1:3001/mcp)');
+  const settings = await resolveSettings(flagsOf(values), env);
+  const listen = values.listen ?? '127.0.0.1:8090';
+  const colon = listen.lastIndexOf(':');
+  const host = colon === -1 ? '127.0.0.1' : listen.slice(0, colon).replace(/^\[|\]$/g, '');
+  const port = Number(colon === -1 ? listen : listen.slice(colon + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SettingsError(`bad --listen ${listen}`);
+  const opened = await openCapture(settings, 'streamable-http', { upstream }, warn);
+  const options: ProxyOptions = {
+    upstream,
+    host,
+    port,
+    capture: opened.capture,
+    requireAuth: values['require-auth'] === true,
+    onWarning: warn,
+  };
+  if (values['tls-cert'] !== undefined) options.tlsCertFile = values['tls-cert'];
+  if (values['tls-key'] !== undefined) options.tlsKeyFile = values['tls-key'];
+  if (values['jwt-public-key'] !== undefined) options.jwtPublicKeyFile = values['jwt-public-key'];
+  if (values.jwks !== undefined) options.jwksUrl = values.jwks;
+  if (values['jwt-issuer'] !== undefined) options.jwtIssuer = values['jwt-issuer'];
+  if (values['jwt-audience'] !== undefined) options.jwtAudience = values['jwt-audience'];
+  if (values['resource-metadata'] !== undefined) options.resourceMetadataUrl = values['resource-metadata'];
+  const proxy = await startProxy(options);
+  // The one line on stdout: where to point clients (tests read it).
+  process.stdout.write(`vigil mcp proxy listening on ${proxy.url} -> ${upstream}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await proxy.close();
+  await opened.close('proxy_stop');
+  return 0;
+}

@@ -1,0 +1,151 @@
+/**
+ * `vigil reconcile`: compares two emitters' views of the same MCP sessions (DESIGN.md) and exits 1
+ * when a request is missing on one side or differs.
+ *
+ *   vigil reconcile A.jsonl B.jsonl [--json]
+ *   vigil reconcile --log URL --policy FILE --a EMITTER --b EMITTER [--since T] [--until T] [--json]
+ *
+ * Files hold JSON lines of records (or submissions/entries/search results carrying them). With
+ * `--log`, the records come from the log's search, and each result's receipt is verified against the
+ * policy first (as `vigil search` does): the search answer is the log's claim, so one result that
+ * does not verify ends the run with status 1 before anything is compared.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { LogClient } from '../client.js';
+import { parsePolicy, type Policy } from '../policy/index.js';
+import { verifyReceipt } from '../receipt/index.js';
+import { formatEntry, type Entry } from '../record.js';
+import { type ReconcileReport, reconcile, recordsFromJsonLines } from '../mcp/reconcile.js';
+import type { JsonObject } from '../mcp/types.js';
+
+const USAGE = `usage: vigil reconcile A.jsonl B.jsonl [--json]
+       vigil reconcile --log URL --policy FILE --a EMITTER --b EMITTER [--since T] [--until T] [--json]
+`;
+
+/** A search result whose receipt did not verify: the log's answer cannot be trusted. */
+class UnverifiedResultError extends Error {}
+
+/** Runs `vigil reconcile`; 0 when both sides agree, 1 when they do not, 2 when it could not run. */
+export async function runReconcileCommand(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): Promise<number> {
+  const args = argv[0] === 'reconcile' ? argv.slice(1) : argv;
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args,
+      options: {
+        log: { type: 'string' },
+        policy: { type: 'string' },
+        a: { type: 'string' },
+        b: { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`vigil reconcile: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values['help'] === true) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let a: JsonObject[];
+  let b: JsonObject[];
+  try {
+    const logUrl =
+      (values['log'] as string | undefined) ?? (positionals.length === 0 ? env['VIGIL_LOG_URL'] : undefined);
+    if (logUrl !== undefined) {
+      if (typeof values['a'] !== 'string' || typeof values['b'] !== 'string')
+        throw new Error('--log needs --a EMITTER and --b EMITTER');
+      const policyFile = (values['policy'] as string | undefined) ?? env['VIGIL_POLICY_FILE'];
+      if (policyFile === undefined)
+        throw new Error(
+          '--log needs --policy FILE (the tlog-policy that search results must verify against)',
+        );
+      const policy = parsePolicy(await readFile(policyFile, 'utf8'));
+      a = await fromLog(logUrl, policy, values['a'], values);
+      b = await fromLog(logUrl, policy, values['b'], values);
+    } else {
+      if (positionals.length !== 2) throw new Error('give two files (or --log URL --a EMITTER --b EMITTER)');
+      a = recordsFromJsonLines(await readFile(positionals[0] as string, 'utf8'));
+      b = recordsFromJsonLines(await readFile(positionals[1] as string, 'utf8'));
+    }
+  } catch (err) {
+    process.stderr.write(`vigil reconcile: ${(err as Error).message}\n`);
+    return err instanceof UnverifiedResultError ? 1 : 2;
+  }
+  const report = reconcile(a, b);
+  process.stdout.write(
+    values['json'] === true ? JSON.stringify(report, null, 2) + '\n' : formatReport(report),
+  );
+  return report.findings.length === 0 ? 0 : 1;
+}
+
+/**
+ * Every record of `emitter` from the log's search, each result's receipt verified against `policy`
+ * for the entry bytes rebuilt here (and for the index the result claims). In log order.
+ */
+async function fromLog(
+  logUrl: string,
+  policy: Policy,
+  emitter: string,
+  values: Record<string, string | boolean | undefined>,
+): Promise<JsonObject[]> {
+  const client = new LogClient(logUrl);
+  const found: { index: bigint; record: JsonObject }[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const query: Parameters<typeof client.search>[0] = { emitter, limit: 1000 };
+    if (typeof values['since'] === 'string') query.since = values['since'];
+    if (typeof values['until'] === 'string') query.until = values['until'];
+    if (after !== undefined) query.after = after;
+    const page = await client.search(query);
+    for (const r of page.results) {
+      try {
+        if (r.entry['emitter'] !== emitter)
+          throw new Error(`the entry names emitter ${String(r.entry['emitter'])}`);
+        const v = verifyReceipt(r.receipt, formatEntry(r.entry as unknown as Entry), policy);
+        if (v.index !== r.index) throw new Error(`the receipt is for index ${v.index}`);
+      } catch (err) {
+        throw new UnverifiedResultError(
+          `search result ${r.index} for emitter ${emitter} failed verification: ${(err as Error).message}; ` +
+            "the log's search answer cannot be trusted",
+        );
+      }
+      found.push({ index: r.index, record: r.entry['record'] as JsonObject });
+    }
+    if (page.next === undefined || page.results.length === 0) break;
+    after = page.next;
+  }
+  // Search answers newest first; the perspectives are built in log order (emission order per stream).
+  return found.sort((x, y) => (x.index < y.index ? -1 : x.index > y.index ? 1 : 0)).map((x) => x.record);
+}
+
+function formatReport(report: ReconcileReport): string {
+  const lines = [`compared ${report.requestsCompared} requests in ${report.sessions.length} paired sessions`];
+  if (report.findings.length === 0) return lines.concat('both sides agree', '').join('\n');
+  const rows = report.findings.map((f) => [
+    f.problem,
+    `${f.requester}:${JSON.stringify(f.id)}`,
+    f.method + (f.tool !== undefined ? ` ${f.tool}` : ''),
+    f.sessionA ?? '-',
+    f.sessionB ?? '-',
+  ]);
+  const header = ['problem', 'request', 'method', 'session A', 'session B'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]): string =>
+    r
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  lines.push(fmt(header), ...rows.map(fmt), `${report.findings.length} differences`, '');
+  return lines.join('\n');
+}

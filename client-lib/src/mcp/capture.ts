@@ -1,0 +1,409 @@
+/**
+ * The capture core shared by the stdio wrapper, the HTTP proxy and `auditTransport`: turns each
+ * JSON-RPC message into an `mcp.message` record, correlates requests with responses, records requests
+ * that never got an answer, and decides when a message may be forwarded (audit modes, DESIGN.md "MCP
+ * capture"). Browser-safe.
+ */
+import {
+  DEFAULT_FIELDS_BUDGET,
+  type ClassifiedMessage,
+  parseMessage,
+  sha256Hex,
+  shrinkToFit,
+} from './message.js';
+import type {
+  AuditMode,
+  Direction,
+  HttpFacts,
+  JsonObject,
+  JsonValue,
+  McpTransportName,
+  Principal,
+  RecordSink,
+  Side,
+} from './types.js';
+
+/** Record kinds written by capture (besides `stream.open`/`stream.close`, which the emitter writes). */
+export const MCP_KINDS = {
+  message: 'mcp.message',
+  unanswered: 'mcp.unanswered',
+  stderr: 'mcp.stderr',
+  processStart: 'mcp.process.start',
+  processExit: 'mcp.process.exit',
+} as const;
+
+/** JSON-RPC error code of the answer to a request that was refused because the log was unreachable. */
+export const AUDIT_UNAVAILABLE_CODE = -32000;
+
+/** Where a message was seen: the session it belongs to and the facts of its carrier. */
+export interface MessageContext {
+  /**
+   * The correlation scope: the `Mcp-Session-Id` when there is one, else the stdio stream (wrapper run,
+   * SDK transport) or the single HTTP exchange of a stateless (2026-07-28) request.
+   */
+  session: string;
+  /** The `Mcp-Session-Id`, when the session is one (OTel `mcp.session.id`). */
+  mcpSessionId?: string;
+  protocolVersion?: string;
+  principal?: Principal;
+  http?: HttpFacts;
+  /** true when the message was made up by the capturing side (the refusal of sync mode). */
+  synthesized?: boolean;
+}
+
+/** Options of `createCapture`. */
+export interface CaptureOptions {
+  sink: RecordSink;
+  transport: McpTransportName;
+  /** `sync` (default): client-to-server requests wait for the log's acknowledgement. */
+  mode?: AuditMode;
+  /** Milliseconds a sync-mode request waits for the log before it is refused (default 5,000). */
+  syncTimeoutMs?: number;
+  /** Budget of one record's fields in canonical JSON bytes (default `DEFAULT_FIELDS_BUDGET`). */
+  fieldsBudget?: number;
+  /** Called for a record that could not be written when nobody awaits it. */
+  onError?: (error: unknown) => void;
+}
+
+/** What `observe` returns: the classified message and when it may be forwarded. */
+export interface Observation {
+  classified: ClassifiedMessage;
+  /**
+   * Resolves when the message may be forwarded, rejects when it must not be (sync mode: the log did
+   * not acknowledge a client-to-server request in time; spool mode: a client-to-server message could
+   * not be spooled). Already resolved when nothing waits.
+   */
+  gate: Promise<void>;
+}
+
+interface Pending {
+  method: string;
+  name?: string;
+  cancelled: boolean;
+}
+
+/** The JSON type and value of an id, as a map key. */
+const idKey = (requester: Side, id: string | number): string => `${requester}:${typeof id}:${String(id)}`;
+
+const requesterOf = (direction: Direction, type: 'request' | 'response'): Side =>
+  (direction === 'client_to_server') === (type === 'request') ? 'client' : 'server';
+
+/** The capture state of one capturing process (wrapper, proxy, audited transport). */
+export class McpCapture {
+  readonly mode: AuditMode;
+  private readonly sink: RecordSink;
+  private readonly transport: McpTransportName;
+  private readonly budget: number;
+  private readonly syncTimeoutMs: number;
+  private readonly onError: (error: unknown) => void;
+  /** Open requests per session; owned by this object, touched only in `observe`/`endSession`. */
+  private readonly pending = new Map<string, Map<string, Pending>>();
+  private readonly versions = new Map<string, string>();
+
+  constructor(options: CaptureOptions) {
+    this.sink = options.sink;
+    this.transport = options.transport;
+    this.mode = options.mode ?? 'sync';
+    this.budget = options.fieldsBudget ?? DEFAULT_FIELDS_BUDGET;
+    this.syncTimeoutMs = options.syncTimeoutMs ?? 5000;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /** Records one message given as text (a stdio line without its terminator, an HTTP body, SSE data). */
+  observeText(direction: Direction, text: string, context: MessageContext): Observation {
+    return this.observeClassified(direction, parseMessage(text), context, text);
+  }
+
+  /**
+   * Records one message given as a parsed value (an SDK transport's view). The value is recorded as
+   * it goes on the wire, i.e. as JSON.stringify writes it: SDK objects carry `undefined` members (a
+   * request without params has `params: undefined`) that JSON drops and RFC 8785 refuses.
+   */
+  observeValue(direction: Direction, value: JsonValue, context: MessageContext): Observation {
+    const raw = JSON.stringify(value) ?? 'null';
+    return this.observeClassified(direction, parseMessage(raw), context, raw);
+  }
+
+  private observeClassified(
+    direction: Direction,
+    classified: ClassifiedMessage,
+    context: MessageContext,
+    raw: string,
+  ): Observation {
+    const fields = this.messageFields(direction, classified, context, raw);
+    const blobs: Record<string, Uint8Array> = {};
+    const bounded = shrinkToFit(fields, this.budget, blobs) as JsonObject;
+    const options = Object.keys(blobs).length > 0 ? { blobs } : {};
+    const needsAck =
+      this.mode === 'sync' && direction === 'client_to_server' && classified.type === 'request';
+    if (needsAck) {
+      const written = this.sink.record(bounded, { ...options, acknowledged: true });
+      return { classified, gate: withTimeout(written, this.syncTimeoutMs) };
+    }
+    const written = this.sink.record(bounded, { ...options, acknowledged: false });
+    // Spool mode: what the client sends is durable before the server sees it (nothing runs that the
+    // spool does not hold). What the server sends is forwarded at once and made durable by the next
+    // group fsync: losing it in a crash loses a record of an answer, never of an action.
+    if (this.mode === 'spool' && direction === 'client_to_server') return { classified, gate: written };
+    written.catch(this.onError);
+    return { classified, gate: Promise.resolve() };
+  }
+
+  /** The `mcp.message` fields of a message, and the correlation bookkeeping it implies. */
+  private messageFields(
+    direction: Direction,
+    classified: ClassifiedMessage,
+    context: MessageContext,
+    raw: string,
+  ): JsonObject {
+    const fields: JsonObject = {
+      kind: MCP_KINDS.message,
+      transport: this.transport,
+      direction,
+      session: context.session,
+      messageType: classified.type,
+      rawSha256: sha256Hex(raw),
+    };
+    if (context.mcpSessionId !== undefined) fields['mcp.session.id'] = context.mcpSessionId;
+    this.learnVersion(classified, context);
+    const version = context.protocolVersion ?? this.versions.get(context.session);
+    if (version !== undefined) fields['mcp.protocol.version'] = version;
+    const sessionPending = this.sessionPending(context.session);
+    if (classified.type === 'request' || classified.type === 'notification') {
+      fields['mcp.method.name'] = classified.method ?? '';
+      if (classified.method === 'tools/call' && classified.name !== undefined) {
+        fields['gen_ai.tool.name'] = classified.name;
+      }
+      if (classified.method === 'prompts/get' && classified.name !== undefined) {
+        fields['gen_ai.prompt.name'] = classified.name;
+      }
+      if (classified.uri !== undefined) fields['mcp.resource.uri'] = classified.uri;
+    }
+    if (classified.type === 'request' && classified.id !== undefined && classified.id !== null) {
+      const requester = requesterOf(direction, 'request');
+      fields['jsonrpc.request.id'] = String(classified.id);
+      fields['correlation'] = { requester, id: classified.id };
+      const entry: Pending = { method: classified.method ?? '', cancelled: false };
+      if (classified.name !== undefined) entry.name = classified.name;
+      sessionPending.set(idKey(requester, classified.id), entry);
+    } else if (classified.type === 'notification' && classified.method === 'notifications/cancelled') {
+      const params = (classified.message as JsonObject)['params'];
+      const requestId =
+        typeof params === 'object' && params !== null ? (params as JsonObject)['requestId'] : null;
+      if (typeof requestId === 'string' || typeof requestId === 'number') {
+        // Cancellation names a request of the same direction as the notification (MCP cancellation).
+        const requester = requesterOf(direction, 'request');
+        fields['correlation'] = { requester, id: requestId };
+        const entry = sessionPending.get(idKey(requester, requestId));
+        if (entry !== undefined) entry.cancelled = true;
+      }
+    } else if (classified.type === 'result' || classified.type === 'error') {
+      const id = classified.id;
+      if (id !== undefined && id !== null) {
+        const requester = requesterOf(direction, 'response');
+        fields['jsonrpc.request.id'] = String(id);
+        fields['correlation'] = { requester, id };
+        const key = idKey(requester, id);
+        const request = sessionPending.get(key);
+        fields['matched'] = request !== undefined;
+        if (request !== undefined) {
+          sessionPending.delete(key);
+          fields['mcp.method.name'] = request.method;
+          if (request.method === 'tools/call' && request.name !== undefined) {
+            fields['gen_ai.tool.name'] = request.name;
+          }
+        }
+      }
+      const errorType = errorTypeOf(classified);
+      if (errorType !== undefined) fields['error.type'] = errorType;
+    }
+    if (context.principal !== undefined) fields['principal'] = context.principal as unknown as JsonObject;
+    if (context.http !== undefined) fields['http'] = dropUndefined(context.http as unknown as JsonObject);
+    if (context.synthesized === true) fields['synthesized'] = true;
+    if (classified.message !== undefined && classified.type !== 'batch')
+      fields['message'] = classified.message;
+    else fields['raw'] = raw;
+    return fields;
+  }
+
+  private sessionPending(session: string): Map<string, Pending> {
+    let map = this.pending.get(session);
+    if (map === undefined) {
+      map = new Map();
+      this.pending.set(session, map);
+    }
+    return map;
+  }
+
+  private learnVersion(classified: ClassifiedMessage, context: MessageContext): void {
+    const message = classified.message;
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) return;
+    if (context.protocolVersion !== undefined) {
+      this.versions.set(context.session, context.protocolVersion);
+      return;
+    }
+    const result = message['result'];
+    if (
+      classified.type === 'result' &&
+      typeof result === 'object' &&
+      result !== null &&
+      !Array.isArray(result)
+    ) {
+      const v = result['protocolVersion'];
+      if (typeof v === 'string') this.versions.set(context.session, v);
+    }
+    const params = message['params'];
+    if (typeof params === 'object' && params !== null && !Array.isArray(params)) {
+      const meta = params['_meta'];
+      if (typeof meta === 'object' && meta !== null && !Array.isArray(meta)) {
+        const v = meta['io.modelcontextprotocol/protocolVersion'];
+        if (typeof v === 'string') this.versions.set(context.session, v);
+      }
+    }
+  }
+
+  /**
+   * Moves the open requests of `from` into `to`: an HTTP `initialize` is sent before the server
+   * assigns its `Mcp-Session-Id`, so it is recorded under its exchange and answered in the session.
+   */
+  moveSession(from: string, to: string): void {
+    const map = this.pending.get(from);
+    if (map === undefined || from === to) return;
+    this.pending.delete(from);
+    const target = this.sessionPending(to);
+    for (const [k, v] of map) target.set(k, v);
+    const version = this.versions.get(from);
+    if (version !== undefined && !this.versions.has(to)) this.versions.set(to, version);
+    this.versions.delete(from);
+  }
+
+  /** Requests of a session that have not been answered yet, as correlation keys. */
+  openRequests(session: string): { requester: Side; id: string | number; method: string }[] {
+    const out: { requester: Side; id: string | number; method: string }[] = [];
+    for (const [key, p] of this.pending.get(session) ?? []) {
+      const [requester, type, ...rest] = key.split(':');
+      const text = rest.join(':');
+      out.push({
+        requester: requester as Side,
+        id: type === 'number' ? Number(text) : text,
+        method: p.method,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Ends a session or stream: records every request still without an answer as `mcp.unanswered`
+   * (reason `cancelled` when a cancellation was seen, else the given reason) and forgets the session.
+   */
+  async endSession(session: string, reason: string): Promise<void> {
+    const map = this.pending.get(session);
+    this.pending.delete(session);
+    this.versions.delete(session);
+    if (map === undefined) return;
+    const writes: Promise<void>[] = [];
+    for (const [key, p] of map) {
+      const [requester, type, ...rest] = key.split(':');
+      const text = rest.join(':');
+      const id = type === 'number' ? Number(text) : text;
+      const fields: JsonObject = {
+        kind: MCP_KINDS.unanswered,
+        transport: this.transport,
+        session,
+        reason: p.cancelled ? 'cancelled' : reason,
+        correlation: { requester: requester ?? '', id },
+        'jsonrpc.request.id': text,
+        'mcp.method.name': p.method,
+      };
+      if (p.method === 'tools/call' && p.name !== undefined) fields['gen_ai.tool.name'] = p.name;
+      writes.push(this.sink.record(fields, { acknowledged: false }));
+    }
+    await Promise.all(writes);
+  }
+
+  /** Records a non-message event (stderr line, process start or exit) without waiting for the log. */
+  event(fields: JsonObject): Promise<void> {
+    const blobs: Record<string, Uint8Array> = {};
+    const bounded = shrinkToFit({ transport: this.transport, ...fields }, this.budget, blobs) as JsonObject;
+    return this.sink.record(bounded, Object.keys(blobs).length > 0 ? { blobs, acknowledged: false } : {});
+  }
+
+  /** Ends every open session with `reason`, then closes the sink. */
+  async close(reason = 'stream_end'): Promise<void> {
+    for (const session of [...this.pending.keys()]) await this.endSession(session, reason);
+    await this.sink.close();
+  }
+}
+
+/** Creates the capture state for one capturing process. */
+export function createCapture(options: CaptureOptions): McpCapture {
+  return new McpCapture(options);
+}
+
+/**
+ * The JSON-RPC error answering a client-to-server request that sync mode refused to forward because
+ * the log did not acknowledge its record. Same id as the request (JSON-RPC 2.0 section 5).
+ */
+export function refusalFor(id: string | number, reason: string): JsonObject {
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: {
+      code: AUDIT_UNAVAILABLE_CODE,
+      message: `audit log unavailable: the request was not forwarded (${reason})`,
+      data: { vigil: 'AUDIT_LOG_UNAVAILABLE' },
+    },
+  };
+}
+
+/** OTel `error.type`: the JSON-RPC error code, or `tool_error` for a tool result with `isError`. */
+function errorTypeOf(classified: ClassifiedMessage): string | undefined {
+  const message = classified.message as JsonObject;
+  if (classified.type === 'error') {
+    const error = message['error'];
+    if (
+      typeof error === 'object' &&
+      error !== null &&
+      !Array.isArray(error) &&
+      typeof error['code'] === 'number'
+    ) {
+      return String(error['code']);
+    }
+    return 'error';
+  }
+  const result = message['result'];
+  if (typeof result === 'object' && result !== null && !Array.isArray(result) && result['isError'] === true) {
+    return 'tool_error';
+  }
+  return undefined;
+}
+
+function dropUndefined(o: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** Error of a gate that timed out waiting for the log. */
+export class AuditUnavailableError extends Error {
+  readonly code = 'AUDIT_UNAVAILABLE';
+}
+
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new AuditUnavailableError(`log did not acknowledge within ${ms} ms`)),
+      ms,
+    );
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(new AuditUnavailableError(`log did not acknowledge: ${String(err)}`, { cause: err }));
+      },
+    );
+  });
+}

@@ -1,0 +1,339 @@
+/**
+ * `vigil mcp proxy`: a Streamable HTTP reverse proxy in front of an MCP server that records every
+ * JSON-RPC message in both directions (DESIGN.md "MCP capture"; MCP.md 1.3, 1.4, 3.3). POST bodies
+ * are recorded before they are forwarded (sync mode: requests only after the log acknowledged);
+ * SSE responses are forwarded chunk by chunk as they arrive and parsed on the side; replayed events
+ * (GET with Last-Event-ID) are recognised by their event id and not recorded twice. Node only.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { type McpCapture, type MessageContext, refusalFor } from './capture.js';
+import { InvalidTokenError, PrincipalResolver } from './jwt.js';
+import { sha256Hex } from './message.js';
+import { SseParser } from './sse.js';
+import type { HttpFacts, Principal } from './types.js';
+
+/** Options of `startProxy`. */
+export interface ProxyOptions {
+  /** The MCP endpoint upstream, e.g. `http://127.0.0.1:3001/mcp`; paths are forwarded unchanged. */
+  upstream: string;
+  host?: string;
+  /** 0 for an ephemeral port. */
+  port?: number;
+  capture: McpCapture;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  jwtPublicKeyFile?: string;
+  jwksUrl?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  /** Answer requests without a bearer token 401 with `WWW-Authenticate`. */
+  requireAuth?: boolean;
+  /** RFC 9728 protected resource metadata URL for the `WWW-Authenticate` challenge. */
+  resourceMetadataUrl?: string;
+  /** Largest POST body accepted (default 16 MiB; the SDK's stdio cap is 10 MiB). */
+  maxBodyBytes?: number;
+  onWarning?: (message: string) => void;
+}
+
+/** A running proxy. */
+export interface RunningProxy {
+  /** Base URL clients use (same path as upstream). */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+]);
+
+/** Replayed-event memory per proxy (session + event id); oldest forgotten first. */
+const SEEN_EVENTS_LIMIT = 100_000;
+
+const header = (h: IncomingHttpHeaders, name: string): string | undefined => {
+  const v = h[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+};
+
+/** Starts the proxy; resolves once it listens. */
+export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const upstream = new URL(options.upstream);
+  const client = upstream.protocol === 'https:' ? https : http;
+  const warn = options.onWarning ?? (() => {});
+  const capture = options.capture;
+  const maxBody = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  const jwtOptions: ConstructorParameters<typeof PrincipalResolver>[0] = {};
+  if (options.jwtPublicKeyFile !== undefined) jwtOptions.publicKeyFile = options.jwtPublicKeyFile;
+  if (options.jwksUrl !== undefined) jwtOptions.jwksUrl = options.jwksUrl;
+  if (options.jwtIssuer !== undefined) jwtOptions.issuer = options.jwtIssuer;
+  if (options.jwtAudience !== undefined) jwtOptions.audience = options.jwtAudience;
+  const principals = new PrincipalResolver(jwtOptions);
+  const seenEvents = new Set<string>();
+  const remember = (key: string): boolean => {
+    if (seenEvents.has(key)) return false;
+    seenEvents.add(key);
+    if (seenEvents.size > SEEN_EVENTS_LIMIT) seenEvents.delete(seenEvents.values().next().value as string);
+    return true;
+  };
+
+  const challenge = (error?: string): string => {
+    const parts: string[] = [];
+    if (error !== undefined) parts.push(`error="${error}"`);
+    if (options.resourceMetadataUrl !== undefined)
+      parts.push(`resource_metadata="${options.resourceMetadataUrl}"`);
+    return parts.length === 0 ? 'Bearer' : `Bearer ${parts.join(', ')}`;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const exchange = randomUUID();
+    const url = new URL(req.url ?? '/', 'http://proxy.invalid');
+    const authorization = header(req.headers, 'authorization');
+    let principal: Principal;
+    try {
+      principal = await principals.resolve(authorization);
+    } catch (err) {
+      if (!(err instanceof InvalidTokenError)) throw err;
+      res.writeHead(401, {
+        'www-authenticate': challenge('invalid_token'),
+        'content-type': 'application/json',
+      });
+      res.end(JSON.stringify({ code: 'TOKEN_INVALID', message: err.message }));
+      return;
+    }
+    if (options.requireAuth === true && principal.type === 'anonymous') {
+      res.writeHead(401, { 'www-authenticate': challenge(), 'content-type': 'application/json' });
+      res.end(JSON.stringify({ code: 'AUTH_REQUIRED', message: 'a bearer token is required' }));
+      return;
+    }
+    const requestFacts: HttpFacts = { method: req.method ?? 'GET', path: url.pathname };
+    const put = (k: keyof HttpFacts, name: string): void => {
+      const v = header(req.headers, name);
+      if (v !== undefined) (requestFacts as unknown as Record<string, string>)[k] = v;
+    };
+    put('contentType', 'content-type');
+    put('mcpMethod', 'mcp-method');
+    put('mcpName', 'mcp-name');
+    put('mcpProtocolVersion', 'mcp-protocol-version');
+    put('mcpSessionId', 'mcp-session-id');
+    put('lastEventId', 'last-event-id');
+    put('origin', 'origin');
+    put('traceparent', 'traceparent');
+    if (authorization !== undefined) requestFacts.authorizationSha256 = sha256Hex(authorization);
+    // The session: Mcp-Session-Id, or the legacy HTTP+SSE ?sessionId=, else this exchange alone.
+    const mcpSessionId = requestFacts.mcpSessionId ?? url.searchParams.get('sessionId') ?? undefined;
+    const requestSession = mcpSessionId ?? `exchange:${exchange}`;
+    const context = (session: string, http: HttpFacts, sid: string | undefined): MessageContext => {
+      const c: MessageContext = { session, principal, http };
+      if (sid !== undefined) c.mcpSessionId = sid;
+      if (requestFacts.mcpProtocolVersion !== undefined) c.protocolVersion = requestFacts.mcpProtocolVersion;
+      return c;
+    };
+
+    let body: Buffer | undefined;
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+      body = await readBody(req, maxBody);
+      if (body === undefined) {
+        res.writeHead(413, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 'BODY_TOO_LARGE', message: `body larger than ${maxBody} bytes` }));
+        return;
+      }
+      if (body.length > 0) {
+        const observation = capture.observeText(
+          'client_to_server',
+          body.toString('utf8'),
+          context(requestSession, requestFacts, mcpSessionId),
+        );
+        try {
+          await observation.gate;
+        } catch (err) {
+          const { classified } = observation;
+          if (classified.type === 'request' && classified.id !== undefined && classified.id !== null) {
+            const refusal = JSON.stringify(refusalFor(classified.id, (err as Error).message));
+            capture.observeText('server_to_client', refusal, {
+              ...context(requestSession, { ...requestFacts, status: 200 }, mcpSessionId),
+              synthesized: true,
+            });
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(refusal);
+            return;
+          }
+          warn(`forwarding a message whose record failed: ${(err as Error).message}`);
+        }
+      }
+    }
+
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+    }
+    headers['host'] = upstream.host;
+    if (body !== undefined) headers['content-length'] = String(body.length);
+    const forwardedFor = req.socket.remoteAddress;
+    if (forwardedFor !== undefined) {
+      const prior = header(req.headers, 'x-forwarded-for');
+      headers['x-forwarded-for'] = prior === undefined ? forwardedFor : `${prior}, ${forwardedFor}`;
+    }
+    const target = new URL(url.pathname + url.search, upstream);
+    const upstreamReq = client.request(target, { method: req.method ?? 'GET', headers });
+    // A client disconnect is seen on the response, not the request (MCP.md 3.3 "proxy gotcha").
+    res.on('close', () => {
+      if (!res.writableFinished) upstreamReq.destroy();
+    });
+    const upstreamRes = await new Promise<IncomingMessage | Error>((resolve) => {
+      upstreamReq.once('response', resolve);
+      upstreamReq.once('error', resolve);
+      if (body === undefined) req.pipe(upstreamReq);
+      else upstreamReq.end(body);
+    });
+    if (upstreamRes instanceof Error) {
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(502, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ code: 'UPSTREAM_UNAVAILABLE', message: `upstream: ${upstreamRes.message}` }),
+        );
+      }
+      return;
+    }
+    const status = upstreamRes.statusCode ?? 502;
+    const newSessionId = header(upstreamRes.headers, 'mcp-session-id');
+    const sid = mcpSessionId ?? newSessionId;
+    const session = sid ?? requestSession;
+    if (mcpSessionId === undefined && newSessionId !== undefined)
+      capture.moveSession(requestSession, newSessionId);
+    const contentType = header(upstreamRes.headers, 'content-type') ?? '';
+    const responseFacts: HttpFacts = { ...requestFacts, status, contentType };
+    if (sid !== undefined) responseFacts.mcpSessionId = sid;
+    const outHeaders: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(upstreamRes.headers)) {
+      if (v !== undefined && !HOP_BY_HOP.has(k)) outHeaders[k] = v;
+    }
+    upstreamRes.on('error', () => res.destroy());
+
+    if (contentType.startsWith('text/event-stream')) {
+      res.writeHead(status, outHeaders);
+      res.flushHeaders();
+      let legacySession = session;
+      const parser = new SseParser();
+      // What the server sends never waits for the log or the spool (capture.ts, audit modes): each
+      // chunk is forwarded as it arrives and its events recorded right after.
+      const record = (chunkEvents: ReturnType<SseParser['push']>): void => {
+        for (const event of chunkEvents) {
+          if (event.event === 'endpoint') {
+            // Legacy HTTP+SSE: the POST URL names the session the stream belongs to.
+            const id = new URL(event.data, 'http://proxy.invalid').searchParams.get('sessionId');
+            if (id !== null) legacySession = id;
+            continue;
+          }
+          // Priming events (an id, empty data) and keep-alive comments carry no message.
+          if (event.data === '') continue;
+          if (event.id !== undefined && !remember(`${legacySession}\u0000${event.id}`)) continue;
+          const facts: HttpFacts = { ...responseFacts };
+          if (event.id !== undefined) facts.eventId = event.id;
+          const sessionId = sid ?? (legacySession !== session ? legacySession : undefined);
+          capture.observeText('server_to_client', event.data, context(legacySession, facts, sessionId));
+        }
+      };
+      upstreamRes.on('data', (chunk: Buffer) => {
+        res.write(chunk);
+        record(parser.push(chunk));
+      });
+      await new Promise<void>((resolve) => {
+        upstreamRes.once('end', resolve);
+        upstreamRes.once('close', resolve);
+      });
+      record(parser.end());
+      if (!res.destroyed) res.end();
+    } else if (contentType.startsWith('application/json')) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of upstreamRes) chunks.push(chunk as Buffer);
+      const payload = Buffer.concat(chunks);
+      outHeaders['content-length'] = String(payload.length);
+      res.writeHead(status, outHeaders);
+      res.end(payload);
+      // Forwarded first, recorded right after: answers never wait for the log or the spool.
+      if (payload.length > 0) {
+        capture.observeText(
+          'server_to_client',
+          payload.toString('utf8'),
+          context(session, responseFacts, sid),
+        );
+      }
+    } else {
+      res.writeHead(status, outHeaders);
+      upstreamRes.pipe(res);
+      await new Promise<void>((resolve) => res.once('close', resolve));
+    }
+
+    // Session ends: DELETE accepted, or the server no longer knows it; a stateless exchange ends here.
+    if (req.method === 'DELETE' && status >= 200 && status < 300 && sid !== undefined) {
+      await capture.endSession(sid, 'session_deleted').catch((err: unknown) => warn(String(err)));
+    } else if (status === 404 && mcpSessionId !== undefined) {
+      await capture.endSession(mcpSessionId, 'session_not_found').catch((err: unknown) => warn(String(err)));
+    } else if (sid === undefined && !url.searchParams.has('sessionId')) {
+      await capture.endSession(requestSession, 'stream_closed').catch((err: unknown) => warn(String(err)));
+    }
+  };
+
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    handle(req, res).catch((err: unknown) => {
+      warn(`proxy error: ${(err as Error).message}`);
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 'INTERNAL', message: 'internal error' }));
+      } else {
+        res.destroy();
+      }
+    });
+  };
+  const server =
+    options.tlsCertFile !== undefined && options.tlsKeyFile !== undefined
+      ? https.createServer(
+          { cert: await readFile(options.tlsCertFile), key: await readFile(options.tlsKeyFile) },
+          listener,
+        )
+      : http.createServer(listener);
+  // Long-lived SSE streams must not be cut by the server's request timeout.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const scheme = options.tlsCertFile !== undefined ? 'https' : 'http';
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `${scheme}://${host}:${address.port}${upstream.pathname}`,
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Reads a request body up to `max` bytes; undefined when larger. */
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > max) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,34 @@
+/**
+ * Adapting an emitter (`createEmitter`, DESIGN.md "Contract details") to the capture's `RecordSink`.
+ * Typed structurally so this module does not import the node-only emitter. Browser-safe.
+ */
+import type { JsonObject, RecordOptions, RecordSink } from './types.js';
+
+/** What capture needs of an emitter: `emit` with a per-record mode, and `close`. */
+export interface EmitterLike {
+  emit(
+    fields: { kind: string } & Record<string, unknown>,
+    options?: { mode?: 'spool' | 'sync'; blobs?: Record<string, Uint8Array> },
+  ): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * A sink writing through an emitter: acknowledged records are emitted in the emitter's `sync` mode
+ * (resolve once the log's receipt verified), the rest in `spool` mode (resolve once fsynced; the
+ * emitter ships them in batches). Both keep the emitter's one stream order.
+ */
+export function sinkFromEmitter(emitter: EmitterLike): RecordSink {
+  return {
+    async record(fields: JsonObject, options: RecordOptions = {}): Promise<void> {
+      const kind = fields['kind'];
+      if (typeof kind !== 'string') throw new TypeError('record fields need a string kind');
+      const emitOptions: { mode: 'spool' | 'sync'; blobs?: Record<string, Uint8Array> } = {
+        mode: options.acknowledged === true ? 'sync' : 'spool',
+      };
+      if (options.blobs !== undefined) emitOptions.blobs = options.blobs;
+      await emitter.emit({ ...fields, kind }, emitOptions);
+    },
+    close: () => emitter.close(),
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * Shared types of the MCP capture layer. Browser-safe: no `node:` imports.
+ */
+
+/** Which way a message travelled. */
+export type Direction = 'client_to_server' | 'server_to_client';
+
+/** Which side of an MCP conversation issued a request (its id lives in that side's id space). */
+export type Side = 'client' | 'server';
+
+/** The transport a message was captured on. */
+export type McpTransportName = 'stdio' | 'streamable-http' | 'http+sse' | 'sdk';
+
+/** A JSON value as `JSON.parse` produces it. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A JSON object. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * Who sent a message, as far as the capturing side can tell. `jwt`: a bearer token that validated
+ * against a key the operator trusts (sub and client_id are its claims); `token`: a bearer token we could
+ * not or did not validate, identified only by the SHA-256 of the token; `process`: the local OS user
+ * (stdio); `sdk`: what the SDK handed over as `authInfo`; `anonymous`: no credential at all.
+ */
+export type Principal =
+  | { type: 'jwt'; sub: string; clientId?: string; iss?: string; tokenSha256: string }
+  | { type: 'token'; tokenSha256: string }
+  | { type: 'process'; user: string; uid?: number }
+  | { type: 'sdk'; clientId?: string; scopes?: string[]; tokenSha256?: string }
+  | { type: 'anonymous' };
+
+/** Selected HTTP facts of the exchange that carried a message (header values verbatim). */
+export interface HttpFacts {
+  method: string;
+  path: string;
+  status?: number;
+  contentType?: string;
+  mcpMethod?: string;
+  mcpName?: string;
+  mcpProtocolVersion?: string;
+  mcpSessionId?: string;
+  lastEventId?: string;
+  eventId?: string;
+  origin?: string;
+  traceparent?: string;
+  /** SHA-256 hex of the whole Authorization header value; never the value itself. */
+  authorizationSha256?: string;
+}
+
+/** Options of one record handed to a sink. */
+export interface RecordOptions {
+  /** Content-addressed payloads referenced from the fields by `{"$blob":{sha256,size}}`. */
+  blobs?: Record<string, Uint8Array>;
+  /**
+   * true: resolve only once the log acknowledged the record (sync mode, client-to-server requests).
+   * false: resolve once the record is durable locally (spool) or queued.
+   */
+  acknowledged?: boolean;
+}
+
+/**
+ * Where capture sends records. `createEmitter` from the emitter module fits through
+ * `sinkFromEmitter`; tests use `MemorySink`. `record` must keep call order: records of one sink form
+ * one stream.
+ */
+export interface RecordSink {
+  record(fields: JsonObject, options?: RecordOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Audit mode, DESIGN.md "MCP capture". */
+export type AuditMode = 'sync' | 'spool';

@@ -1,0 +1,4 @@
+export * from './path.js';
+export * from './bundle.js';
+export * from './geometry.js';
+export * from './nodes.js';

@@ -1,0 +1,161 @@
+// `vigil reconcile` as a process: two perspectives of one session (a client's auditTransport view and
+// a wrapper's view, built with the real capture), from files and from a log. Exit 0 when they agree,
+// 1 with the differences listed (or when a search result does not verify), 2 when it cannot run.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { generateKey } from '../../src/index.js';
+import { createCapture, sinkFromEmitter } from '../../src/mcp/index.js';
+import { MemorySink } from '../../src/mcp/memory-sink.js';
+import type { JsonObject, McpTransportName } from '../../src/mcp/types.js';
+import { createEmitter, useNodeCrypto } from '../../src/node.js';
+import { startFakeLog } from '../helpers/fake-log.js';
+
+useNodeCrypto();
+
+const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vigil-reconcile-'));
+t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+
+/** The session both sides saw: [direction, message], in order. */
+const session: ['client_to_server' | 'server_to_client', JsonObject][] = [
+  ['client_to_server', { jsonrpc: '2.0', id: 1, method: 'tools/list' }],
+  ['server_to_client', { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }] } }],
+  [
+    'client_to_server',
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } } },
+  ],
+  ['server_to_client', { jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'Echo: hi' }] } }],
+  [
+    'client_to_server',
+    { jsonrpc: '2.0', id: '3', method: 'tools/call', params: { name: 'rm', arguments: { path: '/' } } },
+  ],
+  ['server_to_client', { jsonrpc: '2.0', id: '3', error: { code: -32602, message: 'denied' } }],
+];
+
+/** The records one side writes for `messages` (spool mode: nothing waits for a log). */
+async function recordsOf(
+  transport: McpTransportName,
+  name: string,
+  messages: typeof session,
+): Promise<JsonObject[]> {
+  const sink = new MemorySink();
+  const capture = createCapture({ sink, transport, mode: 'spool' });
+  for (const [direction, message] of messages) {
+    await capture.observeValue(direction, message, { session: name }).gate;
+  }
+  await capture.close('end');
+  return sink.records.map((r) => r.fields);
+}
+
+const jsonl = async (file: string, records: JsonObject[]): Promise<string> => {
+  const p = path.join(dir, file);
+  await fs.writeFile(p, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return p;
+};
+
+t.test('files: agreeing sides exit 0; each kind of difference exits 1 and is listed', async (t) => {
+  const a = await jsonl('a.jsonl', await recordsOf('sdk', 'client-view', session));
+  const b = await jsonl('b.jsonl', await recordsOf('stdio', 'wrapper-stream', session));
+  const same = await run(['reconcile', a, b]);
+  t.equal(same.code, 0, same.stderr);
+  t.match(same.stdout, /compared 3 requests in 1 paired sessions\nboth sides agree/);
+
+  // The wrapper saw another answer to id 2, and never saw request "3" (it bypassed the wrapper).
+  const tampered = session
+    .filter(([, m]) => m['id'] !== '3')
+    .map(([d, m]): (typeof session)[number] =>
+      m['id'] === 2 && 'result' in m
+        ? [d, { jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'Echo: bye' }] } }]
+        : [d, m],
+    );
+  const b2 = await jsonl('b2.jsonl', await recordsOf('stdio', 'wrapper-stream', tampered));
+  const diff = await run(['reconcile', a, b2, '--json']);
+  t.equal(diff.code, 1);
+  const report = JSON.parse(diff.stdout) as { findings: JsonObject[] };
+  t.same(
+    report.findings.map((f) => [f['problem'], f['id'], f['tool']]),
+    [
+      ['response_differs', 2, 'echo'],
+      ['missing_in_b', '3', 'rm'],
+    ],
+  );
+  const text = await run(['reconcile', a, b2]);
+  t.equal(text.code, 1);
+  t.match(text.stdout, /response_differs\s+client:2\s+tools\/call echo\s+client-view\s+wrapper-stream/);
+  t.match(text.stdout, /2 differences/);
+
+  const usage = await run(['reconcile', a]);
+  t.equal(usage.code, 2);
+  t.match(usage.stderr, /give two files/);
+});
+
+t.test('--log: results verified against the policy; an unverifiable answer exits 1', async (t) => {
+  const ka = { name: 'client.example/app', ...generateKey('client.example/app') };
+  const kb = { name: 'server.example/wrapper', ...generateKey('server.example/wrapper') };
+  const log = await startFakeLog({
+    emitters: new Map([
+      [ka.name, ka.verifierKey],
+      [kb.name, kb.verifierKey],
+    ]),
+  });
+  t.teardown(() => log.close());
+  const policyFile = path.join(dir, 'log.policy');
+  await fs.writeFile(policyFile, log.policy);
+  const emitSide = async (
+    key: { signerKey: string },
+    spool: string,
+    transport: McpTransportName,
+    name: string,
+    messages: typeof session,
+  ): Promise<void> => {
+    const emitter = await createEmitter({
+      logUrl: log.url,
+      key: key.signerKey,
+      spoolDir: path.join(dir, spool),
+      policy: log.policy,
+    });
+    const capture = createCapture({ sink: sinkFromEmitter(emitter), transport, mode: 'spool' });
+    for (const [direction, message] of messages) {
+      await capture.observeValue(direction, message, { session: name }).gate;
+    }
+    await capture.close('end');
+  };
+  await emitSide(ka, 'spool-a', 'sdk', 'client-view', session);
+  await emitSide(kb, 'spool-b', 'stdio', 'wrapper-stream', session.slice(0, 4));
+
+  const args = ['reconcile', '--log', log.url, '--policy', policyFile, '--a', ka.name, '--b', kb.name];
+  const r = await run([...args, '--json']);
+  t.equal(r.code, 1, r.stderr);
+  t.match(JSON.parse(r.stdout), {
+    findings: [{ problem: 'missing_in_b', id: '3', tool: 'rm', sessionA: 'client-view' }],
+    sessions: [{ a: 'client-view', b: 'wrapper-stream', requests: 3 }],
+  });
+
+  log.searchTamper = (e) => ({ ...e, peer: '10.9.9.9' });
+  const lied = await run(args);
+  t.equal(lied.code, 1);
+  t.match(lied.stderr, /search result [0-9]+ for emitter client\.example\/app failed verification/);
+  t.equal(lied.stdout, '', 'nothing compared from an unverified answer');
+  delete log.searchTamper;
+
+  const noPolicy = await run(['reconcile', '--log', log.url, '--a', ka.name, '--b', kb.name]);
+  t.equal(noPolicy.code, 2);
+  t.match(noPolicy.stderr, /--log needs --policy FILE/);
+});
