@@ -1,0 +1,144 @@
+// Admin commands. With Postgres the CLI writes the database directly; on the embedded store the
+// running process owns the data directory, so the CLI sends the command over <data-dir>/admin.sock
+// (mode 0600) and the server runs it against its own handle.
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { chmod, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import { parseVerifierKey, cosignerKeyFromVerifierKey } from '@vigil/client';
+import type { Database } from './db/schema.js';
+import {
+  deleteWitness,
+  insertEmitter,
+  insertWitness,
+  listEmitters,
+  listWitnesses,
+  putSetting,
+  revokeEmitter,
+} from './db/repository.js';
+
+export interface AdminCommand {
+  command:
+    | 'emitter add'
+    | 'emitter list'
+    | 'emitter revoke'
+    | 'witness add'
+    | 'witness list'
+    | 'witness remove'
+    | 'quorum';
+  args: string[];
+  url?: string | undefined;
+}
+
+/** Runs an admin command against a database; returns the text to print. Throws with a message. */
+export async function runAdminCommand(db: Kysely<Database>, cmd: AdminCommand): Promise<string> {
+  const [a, b] = cmd.args;
+  switch (cmd.command) {
+    case 'emitter add': {
+      if (!a || !b) throw new Error('usage: emitter add <name> <vkey>');
+      const key = parseVerifierKey(b);
+      if (key.type !== 1) throw new Error('an emitter key must be an Ed25519 (type 0x01) vkey');
+      if (key.name !== a) throw new Error(`the vkey is named ${key.name}, not ${a}`);
+      if (!(await insertEmitter(db, a, b))) throw new Error(`emitter ${a} exists already`);
+      return `added emitter ${a}`;
+    }
+    case 'emitter list':
+      return (await listEmitters(db))
+        .map((e) => `${e.name}\t${e.vkey}${e.revoked ? '\trevoked' : ''}`)
+        .join('\n');
+    case 'emitter revoke':
+      if (!a) throw new Error('usage: emitter revoke <name>');
+      if (!(await revokeEmitter(db, a))) throw new Error(`no active emitter ${a}`);
+      return `revoked emitter ${a}`;
+    case 'witness add': {
+      if (!a || !b) throw new Error('usage: witness add <name> <vkey> [--url <prefix>]');
+      cosignerKeyFromVerifierKey(b);
+      if (cmd.url !== undefined && !/^https?:\/\//.test(cmd.url)) throw new Error('--url must be http(s)');
+      if (!(await insertWitness(db, { name: a, vkey: b, url: cmd.url ?? null })))
+        throw new Error(`witness ${a} exists already`);
+      return `added witness ${a}`;
+    }
+    case 'witness list':
+      return (await listWitnesses(db))
+        .map((w) => `${w.name}\t${w.vkey}${w.url ? `\t${w.url}` : ''}`)
+        .join('\n');
+    case 'witness remove':
+      if (!a) throw new Error('usage: witness remove <name>');
+      if (!(await deleteWitness(db, a))) throw new Error(`no witness ${a}`);
+      return `removed witness ${a}`;
+    case 'quorum': {
+      if (!a || !/^(0|[1-9][0-9]*)$/.test(a)) throw new Error('usage: quorum <k>');
+      const n = (await listWitnesses(db)).length;
+      if (Number(a) > n) throw new Error(`quorum ${a} is more than the ${n} configured witnesses`);
+      await putSetting(db, 'quorum', a);
+      return `quorum set to ${a}`;
+    }
+  }
+}
+
+/** Path of the admin socket of a data directory. */
+export function adminSocketPath(dataDir: string): string {
+  return join(dataDir, 'admin.sock');
+}
+
+/** Serves admin commands on the data directory's socket (mode 0600). */
+export async function listenAdminSocket(
+  dataDir: string,
+  db: Kysely<Database>,
+  afterCommand: () => void,
+): Promise<Server> {
+  const path = adminSocketPath(dataDir);
+  await unlink(path).catch(() => undefined); // a stale socket from a killed process; we hold the data-dir lock
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+      if (body.length > 64 * 1024) req.destroy();
+    });
+    req.on('end', () => {
+      void (async () => {
+        try {
+          const out = await runAdminCommand(db, JSON.parse(body) as AdminCommand);
+          afterCommand();
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ ok: true, output: out }));
+        } catch (err) {
+          res
+            .writeHead(400, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ ok: false, error: (err as Error).message }));
+        }
+      })();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  await chmod(path, 0o600);
+  return server;
+}
+
+/** Sends an admin command to a running server's socket. */
+export function sendAdminCommand(
+  dataDir: string,
+  cmd: AdminCommand,
+): Promise<{ ok: boolean; output?: string; error?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath: adminSocketPath(dataDir), method: 'POST', path: '/' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as { ok: boolean; output?: string; error?: string });
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(cmd));
+  });
+}

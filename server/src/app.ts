@@ -1,0 +1,128 @@
+// buildApp(config, deps): the log's Fastify instance, never listening (main.ts listens).
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Kysely } from 'kysely';
+import { verifierKeyFromSignerKey } from '@vigil/client';
+import { useNodeCrypto } from '@vigil/client/node';
+import type { Config } from './config.js';
+import type { Database } from './db/schema.js';
+import { registerErrorHandler, HttpError } from './plugins/errors.js';
+import { TileReader } from './tlog/tiles.js';
+import { LogService } from './tlog/service.js';
+import { Sequencer, type SequencerHooks } from './tlog/sequencer.js';
+import { Metrics } from './tlog/metrics.js';
+import { RateLimiter } from './tlog/rate-limit.js';
+import { WitnessPusher } from './tlog/witness-push.js';
+import { RecordVerifier } from './tlog/verify.js';
+import { checkLogKey, readKeyFile } from './tlog/signer.js';
+import { entriesRoutes } from './routes/entries.js';
+import { readRoutes } from './routes/read.js';
+import { cosignatureRoutes } from './routes/cosignatures.js';
+import type { RouteContext } from './routes/context.js';
+
+export interface AppDeps {
+  db: Kysely<Database>;
+  /** Signer key text; default: read from config.keyFile. */
+  signerKey?: string;
+  hooks?: SequencerHooks;
+  /**
+   * Takes the sequencing lock (Postgres advisory lock); resolves false when another instance holds
+   * it. Absent: the caller holds it already (PGlite: the data-directory lock).
+   */
+  tryLock?: () => Promise<boolean>;
+  /** The sequencer cannot know the database state: main.ts exits non-zero. */
+  onFatal?: (err: Error) => void;
+  logger?: FastifyServerOptions['logger'];
+  https?: { key: Buffer; cert: Buffer };
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    vigil: RouteContext;
+  }
+}
+
+/** Builds the app: checks the key against the stored log, loads and verifies the tree on ready. */
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  useNodeCrypto();
+  const signerKey = deps.signerKey ?? (await readKeyFile(config.keyFile)).signerKey;
+  const vkey = verifierKeyFromSignerKey(signerKey);
+  const log = await checkLogKey(deps.db, vkey);
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+    ...(deps.https ? { https: { ...deps.https, minVersion: 'TLSv1.2' as const } } : {}),
+  }) as unknown as FastifyInstance;
+  registerErrorHandler(app);
+  const tiles = new TileReader(deps.db);
+  const tlog = new LogService(deps.db, tiles, log.origin, log.vkey);
+  const metrics = new Metrics();
+  const sequencer = new Sequencer({
+    db: deps.db,
+    origin: log.origin,
+    signerKey,
+    logger: app.log.child({ origin: log.origin }),
+    tiles,
+    batchSize: config.batchSize,
+    queueSize: config.queueSize,
+    verifyOnStart: config.verifyOnStart,
+    hooks: deps.hooks,
+    onFatal: deps.onFatal,
+    onBatch: (m) => metrics.onBatch(m),
+  });
+  tlog.setHeadSource(() => sequencer.head);
+  const pusher = new WitnessPusher(tlog, app.log.child({ origin: log.origin }), config.witnessIntervalMs);
+  const ctx: RouteContext = {
+    config,
+    tlog,
+    sequencer,
+    metrics,
+    emitterLimiter: new RateLimiter(config.rateEmitter),
+    pusher,
+    verifier: new RecordVerifier(),
+  };
+  app.decorate('vigil', ctx);
+
+  // With the per-address limit off (0) no hook runs at all: one promise less on every request.
+  if (config.rateAddress > 0) {
+    const addressLimiter = new RateLimiter(config.rateAddress);
+    app.addHook('onRequest', async (request) => {
+      if (!addressLimiter.take(request.ip))
+        throw new HttpError('RATE_LIMITED', `too many requests from ${request.ip}`);
+    });
+  }
+
+  await app.register(async (a) => entriesRoutes(a, ctx));
+  await app.register(async (a) => readRoutes(a, ctx));
+  await app.register(async (a) => cosignatureRoutes(a, ctx));
+
+  let lockTimer: NodeJS.Timeout | undefined;
+  app.addHook('onReady', async () => {
+    if (!deps.tryLock || (await deps.tryLock())) {
+      await sequencer.start();
+    } else {
+      const why = 'another instance holds the sequencing lock (Postgres advisory lock) for this database';
+      sequencer.standby(why);
+      app.log.warn(`not sequencing: ${why}; serving reads, answering writes 503`);
+      lockTimer = setInterval(() => {
+        void deps.tryLock!().then(
+          async (got) => {
+            if (!got || sequencer.state !== 'standby') return;
+            clearInterval(lockTimer);
+            app.log.info('took the sequencing lock');
+            await sequencer.start();
+          },
+          (err: unknown) => app.log.error({ err }, 'sequencing lock attempt failed'),
+        );
+      }, config.lockRetryMs);
+      lockTimer.unref();
+    }
+    pusher.start();
+  });
+  app.addHook('onClose', async () => {
+    if (lockTimer) clearInterval(lockTimer);
+    await pusher.stop();
+    await sequencer.close();
+  });
+  return app;
+}

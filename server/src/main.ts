@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+// vigil-server: the only place that reads process.env and calls process.exit.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import closeWithGrace from 'close-with-grace';
+import type { Server } from 'node:http';
+import { loadConfig, ConfigError, type Config } from './config.js';
+import { openDatabase, type OpenDatabase } from './db/open.js';
+import { migrateToLatest, migrationsFolder, pendingMigrations } from './db/migrate.js';
+import type { Database } from './db/schema.js';
+import { getLog } from './db/repository.js';
+import { buildApp } from './app.js';
+import { createKeyFile, initLog, readKeyFile } from './tlog/signer.js';
+import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
+import {
+  adminSocketPath,
+  listenAdminSocket,
+  runAdminCommand,
+  sendAdminCommand,
+  type AdminCommand,
+} from './admin.js';
+
+const USAGE = `usage: vigil-server <command> [flags]
+  start                      embedded quick start: initialise an empty data dir, then serve
+  init --origin <origin>     create the log (new key in --key-file unless it exists)
+  migrate                    apply pending migrations
+  serve                      serve the log (refuses with pending migrations or a wrong key)
+  emitter add <name> <vkey> | emitter list | emitter revoke <name>
+  witness add <name> <vkey> [--url <prefix>] | witness list | witness remove <name>
+  quorum <k>
+flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file --origin
+       --batch-size --queue-size --max-body-bytes --rate-emitter --rate-address --witness-interval
+       --lock-retry --verify-on-start --url`;
+
+function parseArgs(argv: string[]): { words: string[]; flags: Record<string, string> } {
+  const words: string[] = [];
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') {
+      words.unshift('help');
+      continue;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      if (eq > 0) flags[a.slice(2, eq)] = a.slice(eq + 1);
+      else {
+        const v = argv[i + 1];
+        if (v === undefined) throw new ConfigError(`flag ${a} needs a value`);
+        flags[a.slice(2)] = v;
+        i++;
+      }
+    } else words.push(a);
+  }
+  return { words, flags };
+}
+
+const DEFAULT_ORIGIN = 'vigil.local/log';
+
+async function openStore(config: Config): Promise<OpenDatabase<Database>> {
+  return openDatabase<Database>({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+}
+
+async function refusePending(store: OpenDatabase<Database>): Promise<void> {
+  const pending = await pendingMigrations(store.db, migrationsFolder('log'));
+  if (pending.length > 0)
+    throw new Error(`${pending.length} pending migrations (${pending.join(', ')}): run vigil-server migrate`);
+}
+
+async function cmdMigrate(config: Config): Promise<void> {
+  const store = await openStore(config);
+  try {
+    const results = await migrateToLatest(store.db, migrationsFolder('log'));
+    for (const r of results) console.log(`migration ${r.migrationName}: ${r.status}`);
+    console.log(results.length === 0 ? 'no pending migrations' : 'migrations applied');
+  } finally {
+    await store.close();
+  }
+}
+
+async function ensureLog(store: OpenDatabase<Database>, config: Config, origin: string): Promise<string> {
+  let vkey: string;
+  if (existsSync(config.keyFile)) {
+    const key = await readKeyFile(config.keyFile);
+    if (key.name !== origin) throw new Error(`key file ${config.keyFile} is for ${key.name}, not ${origin}`);
+    vkey = key.vkey;
+    console.log(`using existing log key ${config.keyFile}`);
+  } else {
+    vkey = await createKeyFile(config.keyFile, origin);
+    console.log(`wrote new log key ${config.keyFile} (mode 0600)`);
+  }
+  const key = await readKeyFile(config.keyFile);
+  await initLog(store.db, origin, key.signerKey);
+  console.log(`created log ${origin} with key ${vkey}`);
+  return vkey;
+}
+
+async function cmdInit(config: Config): Promise<void> {
+  if (!config.origin) throw new ConfigError('init needs --origin <origin> (or VIGIL_ORIGIN)');
+  const store = await openStore(config);
+  try {
+    await refusePending(store);
+    await ensureLog(store, config, config.origin);
+  } finally {
+    await store.close();
+  }
+}
+
+async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
+  const store = await openStore(config);
+  let lock: AdvisoryLock | undefined;
+  let admin: Server | undefined;
+  try {
+    if (quickStart && store.kind === 'pglite') {
+      const pending = await pendingMigrations(store.db, migrationsFolder('log'));
+      if (pending.length > 0) {
+        console.log(`initialising data directory ${config.dataDir}: applying ${pending.length} migrations`);
+        await migrateToLatest(store.db, migrationsFolder('log'));
+      }
+      if (!(await getLog(store.db))) {
+        const origin = config.origin ?? DEFAULT_ORIGIN;
+        console.log(`EMPTY DATA DIRECTORY ${config.dataDir}: creating a new log ${origin}`);
+        await ensureLog(store, config, origin);
+      }
+    }
+    await refusePending(store);
+    if (!existsSync(config.keyFile))
+      throw new Error(`no log key at ${config.keyFile}: run vigil-server init`);
+    if (store.kind === 'postgres') {
+      lock = await openAdvisoryLock(config.databaseUrl!, (err) => {
+        console.error(`sequencing lock session lost: ${err.message}; exiting`);
+        process.exit(1);
+      });
+    }
+    const https =
+      config.tlsCert && config.tlsKey
+        ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) }
+        : undefined;
+    const app = await buildApp(config, {
+      db: store.db,
+      ...(lock ? { tryLock: () => lock!.tryLock() } : {}),
+      ...(https ? { https } : {}),
+      onFatal: (err) => {
+        console.error(`fatal: ${err.message}; exiting so the next start re-reads the database`);
+        process.exit(1);
+      },
+    });
+    app.server.requestTimeout = 60_000;
+    app.server.headersTimeout = 20_000;
+    app.server.keepAliveTimeout = 10_000;
+    const address = await app.listen({ host: config.host, port: config.port });
+    if (store.kind === 'pglite') {
+      admin = await listenAdminSocket(config.dataDir, store.db, () => app.vigil.tlog.invalidate());
+    }
+    const { origin, vkey } = app.vigil.tlog;
+    console.log(`vigil log listening on ${address}`);
+    console.log(`origin: ${origin}`);
+    console.log(`vkey:   ${vkey}`);
+    const dataDirFlag = store.kind === 'pglite' ? ` --data-dir ${config.dataDir}` : '';
+    console.log(`register an emitter: npx vigil-server emitter add <name> <vkey>${dataDirFlag}`);
+    closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+      if (err) app.log.error({ err }, 'shutting down after error');
+      app.log.info('shutting down');
+      admin?.close();
+      await app.close();
+      await lock?.close();
+      await store.close();
+    });
+  } catch (err) {
+    admin?.close();
+    await lock?.close().catch(() => undefined);
+    await store.close();
+    throw err;
+  }
+}
+
+async function cmdAdmin(config: Config, cmd: AdminCommand): Promise<void> {
+  if (!config.databaseUrl && existsSync(adminSocketPath(config.dataDir))) {
+    try {
+      const r = await sendAdminCommand(config.dataDir, cmd);
+      if (!r.ok) throw new Error(r.error);
+      if (r.output) console.log(r.output);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ECONNREFUSED' && code !== 'ENOENT') throw err;
+      // a stale socket: nobody runs; open the data directory directly
+    }
+  }
+  const store = await openStore(config);
+  try {
+    await refusePending(store);
+    const out = await runAdminCommand(store.db, cmd);
+    if (out) console.log(out);
+  } finally {
+    await store.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const { words, flags } = parseArgs(process.argv.slice(2));
+  const url = flags.url;
+  delete flags.url;
+  const quorumFlag = flags.quorum;
+  delete flags.quorum;
+  const config = loadConfig(process.env, flags);
+  const [w0, w1, ...rest] = words;
+  switch (w0) {
+    case 'start':
+      return cmdServe(config, true);
+    case 'serve':
+      return cmdServe(config, false);
+    case 'init':
+      return cmdInit(config);
+    case 'migrate':
+      return cmdMigrate(config);
+    case 'emitter':
+    case 'witness': {
+      const sub = `${w0} ${w1 ?? ''}` as AdminCommand['command'];
+      const valid = [
+        'emitter add',
+        'emitter list',
+        'emitter revoke',
+        'witness add',
+        'witness list',
+        'witness remove',
+      ];
+      if (!valid.includes(sub)) throw new ConfigError(USAGE);
+      await cmdAdmin(config, { command: sub, args: rest, url });
+      if (quorumFlag !== undefined) await cmdAdmin(config, { command: 'quorum', args: [quorumFlag] });
+      return;
+    }
+    case 'quorum':
+      return cmdAdmin(config, { command: 'quorum', args: [w1 ?? quorumFlag ?? ''] });
+    default:
+      console.error(USAGE);
+      process.exit(w0 === undefined || w0 === 'help' ? 0 : 2);
+  }
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else console.error(`vigil-server: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,568 @@
+// The sequencer: the one writer of a log. It owns the in-memory compact range and stream heads; the
+// database (tree_heads, moved only by compare-and-swap inside the batch transaction) is the truth.
+// If the process dies between two writes, the next start sees either the whole batch (entries, nodes,
+// checkpoint, tree head: one transaction) or none of it.
+import type { Kysely } from 'kysely';
+import {
+  appendLeafHashes,
+  bytesEqual,
+  canonicalJson,
+  compactRangeFromNodes,
+  emptyCompactRange,
+  formatCheckpoint,
+  formatEntry,
+  hashLeaf,
+  parseEntry,
+  rootOfCompactRange,
+  rootFromNodes,
+  signNote,
+  openNote,
+  parseCheckpoint,
+  base64Encode,
+  verifierKeyFromSignerKey,
+  type CompactRange,
+} from '@vigil/client';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Database } from '../db/schema.js';
+import {
+  casTreeHead,
+  getEntriesForCheck,
+  getEntryByStreamSeq,
+  getStreamHeads,
+  getTreeHead,
+  getTreeNodesFrom,
+  insertBlobs,
+  insertCheckpoint,
+  insertEntries,
+  insertIncident,
+  insertTreeNodes,
+  listCheckpointsDesc,
+  type Db,
+  type NewEntry,
+  type TreeHead,
+} from '../db/repository.js';
+import { TileReader } from './tiles.js';
+
+/** One validated record waiting to be sequenced (signature already verified by the route). */
+export interface Submission {
+  emitter: string;
+  record: Record<string, unknown>;
+  sig: string;
+  peer: string;
+  stream: string;
+  seq: bigint;
+  prev: string | undefined;
+  recordHash: string;
+  /** canonicalJson(record), for duplicate detection. */
+  canonical: string;
+  blobs: { sha256: string; bytes: Uint8Array }[];
+  search: {
+    kind: string | null;
+    session: string | null;
+    method: string | null;
+    tool: string | null;
+    recordTime: Date | null;
+  };
+}
+
+/** Where one submitted record ended up. */
+export interface ItemResult {
+  index: bigint;
+  /** Empty for a duplicate (the route reads the stored entry). */
+  leafHash: Uint8Array;
+  /** The entry bytes the tree commits to; empty for a duplicate. */
+  entry: Uint8Array;
+  duplicate: boolean;
+}
+
+/** A sequenced request: its items and the checkpoint (size, note) that includes them all. */
+export interface SequencedRequest {
+  items: ItemResult[];
+  size: bigint;
+  note: string;
+}
+
+export type SequencerErrorCode =
+  'SEQ_CONFLICT' | 'QUEUE_FULL' | 'NOT_SEQUENCER' | 'SEQUENCER_STOPPED' | 'SEQUENCER_HALTED';
+
+/** A refusal by the sequencer; plugins/errors.ts maps the code to a status. */
+export class SequencerError extends Error {
+  readonly code: SequencerErrorCode;
+  readonly expected: bigint | undefined;
+  constructor(code: SequencerErrorCode, message: string, expected?: bigint) {
+    super(message);
+    this.code = code;
+    this.expected = expected;
+  }
+}
+
+/** Fault-injection points for tests; each runs inside the batch transaction except afterCommit. */
+export interface SequencerHooks {
+  afterEntries?: (size: bigint) => void | Promise<void>;
+  afterNodes?: (size: bigint) => void | Promise<void>;
+  afterSign?: (size: bigint) => void | Promise<void>;
+  beforeCommit?: (size: bigint) => void | Promise<void>;
+  afterCommit?: (size: bigint) => void | Promise<void>;
+}
+
+export interface SequencerOptions {
+  db: Kysely<Database>;
+  origin: string;
+  signerKey: string;
+  logger: FastifyBaseLogger;
+  tiles: TileReader;
+  batchSize: number;
+  queueSize: number;
+  verifyOnStart: 'full' | 'quick';
+  hooks?: SequencerHooks | undefined;
+  /** Called once when the sequencer cannot know the database state (main.ts exits non-zero). */
+  onFatal?: ((err: Error) => void) | undefined;
+  /** Called after every commit with batch metrics. */
+  onBatch?: ((m: { entries: number; seconds: number; size: bigint }) => void) | undefined;
+}
+
+interface Pending {
+  subs: Submission[];
+  resolve: (r: SequencedRequest) => void;
+  reject: (err: Error) => void;
+}
+
+type StreamHead = { seq: bigint; recordHash: string };
+
+const STREAM_CACHE_MAX = 100_000;
+
+/** Sequencer states: standby (no lock), active, halted (stored tree does not verify), failed (fatal). */
+export type SequencerState = 'starting' | 'standby' | 'active' | 'halted' | 'failed' | 'closed';
+
+/**
+ * Group-commit sequencer. `submit` queues a request; a loop takes everything pending (up to
+ * batchSize entries) and commits it in one transaction with a signed checkpoint, then answers.
+ * There is no timer: an idle log commits a lone submission at once.
+ */
+export class Sequencer {
+  readonly #o: SequencerOptions;
+  #state: SequencerState = 'starting';
+  #reason = '';
+  #queue: Pending[] = [];
+  #queued = 0;
+  #running: Promise<void> | undefined;
+  #range: CompactRange = emptyCompactRange();
+  #head: TreeHead | undefined;
+  #streams = new Map<string, StreamHead>();
+
+  constructor(options: SequencerOptions) {
+    this.#o = options;
+  }
+
+  get state(): SequencerState {
+    return this.#state;
+  }
+  /** Why the sequencer is not active (for logs, /healthz and 503 messages). */
+  get reason(): string {
+    return this.#reason;
+  }
+  get queueDepth(): number {
+    return this.#queued;
+  }
+  get size(): bigint {
+    return this.#range.size;
+  }
+  /** The committed tree head while active (this process is the one writer); else undefined. */
+  get head(): TreeHead | undefined {
+    return this.#state === 'active' ? this.#head : undefined;
+  }
+
+  /** Enters standby: reads are served elsewhere, writes answer 503 NOT_SEQUENCER. */
+  standby(reason: string): void {
+    this.#state = 'standby';
+    this.#reason = reason;
+  }
+
+  /**
+   * Loads the stored tree and checks it: recomputes the root from the stored hashes (full: rehashing
+   * every entry) and compares it with the tree head and the newest checkpoint. On a mismatch the
+   * sequencer halts (writes 503) and logs at error. Call with the sequencing lock held.
+   */
+  async start(): Promise<void> {
+    const { db, logger } = this.#o;
+    const head = await getTreeHead(db);
+    if (!head) throw new Error('log not initialised: run vigil-server init');
+    try {
+      this.#range = await this.#verifyStoredTree(head);
+      this.#head = head;
+      this.#streams.clear();
+      this.#state = 'active';
+      this.#reason = '';
+      logger.info({ size: head.size.toString() }, 'sequencer active');
+    } catch (err) {
+      this.#state = 'halted';
+      this.#reason = `stored tree does not match the newest checkpoint: ${(err as Error).message}`;
+      logger.error({ err }, 'REFUSING TO SEQUENCE: stored tree does not match the newest checkpoint');
+    }
+  }
+
+  async #verifyStoredTree(head: TreeHead): Promise<CompactRange> {
+    const { db, origin, signerKey } = this.#o;
+    const vkey = verifierKeyFromSignerKey(signerKey);
+    const opened = openNote(head.note, [vkey]);
+    const cp = parseCheckpoint(opened.text);
+    if (cp.origin !== origin || cp.size !== head.size || !bytesEqual(cp.root, head.root)) {
+      throw new Error('tree head note does not match its size and root');
+    }
+    const [newest] = await listCheckpointsDesc(db, 1);
+    if (!newest || newest.size !== head.size || newest.note !== head.note) {
+      throw new Error(`newest checkpoint (size ${newest?.size}) is not the tree head (size ${head.size})`);
+    }
+    let range: CompactRange;
+    if (this.#o.verifyOnStart === 'quick') {
+      range = await compactRangeFromNodes(head.size, this.#o.tiles.nodeReader(head.size));
+    } else {
+      range = emptyCompactRange();
+      const stored = new Map<number, Map<bigint, Uint8Array>>();
+      let mismatch: string | undefined;
+      const onNode = (n: { level: number; index: bigint; hash: Uint8Array }): void => {
+        if (n.level === 0 || n.level % 8 !== 0 || mismatch) return;
+        const want = stored.get(n.level)?.get(n.index);
+        if (!want || !bytesEqual(want, n.hash)) mismatch = `stored node ${n.level}/${n.index} differs`;
+      };
+      for (let level = 8; head.size >> BigInt(level) > 0n; level += 8) {
+        stored.set(level, await getTreeNodesFrom(db, level));
+      }
+      let next = 0n;
+      while (true) {
+        const rows = await getEntriesForCheck(db, next, 8192);
+        if (rows.length === 0) break;
+        const hashes: Uint8Array[] = [];
+        for (const r of rows) {
+          if (r.index !== next) throw new Error(`entry ${next} is missing`);
+          const h = hashLeaf(r.entry);
+          if (!bytesEqual(h, r.leafHash))
+            throw new Error(`entry ${r.index} does not hash to its stored leaf hash`);
+          hashes.push(h);
+          next++;
+        }
+        range = appendLeafHashes(range, hashes, onNode);
+        if (mismatch) throw new Error(mismatch);
+      }
+      if (range.size !== head.size)
+        throw new Error(`${range.size} entries stored, tree head has ${head.size}`);
+    }
+    const root = rootOfCompactRange(range);
+    if (!bytesEqual(root, head.root)) {
+      throw new Error(
+        `root of the ${head.size} stored entries is ${base64Encode(root)}, checkpoint has ${base64Encode(head.root)}`,
+      );
+    }
+    return range;
+  }
+
+  /** Queues a request; resolves once it is committed in a signed checkpoint. */
+  submit(subs: Submission[]): Promise<SequencedRequest> {
+    if (this.#state !== 'active') return Promise.reject(this.#notActive());
+    if (this.#queued + subs.length > this.#o.queueSize) {
+      return Promise.reject(
+        new SequencerError('QUEUE_FULL', `queue is full (${this.#queued} entries waiting)`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ subs, resolve, reject });
+      this.#queued += subs.length;
+      this.#kick();
+    });
+  }
+
+  #notActive(): SequencerError {
+    switch (this.#state) {
+      case 'standby':
+        return new SequencerError('NOT_SEQUENCER', `this instance is not the sequencer: ${this.#reason}`);
+      case 'halted':
+        return new SequencerError('SEQUENCER_HALTED', this.#reason);
+      default:
+        return new SequencerError('SEQUENCER_STOPPED', `sequencer is ${this.#state}`);
+    }
+  }
+
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = (async () => {
+      while (this.#queue.length > 0 && this.#state === 'active') {
+        const batch: Pending[] = [];
+        let n = 0;
+        while (this.#queue.length > 0 && (n === 0 || n + this.#queue[0]!.subs.length <= this.#o.batchSize)) {
+          const p = this.#queue.shift()!;
+          batch.push(p);
+          n += p.subs.length;
+        }
+        this.#queued -= n;
+        await this.#cycle(batch);
+      }
+      this.#running = undefined;
+    })();
+  }
+
+  /** Waits until the queue is empty (or the sequencer stopped); used by graceful shutdown. */
+  async flush(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  /** Stops taking work; pending requests are answered 503 after the running batch. */
+  async close(): Promise<void> {
+    await this.flush();
+    if (this.#state === 'active' || this.#state === 'standby' || this.#state === 'starting')
+      this.#state = 'closed';
+    this.#failAll(new SequencerError('SEQUENCER_STOPPED', 'shutting down'));
+  }
+
+  #failAll(err: Error): void {
+    const q = this.#queue;
+    this.#queue = [];
+    this.#queued = 0;
+    for (const p of q) p.reject(err);
+  }
+
+  async #cycle(batch: Pending[]): Promise<void> {
+    const { db, logger, hooks } = this.#o;
+    const started = process.hrtime.bigint();
+    const oldSize = this.#range.size;
+    // 1. Stream heads for streams we have not cached.
+    const unknown = new Set<string>();
+    for (const p of batch) for (const s of p.subs) if (!this.#streams.has(s.stream)) unknown.add(s.stream);
+    let fetched: Map<string, StreamHead>;
+    try {
+      fetched = unknown.size > 0 ? await getStreamHeads(db, [...unknown]) : new Map();
+    } catch (err) {
+      logger.error({ err }, 'reading stream heads failed');
+      for (const p of batch) p.reject(err as Error);
+      return;
+    }
+    const batchHeads = new Map<string, StreamHead | null>();
+    for (const s of unknown) batchHeads.set(s, fetched.get(s) ?? null);
+    const headOf = (stream: string): StreamHead | null =>
+      batchHeads.has(stream) ? batchHeads.get(stream)! : (this.#streams.get(stream) ?? null);
+
+    // 2. Decide each request: all its items accepted (or duplicates), or the whole request refused.
+    const accepted: { sub: Submission; index: bigint }[] = [];
+    const byStreamSeq = new Map<string, { sub: Submission; index: bigint }>();
+    const answers: { p: Pending; items: ItemResult[] | undefined; dupOf: (bigint | undefined)[] }[] = [];
+    const incidents: Parameters<typeof insertIncident>[1][] = [];
+    const failures = new Map<Pending, SequencerError>();
+    let nextIndex = oldSize;
+    for (const p of batch) {
+      const overlay = new Map<string, StreamHead>();
+      const mine: { sub: Submission; index: bigint }[] = [];
+      const dupOf: (bigint | undefined)[] = [];
+      let failure: SequencerError | undefined;
+      for (const sub of p.subs) {
+        const head = overlay.get(sub.stream) ?? headOf(sub.stream);
+        const expected = head ? head.seq + 1n : 0n;
+        if (sub.seq < expected) {
+          const key = `${sub.stream}\n${sub.seq}`;
+          const local =
+            byStreamSeq.get(key) ?? mine.find((m) => m.sub.stream === sub.stream && m.sub.seq === sub.seq);
+          let same: boolean;
+          let index: bigint | undefined;
+          if (local) {
+            same =
+              local.sub.emitter === sub.emitter &&
+              local.sub.canonical === sub.canonical &&
+              local.sub.sig === sub.sig;
+            index = local.index;
+          } else {
+            const stored = await getEntryByStreamSeq(db, sub.stream, sub.seq).catch(() => undefined);
+            if (stored) {
+              const e = parseEntry(stored.entry);
+              same =
+                e.emitter === sub.emitter && canonicalJson(e.record) === sub.canonical && e.sig === sub.sig;
+              index = stored.index;
+            } else {
+              same = false;
+            }
+          }
+          if (same) {
+            dupOf.push(index);
+            continue;
+          }
+          incidents.push({
+            kind: 'conflicting_resubmission',
+            emitter: sub.emitter,
+            stream: sub.stream,
+            seq: sub.seq,
+            leafIndex: index ?? null,
+            detail: `different record at taken stream ${sub.stream} seq ${sub.seq}: ${sub.canonical.slice(0, 4096)}`,
+          });
+          failure = new SequencerError(
+            'SEQ_CONFLICT',
+            `stream ${sub.stream} seq ${sub.seq} is taken by a different record (incident recorded)`,
+            expected,
+          );
+          break;
+        }
+        if (sub.seq > expected) {
+          failure = new SequencerError(
+            'SEQ_CONFLICT',
+            `stream ${sub.stream}: seq ${sub.seq}, expected ${expected}`,
+            expected,
+          );
+          break;
+        }
+        const wantPrev = head?.recordHash;
+        if (sub.prev !== wantPrev) {
+          failure = new SequencerError(
+            'SEQ_CONFLICT',
+            wantPrev === undefined
+              ? `stream ${sub.stream} seq 0 must not carry prev`
+              : `stream ${sub.stream} seq ${sub.seq}: prev does not match the record at seq ${head!.seq}`,
+            expected,
+          );
+          break;
+        }
+        const item = { sub, index: nextIndex + BigInt(mine.length) };
+        mine.push(item);
+        dupOf.push(undefined);
+        overlay.set(sub.stream, { seq: sub.seq, recordHash: sub.recordHash });
+      }
+      if (failure) {
+        failures.set(p, failure);
+        answers.push({ p, items: undefined, dupOf: [] });
+        continue;
+      }
+      for (const [stream, h] of overlay) batchHeads.set(stream, h);
+      for (const m of mine) {
+        accepted.push(m);
+        byStreamSeq.set(`${m.sub.stream}\n${m.sub.seq}`, m);
+      }
+      nextIndex += BigInt(mine.length);
+      answers.push({ p, items: [], dupOf });
+    }
+
+    // 3. Build entries and the new tree.
+    const received = new Date();
+    const receivedText = received.toISOString();
+    const newEntries: NewEntry[] = accepted.map(({ sub, index }) => {
+      const entry = formatEntry({
+        received: receivedText,
+        emitter: sub.emitter,
+        peer: sub.peer,
+        record: sub.record,
+        sig: sub.sig,
+      });
+      return {
+        index,
+        entry,
+        leafHash: hashLeaf(entry),
+        emitter: sub.emitter,
+        stream: sub.stream,
+        seq: sub.seq,
+        recordHash: sub.recordHash,
+        received,
+        ...sub.search,
+      };
+    });
+    const nodes: { level: number; index: bigint; hash: Uint8Array }[] = [];
+    const range = appendLeafHashes(
+      this.#range,
+      newEntries.map((e) => e.leafHash),
+      (n) => {
+        if (n.level > 0 && n.level % 8 === 0) nodes.push(n);
+      },
+    );
+    const newSize = range.size;
+    const root = rootOfCompactRange(range);
+    let newHead = this.#head!;
+    let committing = false;
+    try {
+      await db.transaction().execute(async (trx) => {
+        if (newEntries.length > 0) {
+          await insertEntries(trx, newEntries);
+          await hooks?.afterEntries?.(newSize);
+          const blobs = new Map<string, Uint8Array>();
+          for (const { sub } of accepted) for (const b of sub.blobs) blobs.set(b.sha256, b.bytes);
+          if (blobs.size > 0)
+            await insertBlobs(
+              trx,
+              [...blobs].map(([sha256, bytes]) => ({ sha256, bytes })),
+            );
+          if (nodes.length > 0) await insertTreeNodes(trx, nodes);
+          await hooks?.afterNodes?.(newSize);
+          // Never sign a root the stored hashes do not produce.
+          const storedRoot = await rootFromNodes(newSize, this.#o.tiles.nodeReader(newSize, trx as Db));
+          if (!bytesEqual(storedRoot, root))
+            throw new Error(`stored hashes give another root at size ${newSize}`);
+          const text = formatCheckpoint({ origin: this.#o.origin, size: newSize, root, extensions: [] });
+          const note = signNote(text, [this.#o.signerKey]);
+          await hooks?.afterSign?.(newSize);
+          newHead = { size: newSize, root, note };
+          await insertCheckpoint(trx, newHead);
+          if (!(await casTreeHead(trx, oldSize, newHead))) {
+            throw new FatalError(`tree head is no longer at size ${oldSize}: another writer moved it`);
+          }
+        }
+        for (const i of incidents) await insertIncident(trx, i);
+        await hooks?.beforeCommit?.(newSize);
+        committing = true;
+      });
+    } catch (err) {
+      if (committing || err instanceof FatalError) {
+        this.#fatal(err as Error, batch);
+        return;
+      }
+      logger.error({ err }, 'batch failed, rolled back');
+      for (const p of batch) p.reject(err as Error);
+      return;
+    }
+    // Committed: memory follows the database.
+    this.#range = range;
+    this.#head = newHead;
+    for (const [stream, h] of batchHeads) {
+      if (h === null) continue;
+      this.#streams.delete(stream);
+      this.#streams.set(stream, h);
+    }
+    while (this.#streams.size > STREAM_CACHE_MAX) this.#streams.delete(this.#streams.keys().next().value!);
+    try {
+      await hooks?.afterCommit?.(newSize);
+    } catch (err) {
+      logger.warn({ err }, 'afterCommit hook failed');
+    }
+    const byIndex = new Map(newEntries.map((e) => [e.index, e]));
+    let k = 0;
+    for (const a of answers) {
+      const failure = failures.get(a.p);
+      if (failure) {
+        a.p.reject(failure);
+        continue;
+      }
+      const items: ItemResult[] = [];
+      for (let i = 0; i < a.p.subs.length; i++) {
+        const dup = a.dupOf[i];
+        if (dup !== undefined) {
+          items.push({ index: dup, leafHash: new Uint8Array(0), entry: new Uint8Array(0), duplicate: true });
+        } else {
+          const e = byIndex.get(accepted[k++]!.index)!;
+          items.push({ index: e.index, leafHash: e.leafHash, entry: e.entry, duplicate: false });
+        }
+      }
+      a.p.resolve({ items, size: newHead.size, note: newHead.note });
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.#o.onBatch?.({ entries: newEntries.length, seconds, size: newHead.size });
+    if (newEntries.length > 0) {
+      logger.debug({ oldSize: oldSize.toString(), newSize: newSize.toString() }, 'sequenced batch');
+    }
+  }
+
+  #fatal(err: Error, batch: Pending[]): void {
+    this.#state = 'failed';
+    this.#reason = `commit outcome unknown: ${err.message}`;
+    this.#o.logger.error(
+      { err },
+      'sequencer stopped: commit outcome unknown, restart to re-read the database',
+    );
+    const stop = new SequencerError('SEQUENCER_STOPPED', 'sequencer stopped');
+    for (const p of batch) p.reject(stop);
+    this.#failAll(stop);
+    this.#o.onFatal?.(err);
+  }
+}
+
+class FatalError extends Error {}

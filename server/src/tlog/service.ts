@@ -1,0 +1,118 @@
+// Shared state of a running log: emitter and witness configuration (re-read from the database so
+// admin commands against Postgres take effect), receipts.
+import { formatReceipt, hashLeaf, verifyCosignature, type GetNode } from '@vigil/client';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import {
+  getCheckpoint,
+  getCosignatures,
+  getEmitter,
+  getSetting,
+  getTreeHead,
+  listCheckpointsDesc,
+  listWitnesses,
+  type EmitterInfo,
+  type TreeHead,
+  type WitnessInfo,
+} from '../db/repository.js';
+import type { TileReader } from './tiles.js';
+
+const EMITTER_TTL_MS = 3000;
+
+export class LogService {
+  readonly db: Kysely<Database>;
+  readonly tiles: TileReader;
+  readonly origin: string;
+  readonly vkey: string;
+  #emitters = new Map<string, { info: EmitterInfo | undefined; at: number }>();
+  #headSource: (() => TreeHead | undefined) | undefined;
+
+  constructor(db: Kysely<Database>, tiles: TileReader, origin: string, vkey: string) {
+    this.db = db;
+    this.tiles = tiles;
+    this.origin = origin;
+    this.vkey = vkey;
+  }
+
+  /** An emitter by name: cached a few seconds; an unknown name is always re-read. */
+  async emitter(name: string): Promise<EmitterInfo | undefined> {
+    const hit = this.#emitters.get(name);
+    if (hit?.info && Date.now() - hit.at < EMITTER_TTL_MS) return hit.info;
+    const info = await getEmitter(this.db, name);
+    this.#emitters.set(name, { info, at: Date.now() });
+    if (this.#emitters.size > 10_000) this.#emitters.delete(this.#emitters.keys().next().value!);
+    return info;
+  }
+
+  /** Forgets cached emitters (after an admin command in this process). */
+  invalidate(): void {
+    this.#emitters.clear();
+  }
+
+  witnesses(): Promise<WitnessInfo[]> {
+    return listWitnesses(this.db);
+  }
+
+  async quorum(): Promise<number> {
+    const v = await getSetting(this.db, 'quorum');
+    return v === undefined ? 0 : Number(v);
+  }
+
+  /**
+   * Where the tree head is known without asking the store: the active sequencer of this process,
+   * the one writer of tree_heads, which updates it right after each commit.
+   */
+  setHeadSource(source: () => TreeHead | undefined): void {
+    this.#headSource = source;
+  }
+
+  /** The newest tree head: from the active sequencer when there is one, else from the store. */
+  head(): Promise<TreeHead | undefined> {
+    const h = this.#headSource?.();
+    return h !== undefined ? Promise.resolve(h) : getTreeHead(this.db);
+  }
+
+  /** The checkpoint note of `size` with every cosignature line collected for it. */
+  async noteWithCosignatures(head: TreeHead): Promise<string> {
+    const cos = await getCosignatures(this.db, head.size);
+    return head.note + cos.map((c) => c.line).join('');
+  }
+
+  /** Newest checkpoint whose valid cosignatures from configured witnesses meet the quorum. */
+  async witnessedCheckpoint(): Promise<{ head: TreeHead; note: string } | undefined> {
+    const quorum = await this.quorum();
+    const witnesses = await this.witnesses();
+    for (const head of await listCheckpointsDesc(this.db, 200)) {
+      const note = await this.noteWithCosignatures(head);
+      let n = 0;
+      for (const w of witnesses) {
+        try {
+          verifyCosignature(note, w.vkey);
+          n++;
+        } catch {
+          // not cosigned by this witness
+        }
+      }
+      if (n >= quorum) return { head, note };
+    }
+    return undefined;
+  }
+
+  async publishedCheckpoint(size: bigint): Promise<TreeHead | undefined> {
+    return getCheckpoint(this.db, size);
+  }
+
+  /** A tlog-proof@v1 receipt for `index` against the checkpoint `head` (note with cosignatures). */
+  async receipt(index: bigint, head: TreeHead, note?: string, getNode?: GetNode): Promise<string> {
+    const proof = await this.tiles.inclusionProof(
+      index,
+      head.size,
+      getNode ?? this.tiles.nodeReader(head.size),
+    );
+    return formatReceipt({ index, proof, note: note ?? head.note });
+  }
+
+  leafHash(entry: Uint8Array): Uint8Array {
+    return hashLeaf(entry);
+  }
+}

@@ -1,0 +1,160 @@
+// Real `vigil-server serve` processes: SIGTERM with a POST in flight, two servers on one Postgres
+// database (standby answers writes 503 NOT_SEQUENCER, takes over when the sequencer dies), and a
+// tampered row detected at start.
+import t from 'tap';
+import { request } from 'node:http';
+import { sql } from 'kysely';
+import { formatEntry, hashLeaf, parseEntry } from '@vigil/client';
+import { forEachStore, testStoreKinds, storeSkipReason, createTestStore } from '../src/db/testing.js';
+import type { Database } from '../src/db/schema.js';
+import { eventually, prepareLog, recordStream, startServer, stopChild } from './helpers/process.js';
+
+interface Answer {
+  code?: string;
+  entries?: { index: string }[];
+}
+
+type Sub = ReturnType<ReturnType<typeof recordStream>['next']>[number];
+
+async function postEntries(
+  url: string,
+  entries: Sub[],
+): Promise<{ status: number; body: Answer; headers: Headers }> {
+  const res = await fetch(`${url}/v1/entries`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ entries }),
+  });
+  return { status: res.status, body: (await res.json()) as Answer, headers: res.headers };
+}
+
+forEachStore(t, async (t, store) => {
+  const log = await prepareLog(store);
+  const stream = recordStream(log.emitterKey, '2d3e4f5a-4444-4555-8666-777788889999');
+
+  t.test('SIGTERM while a POST is in flight: the request completes, exit code 0', async (t) => {
+    const { child, url } = await startServer(store);
+    t.teardown(() => stopChild(child));
+    t.equal((await postEntries(url, stream.next(2))).status, 200);
+    const body = Buffer.from(JSON.stringify({ entries: stream.next(3) }));
+    const { port } = new URL(url);
+    const mark = child.output().length;
+    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/v1/entries',
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+        },
+      );
+      req.on('error', reject);
+      // Headers and half the body now; the rest only after the server began shutting down.
+      req.write(body.subarray(0, body.length >> 1));
+      void child
+        .waitFor(/"url":"\/v1\/entries".*"msg":"incoming request"/, 30_000, mark)
+        .then(() => {
+          child.proc.kill('SIGTERM');
+          return child.waitFor(/shutting down/);
+        })
+        .then(() => req.end(body.subarray(body.length >> 1)), reject);
+    });
+    const res = await response;
+    t.equal(res.status, 200, res.body);
+    const json = JSON.parse(res.body) as { entries: { index: string }[] };
+    t.same(
+      json.entries.map((e) => e.index),
+      ['2', '3', '4'],
+    );
+    const { code, signal } = await child.exited;
+    t.equal(code, 0, child.output());
+    t.equal(signal, null);
+  });
+
+  t.test('a tampered entry is detected at start: the server refuses to sequence and says so', async (t) => {
+    const opened = await store.open<Database>();
+    try {
+      const row = await opened.db
+        .selectFrom('entries')
+        .select(['entry'])
+        .where('leaf_index', '=', 1n)
+        .executeTakeFirstOrThrow();
+      // A superuser bypasses the append-only triggers and rewrites entry 1 and its leaf hash
+      // consistently, so only the tree (root vs the signed checkpoint) can tell.
+      const entry = parseEntry(row.entry);
+      const forged = formatEntry({ ...entry, peer: '203.0.113.7' });
+      await opened.db.transaction().execute(async (trx) => {
+        await sql`set local session_replication_role = replica`.execute(trx);
+        await sql`update entries set entry = ${forged}, leaf_hash = ${hashLeaf(forged)} where leaf_index = 1`.execute(
+          trx,
+        );
+      });
+    } finally {
+      await opened.close();
+    }
+    const { child, url } = await startServer(store);
+    t.teardown(() => stopChild(child));
+    await child.waitFor(/REFUSING TO SEQUENCE/);
+    const health = await fetch(`${url}/healthz`);
+    t.equal(health.status, 503);
+    const h = (await health.json()) as { sequencer: string; reason: string };
+    t.equal(h.sequencer, 'halted');
+    t.match(h.reason, /stored tree does not match the newest checkpoint/);
+    const post = await postEntries(url, stream.next(1));
+    t.equal(post.status, 503);
+    t.equal(post.body.code, 'SEQUENCER_HALTED');
+    t.equal((await fetch(`${url}/checkpoint`)).status, 200, 'reads are still served');
+  });
+});
+
+// Two `serve` processes on one Postgres database.
+for (const kind of testStoreKinds().filter((k) => k === 'postgres')) {
+  const skip = storeSkipReason(kind);
+  t.test('two servers on one Postgres database', skip ? { skip } : {}, async (t) => {
+    const store = await createTestStore(kind);
+    t.teardown(() => store.cleanup());
+    const log = await prepareLog(store);
+    const stream = recordStream(log.emitterKey, '3e4f5a6b-5555-4666-8777-88889999aaaa');
+    const a = await startServer(store);
+    t.teardown(() => stopChild(a.child));
+    await a.child.waitFor(/sequencer active/);
+    const b = await startServer(store, ['--lock-retry', '200']);
+    t.teardown(() => stopChild(b.child));
+    await b.child.waitFor(/not sequencing: another instance holds the sequencing lock/);
+
+    t.equal((await postEntries(a.url, stream.next(2))).status, 200, 'the first sequences');
+    const held = stream.next(2);
+    const refused = await postEntries(b.url, held);
+    t.equal(refused.status, 503);
+    t.equal(refused.body.code, 'NOT_SEQUENCER');
+    t.ok(refused.headers.get('retry-after'), 'with Retry-After');
+    const cp = await fetch(`${b.url}/checkpoint`);
+    t.equal(cp.status, 200, 'the second serves reads');
+    t.match(await cp.text(), /^test\.example\/log\n2\n/);
+    t.equal((await fetch(`${b.url}/v1/entries/1`)).status, 200);
+    t.equal((await fetch(`${b.url}/healthz`)).status, 200);
+
+    a.child.proc.kill('SIGKILL');
+    await a.child.exited;
+    const taken = await eventually(
+      async () => {
+        const r = await postEntries(b.url, held);
+        return r.status === 503 ? undefined : r;
+      },
+      30_000,
+      'the second server to take over sequencing',
+    );
+    t.equal(taken.status, 200, JSON.stringify(taken.body));
+    t.same(
+      taken.body.entries?.map((e) => e.index),
+      ['2', '3'],
+    );
+    t.match(b.child.output(), /took the sequencing lock/);
+  });
+}
