@@ -1,0 +1,77 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { WitnessConfig } from './config.js';
+import { errorsPlugin } from './plugins/errors.js';
+import { Puller } from './pull/puller.js';
+import { RateLimiter } from './rate-limit.js';
+import { addCheckpointRoutes } from './routes/add-checkpoint.js';
+import { monitoringRoutes } from './routes/monitoring.js';
+import type { WitnessStore } from './store.js';
+import { Witness, type WitnessHooks } from './witness/witness.js';
+
+/** What buildApp needs besides config: opened by main.ts (or a test), closed by its owner. */
+export interface AppDeps {
+  store: WitnessStore;
+  /** The witness signer key text, read once from the key file. Never logged. */
+  signerKey: string;
+  /** Run the puller for logs with a URL (main.ts: true; most tests: false). */
+  pull?: boolean;
+  /** Cosignature clock, POSIX seconds. */
+  now?: () => bigint;
+  hooks?: WitnessHooks;
+  /** fetch used by the puller (tests may route it to an in-process log). */
+  fetch?: typeof fetch;
+  /** Puller timing for tests: how often the log list is re-read and the least time between re-posts. */
+  pullTiming?: { refreshMs?: number; repostMs?: number };
+  /** Extra Fastify options from main.ts (https, timeouts). */
+  fastify?: FastifyServerOptions & { https?: unknown };
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    witness: Witness;
+    puller: Puller | undefined;
+  }
+}
+
+/**
+ * Builds the witness HTTP app (never listens). Plugins in order: errors, then the add-checkpoint and
+ * read-only route plugins. With deps.pull the puller starts when the app is ready and stops on close.
+ */
+export async function buildApp(config: WitnessConfig, deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+    bodyLimit: config.bodyLimit,
+    return503OnClosing: true,
+    ...(deps.fastify as FastifyServerOptions),
+  }) as unknown as FastifyInstance;
+  const witness = new Witness({
+    store: deps.store,
+    signerKey: deps.signerKey,
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+    ...(deps.hooks === undefined ? {} : { hooks: deps.hooks }),
+    logger: app.log.child({ component: 'witness' }),
+  });
+  app.decorate('witness', witness);
+  const puller = deps.pull
+    ? new Puller({
+        witness,
+        logger: app.log.child({ component: 'puller' }),
+        timeoutMs: config.pullTimeoutMs,
+        maxBackoffMs: config.pullMaxBackoffMs,
+        ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+        ...deps.pullTiming,
+      })
+    : undefined;
+  app.decorate('puller', puller);
+
+  await app.register(errorsPlugin);
+  const limiter = new RateLimiter({ ratePerSecond: config.rateLimit, burst: config.rateBurst });
+  await app.register(addCheckpointRoutes, { witness, limiter, bodyLimit: config.bodyLimit });
+  await app.register(monitoringRoutes, { witness });
+
+  if (puller !== undefined) {
+    app.addHook('onReady', async () => puller.start());
+    app.addHook('onClose', async () => puller.stop());
+  }
+  return app;
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env node
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import closeWithGrace from 'close-with-grace';
+import { cosignerVerifierKey, generateKey, parseSignerKey } from '@vigil/client';
+import { useNodeCrypto } from '@vigil/client/node';
+import { ZodError } from 'zod';
+import {
+  listenAdminSocket,
+  parseInterval,
+  runAdminCommand,
+  sendAdminCommand,
+  type AdminCommand,
+} from './admin.js';
+import { buildApp } from './app.js';
+import { loadConfig, SETTINGS, type WitnessConfig } from './config.js';
+import { migrateWitness, openWitnessStore, pendingWitnessMigrations } from './db/open.js';
+import { inspect } from 'node:util';
+
+const USAGE = `usage: vigil-witness <command> [options]
+
+commands:
+  init --name <witness name>      create the witness key (<data-dir>/witness.key) and print its vkey;
+                                  on the embedded store also create the store
+  migrate                         apply pending migrations (migrations/witness/)
+  serve                           run the witness (push: POST /add-checkpoint; pull: logs with --url)
+  vkey                            print the witness's cosigner vkey
+  log add <origin> <log vkey> [--url <log base URL>] [--pull-interval 5s]
+  log list [--json]
+  log disable <origin>            stop cosigning for a log (its state is kept)
+
+every command takes --data-dir (VIGIL_DATA_DIR, default ./data); see witness/README.md for all settings.`;
+
+class UsageError extends Error {}
+
+/** Reads and checks the witness key file once; the key text is never printed or logged. */
+async function readSignerKey(config: WitnessConfig): Promise<string> {
+  let text: string;
+  try {
+    text = (await fs.readFile(config.keyFile, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new UsageError(`no witness key at ${config.keyFile}: run vigil-witness init --name <name> first`);
+    }
+    throw err;
+  }
+  const key = parseSignerKey(text);
+  if (key.seed.length !== 32)
+    throw new UsageError(`witness key ${config.keyFile} does not hold a 32-byte seed`);
+  const mode = (await fs.stat(config.keyFile)).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    process.stderr.write(`warning: ${config.keyFile} has mode ${mode.toString(8)}; it should be 600\n`);
+  }
+  return text;
+}
+
+async function init(config: WitnessConfig): Promise<void> {
+  if (config.name === undefined) throw new UsageError('init needs --name <witness name> (or WITNESS_NAME)');
+  const { signerKey } = generateKey(config.name);
+  await fs.mkdir(path.dirname(config.keyFile), { recursive: true });
+  try {
+    // 'wx': never overwrite an identity. A lost key means a new witness, not a silent restart.
+    await fs.writeFile(config.keyFile, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new UsageError(`${config.keyFile} exists: this data directory already has a witness identity`);
+    }
+    throw err;
+  }
+  if (config.databaseUrl === undefined) {
+    const opened = await openWitnessStore(config);
+    try {
+      const applied = await migrateWitness(opened.db);
+      process.stderr.write(
+        `initialised the embedded store in ${path.join(config.dataDir, 'pgdata')} (${applied.length} migrations)\n`,
+      );
+    } finally {
+      await opened.close();
+    }
+  } else {
+    process.stderr.write('with DATABASE_URL nothing else is created: run vigil-witness migrate\n');
+  }
+  process.stderr.write(`wrote ${config.keyFile} (mode 0600); the witness cosigner vkey is:\n`);
+  process.stdout.write(`${cosignerVerifierKey(signerKey)}\n`);
+}
+
+async function migrate(config: WitnessConfig): Promise<void> {
+  const opened = await openWitnessStore(config);
+  try {
+    const applied = await migrateWitness(opened.db);
+    process.stderr.write(
+      applied.length === 0 ? 'no pending migrations\n' : `applied ${applied.join(', ')}\n`,
+    );
+  } finally {
+    await opened.close();
+  }
+}
+
+async function serve(config: WitnessConfig): Promise<void> {
+  const signerKey = await readSignerKey(config);
+  const opened = await openWitnessStore(config);
+  const pending = await pendingWitnessMigrations(opened.db).catch(async (err: unknown) => {
+    await opened.close();
+    throw err;
+  });
+  if (pending.length > 0) {
+    await opened.close();
+    throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
+  }
+  const https =
+    config.tlsCert !== undefined && config.tlsKey !== undefined
+      ? {
+          cert: await fs.readFile(config.tlsCert),
+          key: await fs.readFile(config.tlsKey),
+          minVersion: 'TLSv1.2',
+        }
+      : undefined;
+  const app = await buildApp(config, {
+    store: opened.store,
+    signerKey,
+    pull: true,
+    fastify: {
+      connectionTimeout: 30_000,
+      keepAliveTimeout: 65_000,
+      requestTimeout: 30_000,
+      ...(https === undefined ? {} : { https }),
+    },
+  });
+  const admin =
+    opened.kind === 'pglite'
+      ? await listenAdminSocket(path.join(config.dataDir, 'admin.sock'), opened.store)
+      : undefined;
+  app.addHook('onClose', async () => {
+    await new Promise<void>((resolve) => (admin === undefined ? resolve() : admin.close(() => resolve())));
+    await opened.close();
+  });
+  closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
+    if (err !== undefined) app.log.error({ err }, 'shutting down after an error');
+    else app.log.info({ signal }, 'shutting down');
+    await app.close();
+  });
+  await app.listen({ host: config.host, port: config.port });
+  app.log.info({ name: app.witness.name, vkey: app.witness.vkey, store: opened.kind }, 'witness ready');
+}
+
+async function admin(config: WitnessConfig, command: AdminCommand, json: boolean): Promise<void> {
+  let result =
+    config.databaseUrl === undefined
+      ? await sendAdminCommand(path.join(config.dataDir, 'admin.sock'), command)
+      : undefined;
+  if (result === undefined) {
+    const opened = await openWitnessStore(config);
+    try {
+      const pending = await pendingWitnessMigrations(opened.db);
+      if (pending.length > 0)
+        throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
+      result = await runAdminCommand(opened.store, command);
+    } finally {
+      await opened.close();
+    }
+  }
+  if (!result.ok) throw new UsageError(`${result.code}: ${result.message}`);
+  if (result.logs !== undefined) {
+    if (json) process.stdout.write(`${JSON.stringify(result.logs, null, 2)}\n`);
+    else {
+      for (const log of result.logs) {
+        const mode = log.url === null ? 'push' : `pull ${log.url} every ${log.pullIntervalMs}ms`;
+        process.stdout.write(
+          `${log.origin}\tsize ${log.size}\t${log.disabled ? 'disabled' : 'enabled'}\t${mode}\t${log.vkey}\n`,
+        );
+      }
+    }
+  } else {
+    process.stderr.write(`${result.message}\n`);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  useNodeCrypto();
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    url: { type: 'string' },
+    'pull-interval': { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean' },
+  };
+  for (const { flag } of Object.values(SETTINGS)) options[flag] = { type: 'string' };
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  const [command, ...rest] = positionals;
+  if (values.help === true || command === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  let config: WitnessConfig;
+  try {
+    config = loadConfig(process.env, values);
+  } catch (err) {
+    if (err instanceof ZodError) {
+      for (const issue of err.issues)
+        process.stderr.write(`invalid setting ${issue.path.join('.')}: ${issue.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const args = (n: number) => {
+    if (rest.length !== n) throw new UsageError(USAGE);
+    return rest;
+  };
+  switch (command) {
+    case 'init':
+      args(0);
+      return init(config);
+    case 'migrate':
+      args(0);
+      return migrate(config);
+    case 'serve':
+      args(0);
+      return serve(config);
+    case 'vkey':
+      args(0);
+      process.stdout.write(`${cosignerVerifierKey(await readSignerKey(config))}\n`);
+      return;
+    case 'log': {
+      const [sub, ...subArgs] = rest;
+      if (sub === 'add' && subArgs.length === 2) {
+        const [origin, vkey] = subArgs as [string, string];
+        const url = typeof values.url === 'string' ? values.url : null;
+        const interval = typeof values['pull-interval'] === 'string' ? values['pull-interval'] : '5s';
+        return admin(
+          config,
+          { cmd: 'log-add', origin, vkey, url, pullIntervalMs: parseInterval(interval) },
+          false,
+        );
+      }
+      if (sub === 'list' && subArgs.length === 0)
+        return admin(config, { cmd: 'log-list' }, values.json === true);
+      if (sub === 'disable' && subArgs.length === 1) {
+        return admin(config, { cmd: 'log-disable', origin: subArgs[0] as string }, false);
+      }
+      throw new UsageError(USAGE);
+    }
+    default:
+      throw new UsageError(USAGE);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || (err as { code?: string }).code === 'DATA_DIR_IN_USE') {
+    process.stderr.write(`vigil-witness: ${(err as Error).message}\n`);
+  } else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    process.stderr.write(`vigil-witness: ${(err as Error).message}\n${USAGE}\n`);
+  } else {
+    process.stderr.write(`vigil-witness: ${err instanceof Error ? err.message : inspect(err)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,268 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  bytesEqual,
+  consistencyProof,
+  rootFromNodes,
+  tileNodeReader,
+  tilePath,
+  verifyConsistency,
+  verifyCosignature,
+} from '@vigil/client';
+import { isWitnessError } from '../errors.js';
+import type { LogRecord } from '../store.js';
+import type { Logger, Witness } from '../witness/witness.js';
+
+export interface PullerOptions {
+  witness: Witness;
+  logger: Logger;
+  /** One HTTP request to a log. */
+  timeoutMs: number;
+  /** Longest wait between attempts after repeated errors. */
+  maxBackoffMs: number;
+  /** How often the list of logs is re-read to pick up `log add` / `log disable` (default 2 s). */
+  refreshMs?: number;
+  /** Least time between two re-posts of the same cosignature to a log that lacks it (default 30 s). */
+  repostMs?: number;
+  fetch?: typeof fetch;
+  random?: () => number;
+}
+
+/** What one poll of a log did (for tests and debug logs). */
+export type PollOutcome =
+  | 'cosigned'
+  | 'unchanged'
+  | 'reposted'
+  | 'raced'
+  | 'evidence-fork'
+  | 'evidence-inconsistent'
+  | 'evidence-rollback';
+
+/** Exponential backoff with full jitter in [base/2, base]: base = interval * 2^failures, capped. */
+export function backoffMs(failures: number, intervalMs: number, maxMs: number, random: () => number): number {
+  const base = Math.min(maxMs, intervalMs * 2 ** Math.min(failures, 20));
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
+/**
+ * Pull mode (DESIGN.md "Witness"): for every enabled log with a URL, poll `<url>/checkpoint`; when it
+ * verifies and grew, compute the consistency proof from the log's tiles with client-lib (a proof
+ * endpoint is never trusted), cosign, compare-and-swap, then `POST <url>/v1/cosignatures`. Errors back
+ * off with jitter and are retried forever; the stored state never moves backwards (the store's CAS).
+ * The puller holds no tree state: each poll re-reads the store, so push and pull can run together.
+ */
+export class Puller {
+  readonly #options: PullerOptions;
+  readonly #fetch: typeof fetch;
+  readonly #random: () => number;
+  readonly #loops = new Map<string, Promise<void>>();
+  readonly #abort = new AbortController();
+  /** origin -> size and time of our last POST /v1/cosignatures, to bound re-posting. */
+  readonly #posted = new Map<string, { size: bigint; at: number }>();
+  #refresher: Promise<void> | undefined;
+
+  constructor(options: PullerOptions) {
+    this.#options = options;
+    this.#fetch = options.fetch ?? fetch;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** Starts polling every enabled log with a URL, and re-reads the log list every refreshMs. */
+  start(): void {
+    if (this.#refresher !== undefined) return;
+    this.#refresher = this.#refreshLoop();
+  }
+
+  /** Stops every loop and waits for in-flight polls to finish. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#refresher;
+    await Promise.all(this.#loops.values());
+  }
+
+  async #refreshLoop(): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      try {
+        for (const log of await this.#options.witness.store.listLogs()) {
+          if (log.url !== null && !log.disabled && !this.#loops.has(log.origin)) {
+            const loop = this.#logLoop(log.origin).finally(() => this.#loops.delete(log.origin));
+            this.#loops.set(log.origin, loop);
+          }
+        }
+      } catch (err) {
+        this.#options.logger.warn({ err }, 'could not read the list of logs to pull');
+      }
+      await this.#sleep(this.#options.refreshMs ?? 2000);
+    }
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    try {
+      await delay(ms, undefined, { signal: this.#abort.signal });
+    } catch {
+      // aborted: the loops check the signal
+    }
+  }
+
+  async #logLoop(origin: string): Promise<void> {
+    const signal = this.#abort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      const log = await this.#options.witness.store.getLog(origin).catch(() => undefined);
+      if (log === undefined || log.disabled || log.url === null) return;
+      let wait = log.pullIntervalMs;
+      try {
+        const outcome = await this.pollOnce(log);
+        this.#options.logger.debug({ origin, outcome }, 'polled log');
+        failures = 0;
+      } catch (err) {
+        failures += 1;
+        wait = backoffMs(failures, log.pullIntervalMs, this.#options.maxBackoffMs, this.#random);
+        // A log that is down is retried, not forgotten.
+        this.#options.logger.warn({ origin, failures, retryInMs: wait, err: String(err) }, 'pull failed');
+      }
+      await this.#sleep(wait);
+    }
+  }
+
+  async #get(url: string): Promise<Response> {
+    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.timeoutMs)]);
+    return this.#fetch(url, { signal, headers: { accept: 'text/plain, application/octet-stream' } });
+  }
+
+  /** Reads a tile of `width` hashes; falls back to the full tile when the partial one is gone (tlog-tiles). */
+  async #readTile(base: string, level: number, index: bigint, width: number): Promise<Uint8Array> {
+    const want = width * 32;
+    let res = await this.#get(`${base}/${tilePath({ level, index, width })}`);
+    if (res.status === 404 && width < 256) {
+      res = await this.#get(`${base}/${tilePath({ level, index, width: 256 })}`);
+    }
+    if (!res.ok) throw new Error(`tile ${level}/${index} width ${width}: http ${res.status}`);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (bytes.length < want || (bytes.length !== want && bytes.length !== 256 * 32)) {
+      throw new Error(`tile ${level}/${index} has ${bytes.length} bytes, want ${want}`);
+    }
+    return bytes.subarray(0, want);
+  }
+
+  /** One poll of one log; throws on transport errors and bad data (the loop backs off). */
+  async pollOnce(log: LogRecord): Promise<PollOutcome> {
+    if (log.url === null) throw new Error(`log ${log.origin} has no url`);
+    const base = log.url.replace(/\/+$/, '');
+    const witness = this.#options.witness;
+    const res = await this.#get(`${base}/checkpoint`);
+    if (!res.ok) throw new Error(`checkpoint: http ${res.status}`);
+    const body = await res.text();
+    const checkpoint = witness.verifyLogSignature(log, body);
+    const latest = await witness.store.latest(log.origin);
+    const current = latest?.size ?? 0n;
+
+    if (latest !== undefined && checkpoint.size < current) {
+      await witness.recordEvidence(log, {
+        origin: log.origin,
+        kind: 'rollback',
+        source: 'pull',
+        oldSize: current,
+        newSize: checkpoint.size,
+        oldNote: latest.note,
+        newNote: checkpoint.note,
+        proof: [],
+        prefixRoot: null,
+      });
+      return 'evidence-rollback';
+    }
+
+    if (latest !== undefined && checkpoint.size === current) {
+      if (!bytesEqual(checkpoint.root, latest.root)) {
+        await witness.witnessPulled(log, latest, checkpoint, []).catch((err: unknown) => {
+          if (!isWitnessError(err, 'PROOF_INVALID')) throw err;
+        });
+        return 'evidence-fork';
+      }
+      return (await this.#repostIfMissing(base, log, body, latest.note, latest.size))
+        ? 'reposted'
+        : 'unchanged';
+    }
+
+    let proof: Uint8Array[] = [];
+    let getNode: ((level: number, index: bigint) => Promise<Uint8Array>) | undefined;
+    if (latest !== undefined && current > 0n) {
+      const reader = tileNodeReader(checkpoint.size, (level: number, index: bigint, width: number) =>
+        this.#readTile(base, level, index, width),
+      );
+      getNode = async (level, index) => reader(level, index);
+      proof = await consistencyProof(current, checkpoint.size, getNode);
+    }
+    let note: string;
+    try {
+      ({ note } = await witness.witnessPulled(log, latest, checkpoint, proof));
+    } catch (err) {
+      if (isWitnessError(err, 'SIZE_CONFLICT')) return 'raced';
+      if (isWitnessError(err, 'PROOF_INVALID') && latest !== undefined && getNode !== undefined) {
+        // Were the tiles the log served for the new tree consistent with its new root? If so, the
+        // log's own data shows the first `current` leaves have another root: conclusive evidence.
+        const newRoot = await rootFromNodes(checkpoint.size, getNode);
+        if (!bytesEqual(newRoot, checkpoint.root)) {
+          throw new Error(`tiles do not match the checkpoint of size ${checkpoint.size}`, { cause: err });
+        }
+        const prefixRoot = await rootFromNodes(current, getNode);
+        verifyConsistency(current, checkpoint.size, prefixRoot, checkpoint.root, proof);
+        await witness.recordEvidence(log, {
+          origin: log.origin,
+          kind: 'inconsistent',
+          source: 'pull',
+          oldSize: current,
+          newSize: checkpoint.size,
+          oldNote: latest.note,
+          newNote: checkpoint.note,
+          proof,
+          prefixRoot,
+        });
+        return 'evidence-inconsistent';
+      }
+      throw err;
+    }
+    this.#options.logger.info(
+      { origin: log.origin, oldSize: current.toString(), newSize: checkpoint.size.toString() },
+      'cosigned pulled checkpoint',
+    );
+    await this.#post(base, note, checkpoint.size, log.origin);
+    return 'cosigned';
+  }
+
+  /** Re-posts our stored cosignature when the log's checkpoint does not carry it (at most every repostMs). */
+  async #repostIfMissing(
+    base: string,
+    log: LogRecord,
+    served: string,
+    note: string,
+    size: bigint,
+  ): Promise<boolean> {
+    try {
+      verifyCosignature(served, this.#options.witness.vkey);
+      return false;
+    } catch {
+      // not there (or not verifiable): post it again, but not on every poll
+    }
+    const last = this.#posted.get(log.origin);
+    if (last !== undefined && last.size === size && Date.now() - last.at < (this.#options.repostMs ?? 30_000))
+      return false;
+    await this.#post(base, note, size, log.origin);
+    return true;
+  }
+
+  async #post(base: string, note: string, size: bigint, origin: string): Promise<void> {
+    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.timeoutMs)]);
+    const res = await this.#fetch(`${base}/v1/cosignatures`, {
+      method: 'POST',
+      signal,
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      body: note,
+    });
+    if (!res.ok) {
+      const text = (await res.text()).slice(0, 200);
+      throw new Error(`log refused our cosignature: http ${res.status} ${text}`);
+    }
+    this.#posted.set(origin, { size, at: Date.now() });
+  }
+}
