@@ -1,0 +1,123 @@
+// Runs a service (the log server, the witness, the bare route) as a real process and waits until it
+// listens. Output is kept (bounded) for error messages; stop() sends SIGTERM, then SIGKILL after 15 s.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { track } from './procs.js';
+
+export interface Service {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  base: string;
+  output(): string;
+  /** SIGTERM and wait; SIGKILL after the grace period. Returns the exit code (or 128 + signal). */
+  stop(): Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  env?: Record<string, string | undefined>;
+  nodeArgs?: string[];
+  /** Matched against the output; group 1 is the port. */
+  listening?: RegExp;
+  timeoutMs?: number;
+}
+
+const MAX_OUTPUT = 200_000;
+
+export async function spawnService(
+  script: string,
+  args: string[],
+  options: SpawnOptions = {},
+): Promise<Service> {
+  const child = track(
+    spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  let out = '';
+  const onData = (d: Buffer) => {
+    if (out.length < MAX_OUTPUT) out += d.toString();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? (signal !== null ? 128 : null))),
+  );
+  const pattern = options.listening ?? /https?:\/\/127\.0\.0\.1:([0-9]+)/;
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${script} did not listen in time:\n${out.slice(-3000)}`)),
+      options.timeoutMs ?? 60_000,
+    );
+    const poll = setInterval(() => {
+      const m = pattern.exec(out);
+      if (m !== null) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    }, 20);
+    void exited.then((code) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`${script} exited ${code} during start-up:\n${out.slice(-3000)}`));
+    });
+  });
+  return {
+    child,
+    pid: child.pid!,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** Runs a node script to completion; rejects with its output on a non-zero exit. */
+export function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = track(
+      spawn(process.execPath, [script, ...args], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(stdout);
+      else
+        reject(
+          new Error(
+            `${script} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}${stdout.slice(-1000)}`,
+          ),
+        );
+    });
+  });
+}
+
+/** Resident set size of a process in bytes (Linux /proc). */
+export async function rssOf(pid: number): Promise<number | undefined> {
+  const fs = await import('node:fs/promises');
+  try {
+    const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+([0-9]+) kB/.exec(status);
+    return m === null ? undefined : Number(m[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}

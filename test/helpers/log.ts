@@ -1,0 +1,220 @@
+// End-to-end helper: runs the real log server process (`node server/dist/src/main.js`) on an
+// ephemeral port with a temp data directory (embedded PGlite store) or a fresh Postgres database,
+// and returns its URL, origin, vkey and a tlog-policy for it. Shared by the client and MCP e2e tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+/** Every log process this helper started and that is still running: killed when the test process exits,
+ * so a test that fails half-way (before its teardown was registered) leaves no log behind. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The compiled server CLI. */
+export const serverMain = path.join(root, 'server/dist/src/main.js');
+/** The compiled `vigil` CLI. */
+export const vigilMain = path.join(root, 'client-lib/dist/src/cli/main.js');
+
+export interface LogProcess {
+  /** URL prefix with a trailing slash, e.g. http://127.0.0.1:41234/ */
+  url: string;
+  port: number;
+  origin: string;
+  vkey: string;
+  /** tlog-policy text trusting this log's key, quorum none. */
+  policy: string;
+  dataDir: string;
+  /** Set when the log runs on Postgres. */
+  databaseUrl: string | undefined;
+  /** Output of the current process so far (stdout + stderr). */
+  output(): string;
+  /** Registers an emitter with `vigil-server emitter add` (works while the log runs). */
+  addEmitter(name: string, vkey: string): Promise<void>;
+  /** Sends a signal and waits for the exit code (SIGKILL is a crash). */
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Starts the process again on the same port and data. */
+  restart(): Promise<void>;
+  /** Stops the process and removes the data directory (and drops the Postgres database). */
+  stop(): Promise<void>;
+}
+
+export interface StartLogOptions {
+  /** Use Postgres (a fresh database created from this server URL, e.g. TEST_DATABASE_URL). */
+  postgresUrl?: string;
+  origin?: string;
+  /** Extra environment for the server. */
+  env?: Record<string, string>;
+  /** Extra server flags. */
+  args?: string[];
+}
+
+/** Runs a command to completion; rejects with its output on a non-zero exit. */
+export function runNode(
+  script: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+async function must(
+  script: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<string> {
+  const r = await runNode(script, args, env);
+  if (r.code !== 0)
+    throw new Error(`${path.basename(script)} ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Polls `fn` until it returns true or the deadline passes (generous: 2 shared cores under load start PGlite slowly). */
+export async function until(
+  what: string,
+  fn: () => Promise<boolean> | boolean,
+  timeoutMs = 90_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Creates a fresh Postgres database; returns its URL and a drop function. */
+export async function createDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `vigil_t_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: serverUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** Starts a log; see LogProcess. */
+export async function startLog(options: StartLogOptions = {}): Promise<LogProcess> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'vigil-log-'));
+  const origin = options.origin ?? 'vigil.test/log';
+  const db = options.postgresUrl !== undefined ? await createDatabase(options.postgresUrl) : undefined;
+  const env: Record<string, string | undefined> = {
+    LOG_LEVEL: 'info',
+    ...(db !== undefined ? { DATABASE_URL: db.url } : { DATABASE_URL: undefined }),
+    ...options.env,
+  };
+  if (db !== undefined) {
+    await must(serverMain, ['migrate', '--data-dir', dataDir], env);
+    await must(serverMain, ['init', '--origin', origin, '--data-dir', dataDir], env);
+  }
+  let port = 0;
+  let child: ChildProcess | undefined;
+  let out = '';
+  let exit: Promise<number | null> = Promise.resolve(null);
+
+  const launch = async (): Promise<void> => {
+    out = '';
+    const cmd = db !== undefined ? 'serve' : 'start';
+    const args = [
+      cmd,
+      '--data-dir',
+      dataDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      ...(db === undefined ? ['--origin', origin] : []),
+      ...(options.args ?? []),
+    ];
+    const c = spawn(process.execPath, [serverMain, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = c;
+    running.add(c);
+    c.on('exit', () => running.delete(c));
+    c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    exit = new Promise((resolve) =>
+      c.on('exit', (code, signal) => resolve(code ?? (signal !== null ? 128 : null))),
+    );
+    let exited = false;
+    void exit.then(() => (exited = true));
+    await until(`log listening (output so far: ${out.slice(0, 2000)})`, () => {
+      if (exited) throw new Error(`log exited during start-up:\n${out}`);
+      const m = /https?:\/\/127\.0\.0\.1:([0-9]+)/.exec(out);
+      if (m === null) return false;
+      port = Number(m[1]);
+      return true;
+    });
+    await until('log healthy', async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+      } catch {
+        return false;
+      }
+    });
+  };
+
+  await launch();
+  const info = (await (await fetch(`http://127.0.0.1:${port}/v1/log`)).json()) as {
+    origin: string;
+    vkey: string;
+  };
+  const log: LogProcess = {
+    url: `http://127.0.0.1:${port}/`,
+    port,
+    origin: info.origin,
+    vkey: info.vkey,
+    policy: `log ${info.vkey}\nquorum none\n`,
+    dataDir,
+    databaseUrl: db?.url,
+    output: () => out,
+    async addEmitter(name, vkey) {
+      await must(serverMain, ['emitter', 'add', name, vkey, '--data-dir', dataDir], env);
+    },
+    async kill(signal = 'SIGTERM') {
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null)
+        return child?.exitCode ?? null;
+      child.kill(signal);
+      return exit;
+    },
+    async restart() {
+      await launch();
+    },
+    async stop() {
+      await log.kill('SIGTERM');
+      await db?.drop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return log;
+}
