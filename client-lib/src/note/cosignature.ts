@@ -7,6 +7,7 @@ import {
   keyId,
   parseSignerKey,
   SIG_TYPE_COSIGNATURE_V1,
+  type SignerKey,
   type VerifierKey,
 } from './keys.js';
 import { cosignatureMessage, formatSignatureLine, parseNote, verifySignatureWithKey } from './note.js';
@@ -22,14 +23,16 @@ function checkpointText(note: string): string {
  * Cosigns a checkpoint (a signed note or its bare body) with an Ed25519 signer key at POSIX time
  * `time` (1 <= time <= 2^63-1) and returns the cosignature line
  * `— <name> base64(keyID04 || u64 time || sig)\n`. Does not verify the log's signature: the caller
- * (the witness) must have done so. c2sp.org/tlog-cosignature.
+ * (the witness) must have done so. A long-running cosigner passes the key parsed once
+ * (`parseSignerKey`): parsing derives the public key, which costs about as much as the signature.
+ * c2sp.org/tlog-cosignature.
  */
-export function cosign(note: string, signerKey: string, time: bigint | number): string {
+export function cosign(note: string, signerKey: string | SignerKey, time: bigint | number): string {
   const t = BigInt(time);
   if (t <= 0n || t > 0x7fffffffffffffffn)
     throw new TlogError('COSIGNATURE_INVALID', `cosignature time ${t} out of range`);
   const text = checkpointText(note);
-  const k = parseSignerKey(signerKey);
+  const k = typeof signerKey === 'string' ? parseSignerKey(signerKey) : signerKey;
   const sig = getCryptoProvider().ed25519Sign(cosignatureMessage(text, t), k.seed);
   const ts = new Uint8Array(8);
   new DataView(ts.buffer).setBigUint64(0, t);

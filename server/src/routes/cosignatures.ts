@@ -33,6 +33,7 @@ export async function cosignatureRoutes(app: FastifyInstance, ctx: RouteContext)
         continue;
       }
       await insertCosignature(ctx.tlog.db, { size: cp.size, witness: w.name, ...found });
+      ctx.tlog.cosignatureAdded();
       accepted.push(w.name);
     }
     if (accepted.length === 0) {

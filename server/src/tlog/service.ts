@@ -18,6 +18,11 @@ import {
 import type { TileReader } from './tiles.js';
 
 const EMITTER_TTL_MS = 3000;
+/**
+ * How long a checkpoint's collected cosignatures are served from memory. This process forgets them
+ * at once when it stores a cosignature; one written by another process shows within this time.
+ */
+const COSIGNED_TTL_MS = 1000;
 
 export class LogService {
   readonly db: Kysely<Database>;
@@ -26,6 +31,10 @@ export class LogService {
   readonly vkey: string;
   #emitters = new Map<string, { info: EmitterInfo | undefined; at: number }>();
   #headSource: (() => TreeHead | undefined) | undefined;
+  #cosigned: { size: bigint; note: string; at: number } | undefined;
+  #witnessed: { value: { head: TreeHead; note: string } | undefined; at: number } | undefined;
+  /** Bumped on every stored cosignature, so a read that raced with it is not cached. */
+  #cosignatures = 0;
 
   constructor(db: Kysely<Database>, tiles: TileReader, origin: string, vkey: string) {
     this.db = db;
@@ -47,6 +56,7 @@ export class LogService {
   /** Forgets cached emitters (after an admin command in this process). */
   invalidate(): void {
     this.#emitters.clear();
+    this.#witnessed = undefined;
   }
 
   witnesses(): Promise<WitnessInfo[]> {
@@ -74,12 +84,34 @@ export class LogService {
 
   /** The checkpoint note of `size` with every cosignature line collected for it. */
   async noteWithCosignatures(head: TreeHead): Promise<string> {
+    const hit = this.#cosigned;
+    if (hit !== undefined && hit.size === head.size && Date.now() - hit.at < COSIGNED_TTL_MS)
+      return hit.note;
+    const [at, generation] = [Date.now(), this.#cosignatures];
     const cos = await getCosignatures(this.db, head.size);
-    return head.note + cos.map((c) => c.line).join('');
+    const note = head.note + cos.map((c) => c.line).join('');
+    if (generation === this.#cosignatures) this.#cosigned = { size: head.size, note, at };
+    return note;
+  }
+
+  /** Forgets cached cosignatures: called right after this process stores one. */
+  cosignatureAdded(): void {
+    this.#cosignatures++;
+    this.#cosigned = undefined;
+    this.#witnessed = undefined;
   }
 
   /** Newest checkpoint whose valid cosignatures from configured witnesses meet the quorum. */
   async witnessedCheckpoint(): Promise<{ head: TreeHead; note: string } | undefined> {
+    const hit = this.#witnessed;
+    if (hit !== undefined && Date.now() - hit.at < COSIGNED_TTL_MS) return hit.value;
+    const [at, generation] = [Date.now(), this.#cosignatures];
+    const value = await this.#findWitnessed();
+    if (generation === this.#cosignatures) this.#witnessed = { value, at };
+    return value;
+  }
+
+  async #findWitnessed(): Promise<{ head: TreeHead; note: string } | undefined> {
     const quorum = await this.quorum();
     const witnesses = await this.witnesses();
     for (const head of await listCheckpointsDesc(this.db, 200)) {

@@ -84,6 +84,7 @@ export class WitnessPusher {
         throw new Error(`witness ${name} answered ${res.status}: ${text.slice(0, 200)}`);
       const { line, timestamp } = cosignatureLine(note + text, vkey);
       await insertCosignature(this.#tlog.db, { size, witness: name, line, timestamp });
+      this.#tlog.cosignatureAdded();
       this.#oldSize.set(name, size);
       return;
     }

@@ -11,6 +11,7 @@ import {
   parseVerifierKey,
   TlogError,
   verifyConsistency,
+  type SignerKey,
   type VerifierKey,
 } from '@vigil/client';
 import { WitnessError } from '../errors.js';
@@ -74,7 +75,7 @@ export class Witness {
   /** Our cosigner verifier key (type 0x04), what `vigil-witness init` prints. */
   readonly vkey: string;
   readonly store: WitnessStore;
-  readonly #signerKey: string;
+  readonly #signerKey: SignerKey;
   readonly #now: () => bigint;
   readonly #hooks: WitnessHooks;
   readonly #logger: Logger;
@@ -83,8 +84,8 @@ export class Witness {
 
   constructor(options: WitnessOptions) {
     this.store = options.store;
-    this.#signerKey = options.signerKey;
-    this.name = parseSignerKey(options.signerKey).name;
+    this.#signerKey = parseSignerKey(options.signerKey);
+    this.name = this.#signerKey.name;
     this.vkey = cosignerVerifierKey(options.signerKey);
     this.#now = options.now ?? (() => BigInt(Math.floor(Date.now() / 1000)));
     this.#hooks = options.hooks ?? {};
