@@ -85,8 +85,7 @@ export class LogService {
   /** The checkpoint note of `size` with every cosignature line collected for it. */
   async noteWithCosignatures(head: TreeHead): Promise<string> {
     const hit = this.#cosigned;
-    if (hit !== undefined && hit.size === head.size && Date.now() - hit.at < COSIGNED_TTL_MS)
-      return hit.note;
+    if (hit !== undefined && hit.size === head.size && Date.now() - hit.at < COSIGNED_TTL_MS) return hit.note;
     const [at, generation] = [Date.now(), this.#cosignatures];
     const cos = await getCosignatures(this.db, head.size);
     const note = head.note + cos.map((c) => c.line).join('');
