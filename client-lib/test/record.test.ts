@@ -5,6 +5,7 @@ import {
   formatEntry,
   generateKey,
   parseEntry,
+  parseEntryWithRecord,
   recordHash,
   signRecord,
   verifyRecordSignature,
@@ -87,6 +88,31 @@ t.test('entries', async (t) => {
   t.throws(() => formatEntry({ ...e, record: { ...record, big: 'x'.repeat(65536) } }), {
     code: 'RECORD_INVALID',
   });
+});
+
+t.test('parseEntryWithRecord slices the record canonical bytes out of the entry', async (t) => {
+  const records = [
+    record,
+    { ...record, note: 'é\u2028"\\\n\u0000😀', nested: { '\u00e9': [2, -3, 'x'] } },
+    { v: 1, stream: 's', seq: 1, time: 't', kind: 'k', sig: '"', record: '},"sig":"' },
+  ];
+  const fields = [
+    { emitter: 'emitter.example', peer: '127.0.0.1', sig: signRecord(record, key.signerKey) },
+    { emitter: 'ém😀"\\', peer: '::1\n', sig: 'not base64 "quoted" \u2028' },
+  ];
+  for (const r of records) {
+    for (const f of fields) {
+      const bytes = formatEntry({ received: '2026-11-24T12:00:00.000Z', record: r, ...f });
+      const parsed = parseEntryWithRecord(bytes);
+      t.same(parsed.entry, parseEntry(bytes), 'the same entry as parseEntry');
+      t.same(Buffer.from(parsed.record), Buffer.from(canonicalBytes(r)), `record bytes of ${f.emitter}`);
+    }
+  }
+  // A non-canonical entry is refused before any slicing.
+  const spaced = new TextEncoder().encode(
+    `{"emitter":"e", "peer":"p","received":"r","record":${canonicalJson(record)},"sig":"s","v":1}`,
+  );
+  t.throws(() => parseEntryWithRecord(spaced), { code: 'RECORD_INVALID' });
 });
 
 t.test('strings without a UTF-8 form are refused, paired surrogates are fine', async (t) => {

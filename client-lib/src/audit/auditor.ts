@@ -25,7 +25,7 @@ import {
 } from '../merkle/index.js';
 import { verifyCheckpoint, type Policy } from '../policy/index.js';
 import { parseVerifierKey, type VerifierKey } from '../note/index.js';
-import { canonicalBytes, parseEntry, recordHash, verifyRecordSignature, type Entry } from '../record.js';
+import { parseEntryWithRecord, verifyRecordSignature, type Entry } from '../record.js';
 import { decodeEntryBundle } from '../tiles/index.js';
 import {
   CheckpointConflictError,
@@ -368,10 +368,10 @@ function startSizeOf(s: AuditState | undefined): bigint {
 }
 
 /**
- * Checks an entry's emitter signature: its problem, if any (maybe once a check finishes), and the
- * record's canonical bytes when it computed them (so the record hash does not canonicalise again).
+ * Checks an entry's emitter signature over the record's canonical bytes (sliced from the entry):
+ * its problem, if any, maybe once a check finishes.
  */
-type SignatureCheck = (entry: Entry, index: bigint) => { problem?: PendingProblem; canonical?: Uint8Array };
+type SignatureCheck = (entry: Entry, record: Uint8Array, index: bigint) => PendingProblem | undefined;
 
 /**
  * The signature check of `checkEntry`: EMITTER_UNKNOWN or SIGNATURE_INVALID. Without a verifier this
@@ -395,15 +395,13 @@ function signatureChecker(
     }
     return parsed.get(vkey);
   };
-  return (entry, index) => {
+  return (entry, record, index) => {
     const vkey = keys.get(entry.emitter);
     if (vkey === undefined) {
       return {
-        problem: {
-          code: 'EMITTER_UNKNOWN',
-          index: index.toString(),
-          message: `entry ${index} names emitter ${entry.emitter}, whose key is not known`,
-        },
+        code: 'EMITTER_UNKNOWN',
+        index: index.toString(),
+        message: `entry ${index} names emitter ${entry.emitter}, whose key is not known`,
       };
     }
     const invalid = (): AuditProblem => ({
@@ -415,24 +413,19 @@ function signatureChecker(
     if (verifier === undefined || key === undefined || key.type !== 1) {
       try {
         verifyRecordSignature(entry.record, entry.sig, key ?? vkey);
-        return {};
+        return undefined;
       } catch {
-        return { problem: invalid() };
+        return invalid();
       }
     }
     let signature: Uint8Array;
-    let message: Uint8Array;
     try {
       signature = base64Decode(entry.sig);
-      message = canonicalBytes(entry.record);
     } catch {
-      return { problem: invalid() };
+      return invalid();
     }
-    if (signature.length !== 64) return { problem: invalid(), canonical: message };
-    return {
-      problem: verifier(signature, message, key.publicKey).then((ok) => (ok ? undefined : invalid())),
-      canonical: message,
-    };
+    if (signature.length !== 64) return invalid();
+    return verifier(signature, record, key.publicKey).then((ok) => (ok ? undefined : invalid()));
   };
 }
 
@@ -447,9 +440,10 @@ function checkEntry(
   problem: (p: PendingProblem) => void,
 ): void {
   const at = index.toString();
-  let entry;
+  let entry: Entry;
+  let record: Uint8Array;
   try {
-    entry = parseEntry(bytes);
+    ({ entry, record } = parseEntryWithRecord(bytes));
   } catch (err) {
     problem({
       code: 'ENTRY_MALFORMED',
@@ -459,8 +453,8 @@ function checkEntry(
     return;
   }
   emitters[entry.emitter] = (emitters[entry.emitter] ?? 0) + 1;
-  const signature = checkSignature(entry, index);
-  if (signature.problem !== undefined) problem(signature.problem);
+  const signatureProblem = checkSignature(entry, record, index);
+  if (signatureProblem !== undefined) problem(signatureProblem);
   const r = entry.record;
   const stream = r.stream;
   const seq = r.seq;
@@ -491,8 +485,8 @@ function checkEntry(
       message: `entry ${index}: emitter time ${r.time as string} is ${Math.round((time - received) / 1000)} s after the log received it`,
     });
   }
-  // recordHash(r), from the canonical bytes when the signature check already built them.
-  const hash = signature.canonical === undefined ? recordHash(r) : base64Encode(sha256(signature.canonical));
+  // recordHash(r): the base64 SHA-256 of the record's canonical bytes.
+  const hash = base64Encode(sha256(record));
   const s = streams[stream];
   if (s === undefined) {
     if (seq !== 0) {
