@@ -182,6 +182,41 @@ export async function getLeafHashes(db: Db, start: bigint, width: number): Promi
   return rows.map((r) => r.leaf_hash);
 }
 
+/**
+ * The hashes of every partial tile of a tree of `size`, by tile level (the level-0 one from
+ * entries.leaf_hash, the others from tree_nodes), in one round trip. A level without a partial
+ * tile is absent; a level whose rows are missing has fewer hashes than its tile's width.
+ */
+export async function getPartialTiles(db: Db, size: bigint): Promise<Map<number, Uint8Array[]>> {
+  const out = new Map<number, Uint8Array[]>();
+  let query;
+  for (let tileLevel = 0; size >> BigInt(8 * tileLevel) > 0n; tileLevel++) {
+    const n = size >> BigInt(8 * tileLevel);
+    const width = n % 256n;
+    if (width === 0n) continue;
+    out.set(tileLevel, []);
+    const part =
+      tileLevel === 0
+        ? db
+            .selectFrom('entries')
+            .select([sql<number>`0`.as('level'), 'leaf_index as index', 'leaf_hash as hash'])
+            .where('leaf_index', '>=', n - width)
+            .where('leaf_index', '<', n)
+        : db
+            .selectFrom('tree_nodes')
+            .select([sql<number>`level`.as('level'), 'node_index as index', 'hash'])
+            .where('level', '=', 8 * tileLevel)
+            .where('node_index', '>=', n - width)
+            .where('node_index', '<', n);
+    query = query === undefined ? part : query.unionAll(part);
+  }
+  if (query === undefined) return out;
+  const rows = await query.execute();
+  rows.sort((a, b) => a.level - b.level || (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+  for (const r of rows) out.get(Number(r.level) / 8)!.push(r.hash);
+  return out;
+}
+
 /** Stored node hashes at `level`, indices [start, start + width). */
 export async function getTreeNodes(
   db: Db,

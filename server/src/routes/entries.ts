@@ -239,7 +239,8 @@ export async function entriesRoutes(app: FastifyInstance, ctx: RouteContext): Pr
         return reply.code(202).send({ entries: result.items.map((it) => ({ index: it.index.toString() })) });
       }
       const head = { size: result.size, root: new Uint8Array(32), note: result.note };
-      const getNode = ctx.tlog.tiles.nodeReader(result.size);
+      // Receipts of the batch's entries come from the sequencer's memory (no read of the store).
+      const getNode = result.getNode;
       const entries = [];
       for (const it of result.items) {
         let { leafHash, entry } = it;

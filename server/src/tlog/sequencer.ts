@@ -20,7 +20,11 @@ import {
   parseCheckpoint,
   base64Encode,
   verifierKeyFromSignerKey,
+  concatBytes,
+  tileNodeReader,
+  TILE_WIDTH,
   type CompactRange,
+  type GetNode,
 } from '@vigil/client';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from '../db/schema.js';
@@ -30,6 +34,7 @@ import {
   getEntryByStreamSeq,
   getStreamHeads,
   getTreeHead,
+  getPartialTiles,
   getTreeNodesFrom,
   insertBlobs,
   insertCheckpoint,
@@ -80,6 +85,11 @@ export interface SequencedRequest {
   items: ItemResult[];
   size: bigint;
   note: string;
+  /**
+   * Nodes of the tree at `size`: those the batch created and the old compact range from memory,
+   * anything else from the store. Enough for the receipts of the batch's entries without a read.
+   */
+  getNode: GetNode;
 }
 
 export type SequencerErrorCode =
@@ -459,10 +469,12 @@ export class Sequencer {
       };
     });
     const nodes: { level: number; index: bigint; hash: Uint8Array }[] = [];
+    const known = compactRangeNodes(this.#range);
     const range = appendLeafHashes(
       this.#range,
       newEntries.map((e) => e.leafHash),
       (n) => {
+        known.set(nodeKey(n.level, n.index), n.hash);
         if (n.level > 0 && n.level % 8 === 0) nodes.push(n);
       },
     );
@@ -484,8 +496,19 @@ export class Sequencer {
             );
           if (nodes.length > 0) await insertTreeNodes(trx, nodes);
           await hooks?.afterNodes?.(newSize);
-          // Never sign a root the stored hashes do not produce.
-          const storedRoot = await rootFromNodes(newSize, this.#o.tiles.nodeReader(newSize, trx as Db));
+          // Never sign a root the stored hashes do not produce: the partial tiles are read back in
+          // one round trip, full tiles from the reader (its cache, else this transaction).
+          const partial = await getPartialTiles(trx, newSize);
+          const readTile = (level: number, index: bigint, width: number) => {
+            if (width === TILE_WIDTH) return this.#o.tiles.readTile(level, index, width, trx as Db);
+            const hashes = partial.get(level) ?? [];
+            if (hashes.length !== width)
+              throw new Error(
+                `partial tile ${level}/${index} has ${hashes.length} of ${width} hashes stored`,
+              );
+            return concatBytes(...hashes);
+          };
+          const storedRoot = await rootFromNodes(newSize, tileNodeReader(newSize, readTile));
           if (!bytesEqual(storedRoot, root))
             throw new Error(`stored hashes give another root at size ${newSize}`);
           const text = formatCheckpoint({ origin: this.#o.origin, size: newSize, root, extensions: [] });
@@ -525,6 +548,9 @@ export class Sequencer {
       logger.warn({ err }, 'afterCommit hook failed');
     }
     const byIndex = new Map(newEntries.map((e) => [e.index, e]));
+    let stored: GetNode | undefined;
+    const getNode: GetNode = (level, index) =>
+      known.get(nodeKey(level, index)) ?? (stored ??= this.#o.tiles.nodeReader(newHead.size))(level, index);
     let k = 0;
     for (const a of answers) {
       const failure = failures.get(a.p);
@@ -542,7 +568,7 @@ export class Sequencer {
           items.push({ index: e.index, leafHash: e.leafHash, entry: e.entry, duplicate: false });
         }
       }
-      a.p.resolve({ items, size: newHead.size, note: newHead.note });
+      a.p.resolve({ items, size: newHead.size, note: newHead.note, getNode });
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.#o.onBatch?.({ entries: newEntries.length, seconds, size: newHead.size });
@@ -566,3 +592,20 @@ export class Sequencer {
 }
 
 class FatalError extends Error {}
+
+function nodeKey(level: number, index: bigint): string {
+  return `${level}/${index}`;
+}
+
+/** The nodes of a compact range by key: its perfect subtrees, largest (leftmost) first. */
+function compactRangeNodes(range: CompactRange): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  let start = 0n;
+  let i = 0;
+  for (let level = 64; level >= 0; level--) {
+    if (((range.size >> BigInt(level)) & 1n) === 0n) continue;
+    out.set(nodeKey(level, start >> BigInt(level)), range.nodes[i++]!);
+    start += 1n << BigInt(level);
+  }
+  return out;
+}
