@@ -4,7 +4,8 @@
 // error or a wrong result), never because a goal was missed on a slow machine.
 //
 // Options: --quick, --only <name,...> (witness, log, mcp; the ceilings always run), --entries <n>
-// (the large log's size), --no-write (do not touch BENCHMARKS.md), --out <file>.
+// (the large log's size), --stores <embedded,postgres>, --no-write (do not touch BENCHMARKS.md),
+// --out <file>.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     entries: { type: 'string' },
+    stores: { type: 'string' },
     out: { type: 'string' },
   },
   strict: true,
@@ -65,7 +67,21 @@ const outcomes: Outcome[] = [];
 const sections: string[] = [];
 const pgUrl = postgresServerUrl();
 // Postgres first: its ingest row is the headline goal.
-const stores: ('embedded' | 'postgres')[] = pgUrl !== undefined ? ['postgres', 'embedded'] : ['embedded'];
+// --stores postgres,embedded: the stores to measure (default: both when a Postgres URL is given).
+const stores: ('embedded' | 'postgres')[] = (
+  values.stores?.split(',').map((s) => s.trim()) ??
+  (pgUrl !== undefined ? ['postgres', 'embedded'] : ['embedded'])
+).filter((s): s is 'embedded' | 'postgres' => {
+  if (s !== 'embedded' && s !== 'postgres') {
+    process.stderr.write(`--stores takes embedded and/or postgres, not ${s}\n`);
+    process.exit(2);
+  }
+  return true;
+});
+if (stores.includes('postgres') && pgUrl === undefined) {
+  process.stderr.write('--stores postgres needs BENCH_DATABASE_URL or TEST_DATABASE_URL\n');
+  process.exit(2);
+}
 
 /** The command as typed, without --out (where the results went is not part of the run). */
 function command(): string {
@@ -201,8 +217,9 @@ for (const store of stores) {
         quick,
         ceilings,
         sections,
-        // The MCP wrapper runs against the embedded log once it is big (one log start fewer).
-        ...(store === 'embedded' && selected('mcp') ? { extra: mcpRows } : {}),
+        // The MCP wrapper runs against the last store's log once it is big (one log start fewer):
+        // the embedded one unless --stores leaves it out.
+        ...(store === stores.at(-1) && selected('mcp') ? { extra: mcpRows } : {}),
       });
     });
   }
