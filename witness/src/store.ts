@@ -77,8 +77,9 @@ export interface WitnessStore {
   latest(origin: string): Promise<WitnessedCheckpoint | undefined>;
   /**
    * Stores `next` only if the stored size is still `oldSize`, with its history row, in one atomic
-   * statement (one round trip, one implicit transaction). Returns false when
-   * another writer moved the state first; the caller answers 409 with the new size.
+   * statement (one round trip, one implicit transaction, shared with the compare-and-swaps of other
+   * origins that wait meanwhile). Returns false when another writer moved the state first; the
+   * caller answers 409 with the new size.
    */
   compareAndSwap(origin: string, oldSize: bigint, next: NewWitnessedCheckpoint): Promise<boolean>;
   /** Appends evidence unless an identical (origin, kind, new note) item exists. Returns the item. */

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { base64Decode, base64Encode } from '@vigil/client';
 import { WitnessError } from '../errors.js';
 import type {
@@ -23,10 +23,11 @@ function toBigint(value: bigint | string | number): bigint {
 
 /**
  * The witness store over kysely, for both the embedded store (PGlite) and Postgres: one code path.
- * The only writer of latest_checkpoints is compareAndSwap, a single UPDATE guarded by the old size,
- * so the check and the save are one atomic step on either store.
+ * The only writer of latest_checkpoints is compareAndSwap, an UPDATE guarded by the old size, so the
+ * check and the save are one atomic step on either store; concurrent ones share a statement (CasGroup).
  */
 export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
+  const casGroup = new CasGroup(db);
   const rowToLog = (row: {
     origin: string;
     vkey: string;
@@ -156,28 +157,8 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
       return row === undefined ? undefined : rowToLatest(row);
     },
 
-    async compareAndSwap(origin: string, oldSize: bigint, next: NewWitnessedCheckpoint) {
-      // One statement, so one implicit transaction and one round trip: the guarded UPDATE and the
-      // history row commit together or not at all. If the process dies before the commit, the next
-      // start sees the old size and the client saw no 200. On the embedded store this holds the
-      // session for one query instead of BEGIN..COMMIT.
-      const now = new Date();
-      const result = await db
-        .with('moved', (qb) =>
-          qb
-            .updateTable('latest_checkpoints')
-            .set({ tree_size: next.size, root_hash: next.root, note: next.note, cosigned_at: now })
-            .where('origin', '=', origin)
-            .where('tree_size', '=', oldSize)
-            .returning(['origin', 'tree_size', 'root_hash', 'note', 'cosigned_at']),
-        )
-        .insertInto('cosigned_checkpoints')
-        .columns(['origin', 'tree_size', 'root_hash', 'note', 'cosigned_at'])
-        .expression((eb) =>
-          eb.selectFrom('moved').select(['origin', 'tree_size', 'root_hash', 'note', 'cosigned_at']),
-        )
-        .executeTakeFirst();
-      return result.numInsertedOrUpdatedRows === 1n;
+    compareAndSwap(origin: string, oldSize: bigint, next: NewWitnessedCheckpoint) {
+      return casGroup.submit({ origin, oldSize, next });
     },
 
     async addEvidence(evidence: EvidenceInput) {
@@ -214,4 +195,91 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
       return (await query.execute()).map(rowToEvidence);
     },
   };
+}
+
+interface Cas {
+  origin: string;
+  oldSize: bigint;
+  next: NewWitnessedCheckpoint;
+  resolve: (saved: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Most compare-and-swaps one statement takes. */
+const CAS_GROUP_MAX = 256;
+
+/**
+ * Group commit of compare-and-swaps: while one statement runs, the ones that arrive wait, then go
+ * together in the next. Each is still guarded by its own old size; one statement is one implicit
+ * transaction, so the guarded UPDATEs and their history rows commit together or not at all, and a
+ * caller hears `true` only after the commit. At most one per origin goes in a statement (a second
+ * one for the same origin waits for the next), so each answer is exactly that CAS's outcome.
+ */
+class CasGroup {
+  readonly #db: Kysely<WitnessDatabase>;
+  #queue: Cas[] = [];
+  #running = false;
+
+  constructor(db: Kysely<WitnessDatabase>) {
+    this.#db = db;
+  }
+
+  submit(cas: Omit<Cas, 'resolve' | 'reject'>): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ ...cas, resolve, reject });
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0) {
+        const group: Cas[] = [];
+        const rest: Cas[] = [];
+        const origins = new Set<string>();
+        for (const c of this.#queue) {
+          if (group.length < CAS_GROUP_MAX && !origins.has(c.origin)) {
+            origins.add(c.origin);
+            group.push(c);
+          } else {
+            rest.push(c);
+          }
+        }
+        this.#queue = rest;
+        try {
+          const saved = await this.#run(group);
+          for (const c of group) c.resolve(saved.has(c.origin));
+        } catch (err) {
+          for (const c of group) c.reject(err);
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** One statement: every guarded UPDATE and the history row of each that moved. Returns those origins. */
+  async #run(group: Cas[]): Promise<Set<string>> {
+    const now = new Date();
+    const rows = sql.join(
+      group.map(
+        (c) =>
+          sql`(${c.origin}::text, ${c.oldSize}::bigint, ${c.next.size}::bigint, ${c.next.root}::bytea, ${c.next.note}::text)`,
+      ),
+    );
+    const result = await sql<{ origin: string }>`
+      with input (origin, old_size, tree_size, root_hash, note) as (values ${rows}),
+      moved as (
+        update latest_checkpoints l
+        set tree_size = i.tree_size, root_hash = i.root_hash, note = i.note, cosigned_at = ${now}
+        from input i
+        where l.origin = i.origin and l.tree_size = i.old_size
+        returning l.origin, l.tree_size, l.root_hash, l.note, l.cosigned_at
+      )
+      insert into cosigned_checkpoints (origin, tree_size, root_hash, note, cosigned_at)
+      select origin, tree_size, root_hash, note, cosigned_at from moved
+      returning origin`.execute(this.#db);
+    return new Set(result.rows.map((r) => r.origin));
+  }
 }

@@ -58,6 +58,50 @@ forEachStore(t, async (t, testStore) => {
     t.same(state?.log, await store.getLog(log.origin));
   });
 
+  t.test(
+    'concurrent compare-and-swaps of many origins share statements, each with its own outcome',
+    async (t) => {
+      const logs = Array.from({ length: 40 }, (_, i) => new TestLog(`example.com/group${i}`));
+      for (const l of logs)
+        await store.addLog({ origin: l.origin, vkey: l.vkey, url: null, pullIntervalMs: 1000 });
+      const next = (size: bigint) => ({
+        size,
+        root: new Uint8Array(32).fill(Number(size)),
+        note: `n ${size}\n`,
+      });
+      // Per origin: the right old size (wins), a second writer from the same size (loses), a wrong one.
+      const outcomes = await Promise.all(
+        logs.flatMap((l, i) => [
+          store.compareAndSwap(l.origin, 0n, next(BigInt(i + 1))),
+          store.compareAndSwap(l.origin, 0n, next(BigInt(i + 100))),
+          store.compareAndSwap(l.origin, 1000n, next(BigInt(i + 200))),
+        ]),
+      );
+      for (const [i, l] of logs.entries()) {
+        t.same(outcomes.slice(3 * i, 3 * i + 3), [true, false, false], `${l.origin}: only the first moves`);
+        t.equal((await store.latest(l.origin))?.size, BigInt(i + 1));
+      }
+      const history = await opened.db
+        .selectFrom('cosigned_checkpoints')
+        .select('origin')
+        .where('origin', 'like', 'example.com/group%')
+        .execute();
+      t.equal(history.length, logs.length, 'one history row per move');
+      // A statement that fails rejects every compare-and-swap in it and moves nothing.
+      const bad = await Promise.allSettled([
+        store.compareAndSwap(logs[0]!.origin, 1n, next(0n)),
+        store.compareAndSwap(logs[1]!.origin, 2n, { ...next(5n), root: new Uint8Array(32) }),
+      ]);
+      t.equal((await store.latest(logs[0]!.origin))?.size, 1n, 'nothing moved backwards');
+      t.equal(bad[0]!.status, 'rejected', 'moving backwards is refused by the database');
+      // The other one either shared that statement (refused with it) or went in its own (moved).
+      const other = bad[1]!;
+      const moved = other.status === 'fulfilled' && other.value;
+      t.equal((await store.latest(logs[1]!.origin))?.size, moved ? 5n : 2n, 'its state matches its answer');
+      t.equal(await store.compareAndSwap(logs[2]!.origin, 3n, next(9n)), true, 'later statements go on');
+    },
+  );
+
   t.test('the database refuses to move backwards, delete or rewrite', async (t) => {
     await t.rejects(sql`update latest_checkpoints set tree_size = 1`.execute(opened.db), /may not move/);
     await t.rejects(sql`delete from latest_checkpoints`.execute(opened.db), /append-only/);
