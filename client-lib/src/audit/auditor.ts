@@ -104,6 +104,8 @@ type PendingProblem = AuditProblem | Promise<AuditProblem | undefined>;
 
 /** Tiles whose signature checks may be in flight at once when a SignatureVerifier is given. */
 const TILES_IN_FLIGHT = 4;
+/** Tiles (entry bundle and level-0 tile) fetched ahead of the one being checked. */
+const TILES_AHEAD = 3n;
 
 /** Where the audit state lives (the CLI uses a file in --state). */
 export interface AuditStateStorage extends CheckpointStorage {
@@ -240,12 +242,22 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   };
   let tail: string[] = size % 256n === 0n ? [] : startSize === size ? (state?.tail ?? []) : [];
 
+  // Fetches run TILES_AHEAD tiles ahead of the checks, so the log's answer time overlaps our work.
+  const widthOf = (tile: bigint): number => Number(size - tile * 256n >= 256n ? 256n : size - tile * 256n);
+  const fetched = new Map<bigint, Promise<[Uint8Array, Uint8Array]>>();
+  const fetchAhead = (from: bigint): void => {
+    for (let k = from; k < from + TILES_AHEAD && k * 256n < size; k++) {
+      if (fetched.has(k)) continue;
+      const p = Promise.all([client.readEntryBundle(k, widthOf(k)), client.readTile(0, k, widthOf(k))]);
+      p.catch(() => undefined); // awaited below in order; an early return must not leave it unhandled
+      fetched.set(k, p);
+    }
+  };
   for (let tile = startSize / 256n; startSize < size && tile * 256n < size; tile++) {
-    const width = Number(size - tile * 256n >= 256n ? 256n : size - tile * 256n);
-    const [bundleBytes, tileBytes] = await Promise.all([
-      client.readEntryBundle(tile, width),
-      client.readTile(0, tile, width),
-    ]);
+    const width = widthOf(tile);
+    fetchAhead(tile);
+    const [bundleBytes, tileBytes] = await fetched.get(tile)!;
+    fetched.delete(tile);
     const tileProblems: PendingProblem[] = [];
     const tileProblem = (p: PendingProblem): void => {
       tileProblems.push(p);
