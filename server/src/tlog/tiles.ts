@@ -109,6 +109,8 @@ export class TileReader {
    * later size. Only nodes read outside a transaction (committed data) are kept.
    */
   readonly #nodes = new Map<string, Uint8Array>();
+  /** Full tile and bundle reads in flight, by tile path (bounded by the requests in flight). */
+  readonly #loading = new Map<string, Promise<Buffer>>();
   readonly #nodeMax: number;
 
   constructor(db: Db, limits: { tileBytes?: number; bundleBytes?: number; nodes?: number } = {}) {
@@ -136,15 +138,27 @@ export class TileReader {
     return this.#tiles.get(path)?.subarray(0, TILE_WIDTH * 32);
   }
 
-  /** The tile tree of full tile `level`/`index`, from the cache or the store (outside a transaction). */
-  async #tileTree(level: number, index: bigint): Promise<Buffer> {
+  /**
+   * The tile tree of full tile `level`/`index`, from the cache or the store (outside a transaction).
+   * Concurrent misses of one tile share its read: on a cold cache, 64 requests for proofs through
+   * the same tile make one query, not 64.
+   */
+  #tileTree(level: number, index: bigint): Promise<Buffer> {
     const key = formatTileKey(level, index);
     const hit = this.#tiles.get(key);
-    if (hit) return hit;
-    const hashes = await this.#readHashes(level, index, TILE_WIDTH, this.#db);
-    const tree = buildTileTree(hashes);
-    this.#tiles.set(key, tree);
-    return tree;
+    if (hit) return Promise.resolve(hit);
+    let loading = this.#loading.get(key);
+    if (loading === undefined) {
+      loading = this.#readHashes(level, index, TILE_WIDTH, this.#db)
+        .then((hashes) => {
+          const tree = buildTileTree(hashes);
+          this.#tiles.set(key, tree);
+          return tree;
+        })
+        .finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
+    }
+    return loading;
   }
 
   async #readHashes(level: number, index: bigint, width: number, db: Db): Promise<Uint8Array[]> {
@@ -167,19 +181,30 @@ export class TileReader {
 
   /** Entry bundle `index` of `width` entries. */
   async readBundle(index: bigint, width: number): Promise<Uint8Array> {
+    if (width !== TILE_WIDTH) return this.#readBundle(index, width);
     const key = tilePath({ level: 'entries', index, width: TILE_WIDTH });
-    if (width === TILE_WIDTH) {
-      const hit = this.#bundles.get(key);
-      if (hit) return hit;
+    const hit = this.#bundles.get(key);
+    if (hit) return hit;
+    // Concurrent misses of one full bundle share its read, as for tiles.
+    let loading = this.#loading.get(key);
+    if (loading === undefined) {
+      loading = this.#readBundle(index, width)
+        .then((bytes) => {
+          const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          this.#bundles.set(key, buf);
+          return buf;
+        })
+        .finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
     }
+    return loading;
+  }
+
+  async #readBundle(index: bigint, width: number): Promise<Uint8Array> {
     const entries = await getEntryRange(this.#db, index * BigInt(TILE_WIDTH), width);
     if (entries.length !== width)
       throw new TileNotFoundError(`bundle ${index} has ${entries.length} of ${width} entries`);
-    const bytes = encodeEntryBundle(entries);
-    if (width !== TILE_WIDTH) return bytes;
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.#bundles.set(key, buf);
-    return buf;
+    return encodeEntryBundle(entries);
   }
 
   /**

@@ -17,6 +17,7 @@ import type { Database } from '../../src/db/schema.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { prepareLog, recordStream } from '../helpers/process.js';
+import { TileReader } from '../../src/tlog/tiles.js';
 
 forEachStore(t, async (t, store) => {
   const log = await prepareLog(store);
@@ -86,5 +87,36 @@ forEachStore(t, async (t, store) => {
     t.throws(() => verifyInclusion(leafHashes[301]!, 300n, 700n, proof, roots.get(700n)!), {
       code: 'PROOF_INVALID',
     });
+  });
+
+  t.test('concurrent misses of one full tile or bundle make one query', async (t) => {
+    let queries = 0;
+    const counted = db.withPlugin({
+      transformQuery: (args) => {
+        queries++;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    });
+    const reader = new TileReader(counted);
+    const tiles = await Promise.all(Array.from({ length: 20 }, () => reader.readTile(0, 1n, 256)));
+    t.equal(queries, 1, 'twenty reads of tile 0/001, one query');
+    t.ok(
+      tiles.every((b) => Buffer.compare(Buffer.from(b), Buffer.from(tiles[0]!)) === 0),
+      'the same bytes',
+    );
+    t.same(tiles[0]!.subarray(0, 32), leafHashes[256], 'its first hash is leaf 256');
+    queries = 0;
+    const bundles = await Promise.all(Array.from({ length: 20 }, () => reader.readBundle(0n, 256)));
+    t.equal(queries, 1, 'twenty reads of bundle 0, one query');
+    t.equal(new Set(bundles).size, 1, 'one buffer for all');
+    queries = 0;
+    await reader.readTile(0, 1n, 256);
+    await reader.readBundle(0n, 256);
+    t.equal(queries, 0, 'then both come from the cache');
+    // A failed read is not kept: the next one asks the store again.
+    await t.rejects(reader.readBundle(9n, 256), { code: 'NOT_FOUND' });
+    await t.rejects(reader.readBundle(9n, 256), { code: 'NOT_FOUND' });
+    t.equal(queries, 2, 'a missing bundle is read each time');
   });
 });
