@@ -135,6 +135,28 @@ export function formatEntry(e: Entry): Uint8Array {
 }
 
 /**
+ * `formatEntry` for a record whose canonical JSON the caller has already made
+ * (`canonicalJson(record)`, which checked it): the entry's keys sort as emitter, peer, received,
+ * record, sig, v, and RFC 8785 writes a string as JSON.stringify does, so the entry is assembled
+ * around that text instead of canonicalising the record a second time. Same bytes as formatEntry.
+ */
+export function formatEntryWithCanonicalRecord(
+  e: Omit<Entry, 'record'>,
+  canonicalRecord: string,
+): Uint8Array {
+  for (const f of ['received', 'emitter', 'peer', 'sig'] as const) {
+    if (typeof e[f] !== 'string') throw new TlogError('RECORD_INVALID', `entry field ${f} is not a string`);
+  }
+  const s = JSON.stringify;
+  const bytes = utf8(
+    `{"emitter":${s(e.emitter)},"peer":${s(e.peer)},"received":${s(e.received)},"record":${canonicalRecord},"sig":${s(e.sig)},"v":1}`,
+  );
+  if (bytes.length > MAX_ENTRY_SIZE)
+    throw new TlogError('RECORD_INVALID', `entry has ${bytes.length} bytes, at most ${MAX_ENTRY_SIZE}`);
+  return bytes;
+}
+
+/**
  * Parses entry bytes: UTF-8 JSON object with exactly the entry fields, `v` 1, in canonical form,
  * at most 65,535 bytes. Throws RECORD_INVALID. DESIGN.md "Records and entries".
  */

@@ -3,6 +3,7 @@ import {
   canonicalBytes,
   canonicalJson,
   formatEntry,
+  formatEntryWithCanonicalRecord,
   generateKey,
   parseEntry,
   parseEntryWithRecord,
@@ -106,6 +107,13 @@ t.test('parseEntryWithRecord slices the record canonical bytes out of the entry'
       const parsed = parseEntryWithRecord(bytes);
       t.same(parsed.entry, parseEntry(bytes), 'the same entry as parseEntry');
       t.same(Buffer.from(parsed.record), Buffer.from(canonicalBytes(r)), `record bytes of ${f.emitter}`);
+      t.same(
+        Buffer.from(
+          formatEntryWithCanonicalRecord({ received: '2026-11-24T12:00:00.000Z', ...f }, canonicalJson(r)),
+        ),
+        Buffer.from(bytes),
+        `formatEntryWithCanonicalRecord gives formatEntry's bytes for ${f.emitter}`,
+      );
     }
   }
   // A non-canonical entry is refused before any slicing.

@@ -10,7 +10,7 @@ import {
   compactRangeFromNodes,
   emptyCompactRange,
   formatCheckpoint,
-  formatEntry,
+  formatEntryWithCanonicalRecord,
   hashLeaf,
   parseEntry,
   rootOfCompactRange,
@@ -449,13 +449,11 @@ export class Sequencer {
     const received = new Date();
     const receivedText = received.toISOString();
     const newEntries: NewEntry[] = accepted.map(({ sub, index }) => {
-      const entry = formatEntry({
-        received: receivedText,
-        emitter: sub.emitter,
-        peer: sub.peer,
-        record: sub.record,
-        sig: sub.sig,
-      });
+      // The route canonicalised the record to check its signature: the entry is built around it.
+      const entry = formatEntryWithCanonicalRecord(
+        { received: receivedText, emitter: sub.emitter, peer: sub.peer, sig: sub.sig },
+        sub.canonical,
+      );
       return {
         index,
         entry,
