@@ -77,4 +77,4 @@ export function useNodeCrypto(): void {
 export { nobleCryptoProvider, getCryptoProvider, setCryptoProvider } from './crypto.js';
 export * from './node-client.js';
 export * from './mcp/node.js';
-export { threadpoolSignatureVerifier } from './audit/node-verifier.js';
+export { threadpoolSignatureVerifier, workerPoolSignatureVerifier } from './audit/node-verifier.js';

@@ -14,9 +14,9 @@ import { runScript } from './lib/service.js';
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'mcp-wrap.js');
 
 export interface McpBenchOptions {
-  /** A running embedded log. */
+  /** A running log (the last store of the run). */
   log: BenchLog;
-  /** Idle acknowledgement p50 of the embedded log in this run (ms), for the sync-mode goal. */
+  /** Idle acknowledgement p50 of that log in this run (ms), for the sync-mode goal. */
   idleAckP50: number | undefined;
 }
 
@@ -48,7 +48,7 @@ export async function benchMcp(o: McpBenchOptions): Promise<Row[]> {
     return [
       {
         bench: 'mcp wrap',
-        store: 'embedded',
+        store: log.store,
         what: `added p50 per echo call, spool mode (direct p50 ${direct.toFixed(2)} ms)`,
         figure: spool - direct,
         unit: 'ms',
@@ -57,7 +57,7 @@ export async function benchMcp(o: McpBenchOptions): Promise<Row[]> {
       },
       {
         bench: 'mcp wrap',
-        store: 'embedded',
+        store: log.store,
         what: 'added p50 per echo call, sync mode',
         figure: sync - direct,
         unit: 'ms',

@@ -91,7 +91,7 @@ export interface AuditState {
 /**
  * Checks one Ed25519 signature (strict rule: `isStrictEd25519Input`, then the equation) and resolves
  * true when it verifies. Node callers inject one that runs on the threadpool
- * (`threadpoolSignatureVerifier` in audit/node-verifier.ts) so signatures are checked on every core.
+ * (`workerPoolSignatureVerifier` in audit/node-verifier.ts) so signatures are checked on every core.
  */
 export type SignatureVerifier = (
   signature: Uint8Array,

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs/promises';
 import { LogClient } from '../client.js';
 import { runAudit, type AuditProblem, type AuditReport } from '../audit/auditor.js';
-import { threadpoolSignatureVerifier } from '../audit/node-verifier.js';
+import { workerPoolSignatureVerifier } from '../audit/node-verifier.js';
 import { fileAuditStorage, memoryAuditStorage } from '../audit/state-file.js';
 import { parseVerifierKey } from '../note/index.js';
 import { args, paint, parseDuration, required, table, type Io } from './io.js';
@@ -96,74 +96,82 @@ export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
         if (done === total) io.stderr.write('\n');
       }
     : undefined;
-  // Emitter signatures are checked on the libuv threadpool, i.e. on every core.
-  const verifySignature = threadpoolSignatureVerifier();
-  const once = (): Promise<AuditReport> =>
-    runAudit({
-      client,
-      policy,
-      storage,
-      verifySignature,
-      maxSkewMs,
-      failOnUnclosed: values['fail-on-unclosed'] === true,
-      ...(emitterKeys !== undefined ? { emitterKeys } : {}),
-      ...(onProgress !== undefined ? { onProgress } : {}),
-    });
-
-  if (values.follow !== true) {
-    const report = await once();
-    if (values.json === true) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
-    else printReport(io, report);
-    return report.ok ? 0 : 1;
-  }
-
-  // --follow: audit, then poll; print only what changed. Stops on SIGINT/SIGTERM.
-  const stop = new AbortController();
-  const onSignal = (): void => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  let sawProblem = false;
-  let lastSize = '';
-  let failures = 0;
+  // Emitter signatures are checked on worker threads, one a core, in batches.
+  const verifySignature = workerPoolSignatureVerifier();
   try {
-    while (!stop.signal.aborted) {
-      try {
-        const report = await once();
-        failures = 0;
-        if (!report.ok) sawProblem = true;
-        if (values.json === true) {
-          if (report.size !== lastSize || report.newProblems.length > 0)
-            io.stdout.write(JSON.stringify(report) + '\n');
-        } else if (lastSize === '') {
-          printReport(io, report);
-        } else if (report.size !== lastSize || report.newProblems.length > 0) {
-          io.stdout.write(
-            `${new Date().toISOString()} size ${report.size}: ${report.entriesChecked} new entries, ` +
-              (report.newProblems.length === 0
-                ? paint(io, 'green', 'clean')
-                : paint(io, 'red', `${report.newProblems.length} new problem(s)`)) +
-              '\n',
-          );
-          if (report.newProblems.length > 0) io.stdout.write(problemRows(report.newProblems));
-        }
-        lastSize = report.size;
-      } catch (err) {
-        failures++;
-        io.stderr.write(
-          `vigil: audit pass failed (${failures} in a row), retrying: ${(err as Error).message}\n`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, intervalMs);
-        stop.signal.addEventListener('abort', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    return await auditRuns();
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await verifySignature.close();
   }
-  return sawProblem ? 1 : 0;
+
+  async function auditRuns(): Promise<number> {
+    const once = (): Promise<AuditReport> =>
+      runAudit({
+        client,
+        policy,
+        storage,
+        verifySignature,
+        maxSkewMs,
+        failOnUnclosed: values['fail-on-unclosed'] === true,
+        ...(emitterKeys !== undefined ? { emitterKeys } : {}),
+        ...(onProgress !== undefined ? { onProgress } : {}),
+      });
+
+    if (values.follow !== true) {
+      const report = await once();
+      if (values.json === true) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else printReport(io, report);
+      return report.ok ? 0 : 1;
+    }
+
+    // --follow: audit, then poll; print only what changed. Stops on SIGINT/SIGTERM.
+    const stop = new AbortController();
+    const onSignal = (): void => stop.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let sawProblem = false;
+    let lastSize = '';
+    let failures = 0;
+    try {
+      while (!stop.signal.aborted) {
+        try {
+          const report = await once();
+          failures = 0;
+          if (!report.ok) sawProblem = true;
+          if (values.json === true) {
+            if (report.size !== lastSize || report.newProblems.length > 0)
+              io.stdout.write(JSON.stringify(report) + '\n');
+          } else if (lastSize === '') {
+            printReport(io, report);
+          } else if (report.size !== lastSize || report.newProblems.length > 0) {
+            io.stdout.write(
+              `${new Date().toISOString()} size ${report.size}: ${report.entriesChecked} new entries, ` +
+                (report.newProblems.length === 0
+                  ? paint(io, 'green', 'clean')
+                  : paint(io, 'red', `${report.newProblems.length} new problem(s)`)) +
+                '\n',
+            );
+            if (report.newProblems.length > 0) io.stdout.write(problemRows(report.newProblems));
+          }
+          lastSize = report.size;
+        } catch (err) {
+          failures++;
+          io.stderr.write(
+            `vigil: audit pass failed (${failures} in a row), retrying: ${(err as Error).message}\n`,
+          );
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, intervalMs);
+          stop.signal.addEventListener('abort', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    return sawProblem ? 1 : 0;
+  }
 }

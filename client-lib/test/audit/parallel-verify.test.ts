@@ -16,7 +16,7 @@ import {
   type AuditOptions,
   type SignatureVerifier,
 } from '../../src/index.js';
-import { threadpoolSignatureVerifier } from '../../src/audit/node-verifier.js';
+import { threadpoolSignatureVerifier, workerPoolSignatureVerifier } from '../../src/audit/node-verifier.js';
 import { fileAuditStorage } from '../../src/node-client.js';
 import { useNodeCrypto } from '../../src/node.js';
 import { startFakeLog } from '../helpers/fake-log.js';
@@ -114,6 +114,12 @@ t.test('threadpool verification reports what the inline check reports, in entry 
   t.same({ ...threaded, problems: [] }, { ...inline, problems: [] }, 'same report');
   t.same(progress, [256n, 512n, 768n, 1024n, 1110n], 'progress once per tile, in order');
 
+  const pool = workerPoolSignatureVerifier(2);
+  t.teardown(() => pool.close());
+  const pooled = await runAudit({ ...(await options()), verifySignature: pool });
+  t.same(pooled.problems, inline.problems, 'worker pool: same problems, same messages, same order');
+  t.same({ ...pooled, problems: [] }, { ...inline, problems: [] }, 'worker pool: same report');
+
   const out = await runAudit({
     ...(await options()),
     verifySignature: scrambled(threadpoolSignatureVerifier()),
@@ -125,23 +131,40 @@ t.test('threadpool verification reports what the inline check reports, in entry 
   );
 });
 
-t.test('the threadpool verifier applies the strict input rule', async (t) => {
-  const verify = threadpoolSignatureVerifier();
+t.test('a closed worker pool rejects instead of answering', async (t) => {
+  const pool = workerPoolSignatureVerifier(1);
   const message = new TextEncoder().encode('m');
   const { getCryptoProvider, parseVerifierKey, parseSignerKey } = await import('../../src/index.js');
-  const seed = parseSignerKey(key.signerKey).seed;
+  const sig = getCryptoProvider().ed25519Sign(message, parseSignerKey(key.signerKey).seed);
   const publicKey = parseVerifierKey(key.verifierKey).publicKey;
-  const sig = getCryptoProvider().ed25519Sign(message, seed);
-  t.equal(await verify(sig, message, publicKey), true);
-  t.equal(await verify(sig, new TextEncoder().encode('n'), publicKey), false, 'other message');
-  // S + L: the same equation holds, but S is not reduced, so the strict rule refuses it.
-  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
-  let s = 0n;
-  for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(sig[32 + i]!);
-  s += L;
-  const malleable = sig.slice();
-  for (let i = 0; i < 32; i++) malleable[32 + i] = Number((s >> BigInt(8 * i)) & 0xffn);
-  t.equal(getCryptoProvider().ed25519Verify(malleable, message, publicKey), false, 'core refuses S >= L');
-  t.equal(await verify(malleable, message, publicKey), false, 'threadpool refuses S >= L');
-  t.equal(await verify(sig.subarray(0, 63), message, publicKey), false, '63-byte signature');
+  t.equal(await pool(sig, message, publicKey), true, 'verifies while its worker runs');
+  await pool.close();
+  // After close the workers are gone: a check is refused, never answered with a made-up result.
+  await t.rejects(pool(sig, message, publicKey), /closed/);
 });
+
+for (const [name, make] of [
+  ['threadpool', threadpoolSignatureVerifier],
+  ['worker pool', () => workerPoolSignatureVerifier(1)],
+] as const)
+  t.test(`the ${name} verifier applies the strict input rule`, async (t) => {
+    const verify = make();
+    t.teardown(async () => (verify as { close?: () => Promise<void> }).close?.());
+    const message = new TextEncoder().encode('m');
+    const { getCryptoProvider, parseVerifierKey, parseSignerKey } = await import('../../src/index.js');
+    const seed = parseSignerKey(key.signerKey).seed;
+    const publicKey = parseVerifierKey(key.verifierKey).publicKey;
+    const sig = getCryptoProvider().ed25519Sign(message, seed);
+    t.equal(await verify(sig, message, publicKey), true);
+    t.equal(await verify(sig, new TextEncoder().encode('n'), publicKey), false, 'other message');
+    // S + L: the same equation holds, but S is not reduced, so the strict rule refuses it.
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    let s = 0n;
+    for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(sig[32 + i]!);
+    s += L;
+    const malleable = sig.slice();
+    for (let i = 0; i < 32; i++) malleable[32 + i] = Number((s >> BigInt(8 * i)) & 0xffn);
+    t.equal(getCryptoProvider().ed25519Verify(malleable, message, publicKey), false, 'core refuses S >= L');
+    t.equal(await verify(malleable, message, publicKey), false, `${name} refuses S >= L`);
+    t.equal(await verify(sig.subarray(0, 63), message, publicKey), false, '63-byte signature');
+  });
