@@ -34,6 +34,7 @@ import {
   getEntryByStreamSeq,
   getStreamHeads,
   getTreeHead,
+  getLeafHashes,
   getPartialTiles,
   getTreeNodesFrom,
   insertBlobs,
@@ -159,6 +160,8 @@ export class Sequencer {
   #range: CompactRange = emptyCompactRange();
   #head: TreeHead | undefined;
   #streams = new Map<string, StreamHead>();
+  /** Leaf hashes of the committed partial level-0 tile (fewer than 256), to cache each full tile. */
+  #tail: Uint8Array[] = [];
 
   constructor(options: SequencerOptions) {
     this.#o = options;
@@ -199,6 +202,8 @@ export class Sequencer {
     if (!head) throw new Error('log not initialised: run vigil-server init');
     try {
       this.#range = await this.#verifyStoredTree(head);
+      const partial = head.size % BigInt(TILE_WIDTH);
+      this.#tail = partial === 0n ? [] : await getLeafHashes(db, head.size - partial, Number(partial));
       this.#head = head;
       this.#streams.clear();
       this.#state = 'active';
@@ -531,9 +536,20 @@ export class Sequencer {
       for (const p of batch) p.reject(err as Error);
       return;
     }
-    // Committed: memory follows the database.
+    // Committed: memory follows the database. Each level-0 tile the batch completed goes to the read
+    // cache from memory (the root check just confirmed the stored rows give the same root), so
+    // receipts and tile reads of fresh entries need no query.
     this.#range = range;
     this.#head = newHead;
+    if (this.#tail.length === Number(oldSize % BigInt(TILE_WIDTH))) {
+      let tail = this.#tail.concat(newEntries.map((e) => e.leafHash));
+      let tileIndex = oldSize / BigInt(TILE_WIDTH);
+      while (tail.length >= TILE_WIDTH) {
+        this.#o.tiles.cacheFullTile(0, tileIndex++, tail.slice(0, TILE_WIDTH));
+        tail = tail.slice(TILE_WIDTH);
+      }
+      this.#tail = tail;
+    }
     for (const [stream, h] of batchHeads) {
       if (h === null) continue;
       this.#streams.delete(stream);

@@ -170,6 +170,15 @@ export class TileReader {
     return hashes;
   }
 
+  /**
+   * Puts full tile `level`/`index` in the cache from hashes its caller holds: the sequencer, right
+   * after committing them. Only for committed, full tiles (a full tile never changes).
+   */
+  cacheFullTile(level: number, index: bigint, hashes: readonly Uint8Array[]): void {
+    if (hashes.length !== TILE_WIDTH) throw new Error(`tile ${level}/${index} has ${hashes.length} hashes`);
+    this.#tiles.set(formatTileKey(level, index), buildTileTree(hashes));
+  }
+
   /** Hash tile `level`/`index` of `width` hashes (concatenated), or TILE_NOT_FOUND when not stored. */
   async readTile(level: number, index: bigint, width: number, db: Db = this.#db): Promise<Uint8Array> {
     const hit = this.#tiles.get(formatTileKey(level, index));

@@ -55,6 +55,22 @@ forEachStore(t, async (t, store) => {
     }
   }
   t.equal(await treeSize(), 600n);
+  // The two level-0 tiles these batches completed are in the read cache, from the sequencer's
+  // memory, byte for byte what the store holds; the partial third is not.
+  for (const index of [0, 1]) {
+    const cached = app.vigil.tlog.tiles.cachedFull(`tile/0/00${index}`);
+    const stored = await sql<{
+      leaf_hash: Uint8Array;
+    }>`select leaf_hash from entries where leaf_index >= ${index * 256} and leaf_index < ${index * 256 + 256} order by leaf_index`.execute(
+      db,
+    );
+    t.same(
+      cached && Buffer.from(cached),
+      Buffer.concat(stored.rows.map((r) => Buffer.from(r.leaf_hash))),
+      `tile 0/00${index} cached as stored`,
+    );
+  }
+  t.equal(app.vigil.tlog.tiles.cachedFull('tile/0/002'), undefined, 'the partial tile is not cached');
 
   // The same next record is offered after every change: the log must refuse it each time.
   const pending = stream.next(1);
