@@ -10,23 +10,12 @@ import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { isStrictEd25519Input } from '../crypto.js';
 import type { SignatureVerifier } from './auditor.js';
+import { keyObjectCache } from './key-cache.js';
 import type { VerifyBatch } from './verify-worker.js';
-
-const KEY_CACHE_LIMIT = 1024;
 
 /** A SignatureVerifier over `crypto.verify(null, data, key, sig, callback)` with cached KeyObjects. */
 export function threadpoolSignatureVerifier(): SignatureVerifier {
-  const keys = new Map<string, nodeCrypto.KeyObject>();
-  const keyObject = (raw: Uint8Array): nodeCrypto.KeyObject => {
-    const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
-    let key = keys.get(x);
-    if (key === undefined) {
-      key = nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
-      if (keys.size >= KEY_CACHE_LIMIT) keys.clear();
-      keys.set(x, key);
-    }
-    return key;
-  };
+  const keyObject = keyObjectCache();
   return (signature, message, publicKey) => {
     if (!isStrictEd25519Input(signature, publicKey)) return Promise.resolve(false);
     let key: nodeCrypto.KeyObject;

@@ -6,6 +6,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { isStrictEd25519Input } from '../crypto.js';
+import { keyObjectCache } from './key-cache.js';
 
 /** A batch: `count` signatures (64 bytes each), public keys (32 each), messages back to back. */
 export interface VerifyBatch {
@@ -18,19 +19,7 @@ export interface VerifyBatch {
   ends: Uint32Array;
 }
 
-const KEY_CACHE_LIMIT = 1024;
-const keys = new Map<string, nodeCrypto.KeyObject>();
-
-function keyObject(raw: Uint8Array): nodeCrypto.KeyObject {
-  const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
-  let key = keys.get(x);
-  if (key === undefined) {
-    key = nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
-    if (keys.size >= KEY_CACHE_LIMIT) keys.clear();
-    keys.set(x, key);
-  }
-  return key;
-}
+const keyObject = keyObjectCache();
 
 function verifyOne(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   if (!isStrictEd25519Input(signature, publicKey)) return false;
