@@ -6,6 +6,7 @@ import type {
   EvidenceInput,
   EvidenceKind,
   LogRecord,
+  LogState,
   NewWitnessedCheckpoint,
   WitnessedCheckpoint,
   WitnessStore,
@@ -27,7 +28,7 @@ function toBigint(value: bigint | string | number): bigint {
  * check and the save are one atomic step on either store; concurrent ones share a statement (CasGroup).
  */
 export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
-  const casGroup = new CasGroup(db);
+  const cas = casGroup(db);
   const rowToLog = (row: {
     origin: string;
     vkey: string;
@@ -89,6 +90,31 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
     };
   };
 
+  // add-checkpoint's one read: the reads that arrive while one runs go together in the next.
+  const stateReads = new Grouped<string, LogState | undefined>(async (origins) => {
+    const rows = await db
+      .selectFrom('logs')
+      .leftJoin('latest_checkpoints', 'latest_checkpoints.origin', 'logs.origin')
+      .select([
+        'logs.origin',
+        'logs.vkey',
+        'logs.url',
+        'logs.pull_interval_ms',
+        'logs.disabled_at',
+        'logs.created_at',
+        'latest_checkpoints.tree_size',
+        'latest_checkpoints.root_hash',
+        'latest_checkpoints.note',
+        'latest_checkpoints.cosigned_at',
+      ])
+      .where('logs.origin', 'in', [...new Set(origins)])
+      .execute();
+    const byOrigin = new Map(
+      rows.map((row) => [row.origin, { log: rowToLog(row), latest: rowToLatest(row) }]),
+    );
+    return origins.map((o) => byOrigin.get(o));
+  });
+
   return {
     async getLog(origin) {
       const row = await db.selectFrom('logs').selectAll().where('origin', '=', origin).executeTakeFirst();
@@ -126,26 +152,8 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
       return (await this.getLog(origin)) !== undefined;
     },
 
-    async getLogState(origin) {
-      const row = await db
-        .selectFrom('logs')
-        .leftJoin('latest_checkpoints', 'latest_checkpoints.origin', 'logs.origin')
-        .select([
-          'logs.origin',
-          'logs.vkey',
-          'logs.url',
-          'logs.pull_interval_ms',
-          'logs.disabled_at',
-          'logs.created_at',
-          'latest_checkpoints.tree_size',
-          'latest_checkpoints.root_hash',
-          'latest_checkpoints.note',
-          'latest_checkpoints.cosigned_at',
-        ])
-        .where('logs.origin', '=', origin)
-        .executeTakeFirst();
-      if (row === undefined) return undefined;
-      return { log: rowToLog(row), latest: rowToLatest(row) };
+    getLogState(origin) {
+      return stateReads.submit(origin);
     },
 
     async latest(origin) {
@@ -158,7 +166,7 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
     },
 
     compareAndSwap(origin: string, oldSize: bigint, next: NewWitnessedCheckpoint) {
-      return casGroup.submit({ origin, oldSize, next });
+      return cas.submit({ origin, oldSize, next });
     },
 
     async addEvidence(evidence: EvidenceInput) {
@@ -197,36 +205,34 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
   };
 }
 
-interface Cas {
-  origin: string;
-  oldSize: bigint;
-  next: NewWitnessedCheckpoint;
-  resolve: (saved: boolean) => void;
+/** Most requests one statement takes. */
+const GROUP_MAX = 256;
+
+interface Waiting<T, R> {
+  item: T;
+  resolve: (result: R) => void;
   reject: (err: unknown) => void;
 }
 
-/** Most compare-and-swaps one statement takes. */
-const CAS_GROUP_MAX = 256;
-
 /**
- * Group commit of compare-and-swaps: while one statement runs, the ones that arrive wait, then go
- * together in the next. Each is still guarded by its own old size; one statement is one implicit
- * transaction, so the guarded UPDATEs and their history rows commit together or not at all, and a
- * caller hears `true` only after the commit. At most one per origin goes in a statement (a second
- * one for the same origin waits for the next), so each answer is exactly that CAS's outcome.
+ * Runs requests in groups: while one statement runs, those that arrive wait, then go together in the
+ * next (at most GROUP_MAX; with `keyOf`, at most one per key). `run` answers a group in order; if it
+ * throws, every request of that group rejects with its error.
  */
-class CasGroup {
-  readonly #db: Kysely<WitnessDatabase>;
-  #queue: Cas[] = [];
+class Grouped<T, R> {
+  readonly #run: (group: T[]) => Promise<R[]>;
+  readonly #keyOf: ((item: T) => string) | undefined;
+  #queue: Waiting<T, R>[] = [];
   #running = false;
 
-  constructor(db: Kysely<WitnessDatabase>) {
-    this.#db = db;
+  constructor(run: (group: T[]) => Promise<R[]>, keyOf?: (item: T) => string) {
+    this.#run = run;
+    this.#keyOf = keyOf;
   }
 
-  submit(cas: Omit<Cas, 'resolve' | 'reject'>): Promise<boolean> {
+  submit(item: T): Promise<R> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ ...cas, resolve, reject });
+      this.#queue.push({ item, resolve, reject });
       if (!this.#running) void this.#drain();
     });
   }
@@ -235,40 +241,56 @@ class CasGroup {
     this.#running = true;
     try {
       while (this.#queue.length > 0) {
-        const group: Cas[] = [];
-        const rest: Cas[] = [];
-        const origins = new Set<string>();
-        for (const c of this.#queue) {
-          if (group.length < CAS_GROUP_MAX && !origins.has(c.origin)) {
-            origins.add(c.origin);
-            group.push(c);
+        const group: Waiting<T, R>[] = [];
+        const rest: Waiting<T, R>[] = [];
+        const keys = new Set<string>();
+        for (const w of this.#queue) {
+          const key = this.#keyOf?.(w.item);
+          if (group.length < GROUP_MAX && (key === undefined || !keys.has(key))) {
+            if (key !== undefined) keys.add(key);
+            group.push(w);
           } else {
-            rest.push(c);
+            rest.push(w);
           }
         }
         this.#queue = rest;
         try {
-          const saved = await this.#run(group);
-          for (const c of group) c.resolve(saved.has(c.origin));
+          const results = await this.#run(group.map((w) => w.item));
+          group.forEach((w, i) => w.resolve(results[i]!));
         } catch (err) {
-          for (const c of group) c.reject(err);
+          for (const w of group) w.reject(err);
         }
       }
     } finally {
       this.#running = false;
     }
   }
+}
 
-  /** One statement: every guarded UPDATE and the history row of each that moved. Returns those origins. */
-  async #run(group: Cas[]): Promise<Set<string>> {
-    const now = new Date();
-    const rows = sql.join(
-      group.map(
-        (c) =>
-          sql`(${c.origin}::text, ${c.oldSize}::bigint, ${c.next.size}::bigint, ${c.next.root}::bytea, ${c.next.note}::text)`,
-      ),
-    );
-    const result = await sql<{ origin: string }>`
+interface Cas {
+  origin: string;
+  oldSize: bigint;
+  next: NewWitnessedCheckpoint;
+}
+
+/**
+ * Group commit of compare-and-swaps, in one statement: each UPDATE guarded by its own old size, the
+ * history row of each that moved. One statement is one implicit transaction, so they commit together
+ * or not at all, and a caller hears `true` only after the commit. At most one per origin goes in a
+ * statement (a second one for the same origin waits for the next), so each answer is exactly that
+ * compare-and-swap's outcome.
+ */
+function casGroup(db: Kysely<WitnessDatabase>): Grouped<Cas, boolean> {
+  return new Grouped(
+    async (group) => {
+      const now = new Date();
+      const rows = sql.join(
+        group.map(
+          (c) =>
+            sql`(${c.origin}::text, ${c.oldSize}::bigint, ${c.next.size}::bigint, ${c.next.root}::bytea, ${c.next.note}::text)`,
+        ),
+      );
+      const result = await sql<{ origin: string }>`
       with input (origin, old_size, tree_size, root_hash, note) as (values ${rows}),
       moved as (
         update latest_checkpoints l
@@ -279,7 +301,10 @@ class CasGroup {
       )
       insert into cosigned_checkpoints (origin, tree_size, root_hash, note, cosigned_at)
       select origin, tree_size, root_hash, note, cosigned_at from moved
-      returning origin`.execute(this.#db);
-    return new Set(result.rows.map((r) => r.origin));
-  }
+      returning origin`.execute(db);
+      const saved = new Set(result.rows.map((r) => r.origin));
+      return group.map((c) => saved.has(c.origin));
+    },
+    (c) => c.origin,
+  );
 }

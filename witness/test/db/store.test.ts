@@ -87,6 +87,18 @@ forEachStore(t, async (t, testStore) => {
         .where('origin', 'like', 'example.com/group%')
         .execute();
       t.equal(history.length, logs.length, 'one history row per move');
+      // Concurrent state reads (grouped like the writes) each get their own origin's state.
+      const states = await Promise.all([
+        ...logs.map((l) => store.getLogState(l.origin)),
+        store.getLogState('example.com/unknown'),
+        store.getLogState(logs[3]!.origin),
+      ]);
+      for (const [i, l] of logs.entries()) {
+        t.equal(states[i]?.log.origin, l.origin);
+        t.equal(states[i]?.latest?.size, BigInt(i + 1), `${l.origin}: its own size`);
+      }
+      t.equal(states[logs.length], undefined, 'an unknown origin reads as undefined');
+      t.equal(states[logs.length + 1]?.latest?.size, 4n, 'a repeated origin reads the same');
       // A statement that fails rejects every compare-and-swap in it and moves nothing.
       const bad = await Promise.allSettled([
         store.compareAndSwap(logs[0]!.origin, 1n, next(0n)),
