@@ -90,8 +90,11 @@ forEachStore(t, async (t, store) => {
   t.equal(cs.statusCode, 200, `the witness's cosignature is attached (${cs.body})`);
   const policy = parsePolicy(`log ${vkey}\nwitness W ${witnessVkey}\nquorum W\n`);
   const served = async () => (await r.app.inject({ url: '/checkpoint' })).body;
-  verifyCheckpoint(await served(), policy);
-  t.pass('before tampering: the served checkpoint meets the policy (log signature and cosignature)');
+  const before = await served();
+  t.doesNotThrow(
+    () => verifyCheckpoint(before, policy),
+    'before tampering: the served checkpoint meets the policy (log signature and cosignature)',
+  );
   const db = () => r.handle.db as Kysely<unknown>;
   const health = async () => (await r.app.inject({ url: '/healthz' })).statusCode;
 
@@ -151,8 +154,8 @@ forEachStore(t, async (t, store) => {
       `drop table saved_cs`,
     ]);
     await restart();
-    verifyCheckpoint(await served(), policy);
-    t.pass('meets the policy again once undone');
+    const undone = await served();
+    t.doesNotThrow(() => verifyCheckpoint(undone, policy), 'meets the policy again once undone');
   });
 
   await t.test('blobs: bytes changed -> client blob hash check', async (t) => {
