@@ -147,13 +147,19 @@ export class TileReader {
     const key = formatTileKey(level, index);
     const hit = this.#tiles.get(key);
     if (hit) return Promise.resolve(hit);
+    return this.#loadOnce(key, this.#tiles, async () =>
+      buildTileTree(await this.#readHashes(level, index, TILE_WIDTH, this.#db)),
+    );
+  }
+
+  /** Reads a full tile or bundle once however many ask at the same time, then caches it in `cache`. */
+  #loadOnce(key: string, cache: ByteLru, load: () => Promise<Buffer>): Promise<Buffer> {
     let loading = this.#loading.get(key);
     if (loading === undefined) {
-      loading = this.#readHashes(level, index, TILE_WIDTH, this.#db)
-        .then((hashes) => {
-          const tree = buildTileTree(hashes);
-          this.#tiles.set(key, tree);
-          return tree;
+      loading = load()
+        .then((buf) => {
+          cache.set(key, buf);
+          return buf;
         })
         .finally(() => this.#loading.delete(key));
       this.#loading.set(key, loading);
@@ -194,19 +200,10 @@ export class TileReader {
     const key = tilePath({ level: 'entries', index, width: TILE_WIDTH });
     const hit = this.#bundles.get(key);
     if (hit) return hit;
-    // Concurrent misses of one full bundle share its read, as for tiles.
-    let loading = this.#loading.get(key);
-    if (loading === undefined) {
-      loading = this.#readBundle(index, width)
-        .then((bytes) => {
-          const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-          this.#bundles.set(key, buf);
-          return buf;
-        })
-        .finally(() => this.#loading.delete(key));
-      this.#loading.set(key, loading);
-    }
-    return loading;
+    return this.#loadOnce(key, this.#bundles, async () => {
+      const bytes = await this.#readBundle(index, width);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    });
   }
 
   async #readBundle(index: bigint, width: number): Promise<Uint8Array> {
