@@ -3,22 +3,22 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import closeWithGrace from 'close-with-grace';
-import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from './config.js';
-import { openDatabase, type OpenDatabase } from './db/open.js';
-import { migrateToLatest, migrationsFolder, pendingMigrations } from './db/migrate.js';
+import { sql } from 'kysely';
+import pg from 'pg';
+import {
+  migrateToLatest,
+  migrationsFolder,
+  openDatabase,
+  pendingMigrations,
+  type OpenDatabase,
+} from '@vigil/store';
 import type { Database } from './db/schema.js';
 import { getLog } from './db/repository.js';
 import { buildApp } from './app.js';
 import { createKeyFile, initLog, readKeyFile } from './tlog/signer.js';
 import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
-import {
-  adminSocketPath,
-  listenAdminSocket,
-  runAdminCommand,
-  sendAdminCommand,
-  type AdminCommand,
-} from './admin.js';
+import { ADMIN_CHANNEL, runAdminCommand, type AdminCommand } from './admin.js';
 
 const USAGE = `usage: vigil-server <command> [flags]
   start                      embedded quick start: initialise an empty data dir, then serve
@@ -57,8 +57,13 @@ function parseArgs(argv: string[]): { words: string[]; flags: Record<string, str
 
 const DEFAULT_ORIGIN = 'vigil.local/log';
 
-async function openStore(config: Config): Promise<OpenDatabase<Database>> {
-  return openDatabase<Database>({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+/**
+ * Opens the store. 'own' (serve): this process starts the embedded PostgreSQL and stops it on
+ * shutdown. 'attach' (CLI commands): a running service's PostgreSQL is used through its socket in the
+ * data directory; when the service is down, the command starts it for its own duration.
+ */
+async function openStore(config: Config, mode: 'own' | 'attach'): Promise<OpenDatabase<Database>> {
+  return openDatabase<Database>({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, mode });
 }
 
 async function refusePending(store: OpenDatabase<Database>): Promise<void> {
@@ -68,7 +73,7 @@ async function refusePending(store: OpenDatabase<Database>): Promise<void> {
 }
 
 async function cmdMigrate(config: Config): Promise<void> {
-  const store = await openStore(config);
+  const store = await openStore(config, 'attach');
   try {
     const results = await migrateToLatest(store.db, migrationsFolder('log'));
     for (const r of results) console.log(`migration ${r.migrationName}: ${r.status}`);
@@ -97,7 +102,7 @@ async function ensureLog(store: OpenDatabase<Database>, config: Config, origin: 
 
 async function cmdInit(config: Config): Promise<void> {
   if (!config.origin) throw new ConfigError('init needs --origin <origin> (or VIGIL_ORIGIN)');
-  const store = await openStore(config);
+  const store = await openStore(config, 'attach');
   try {
     await refusePending(store);
     await ensureLog(store, config, config.origin);
@@ -107,11 +112,12 @@ async function cmdInit(config: Config): Promise<void> {
 }
 
 async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
-  const store = await openStore(config);
+  const started = performance.now();
+  const store = await openStore(config, 'own');
   let lock: AdvisoryLock | undefined;
-  let admin: Server | undefined;
+  let admin: pg.Client | undefined;
   try {
-    if (quickStart && store.kind === 'pglite') {
+    if (quickStart && store.kind === 'embedded') {
       const pending = await pendingMigrations(store.db, migrationsFolder('log'));
       if (pending.length > 0) {
         console.log(`initialising data directory ${config.dataDir}: applying ${pending.length} migrations`);
@@ -149,25 +155,30 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
     app.server.headersTimeout = 20_000;
     app.server.keepAliveTimeout = 10_000;
     const address = await app.listen({ host: config.host, port: config.port });
-    if (store.kind === 'pglite') {
-      admin = await listenAdminSocket(config.dataDir, store.db, () => app.vigil.tlog.invalidate());
-    }
+    // Admin commands write the database from the CLI and then notify ADMIN_CHANNEL: forget cached
+    // emitters at once (a revocation takes effect before the next submission is checked).
+    admin = new pg.Client({ connectionString: store.connectionString });
+    admin.on('error', (err) => app.log.warn({ err }, 'admin notification session lost'));
+    admin.on('notification', () => app.vigil.tlog.invalidate());
+    await admin.connect();
+    await admin.query(`listen ${ADMIN_CHANNEL}`);
     const { origin, vkey } = app.vigil.tlog;
     console.log(`vigil log listening on ${address}`);
+    console.log(`ready in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     console.log(`origin: ${origin}`);
     console.log(`vkey:   ${vkey}`);
-    const dataDirFlag = store.kind === 'pglite' ? ` --data-dir ${config.dataDir}` : '';
+    const dataDirFlag = store.kind === 'embedded' ? ` --data-dir ${config.dataDir}` : '';
     console.log(`register an emitter: npx vigil-server emitter add <name> <vkey>${dataDirFlag}`);
     closeWithGrace({ delay: 10_000 }, async ({ err }) => {
       if (err) app.log.error({ err }, 'shutting down after error');
       app.log.info('shutting down');
-      admin?.close();
+      await admin?.end().catch(() => undefined);
       await app.close();
       await lock?.close();
       await store.close();
     });
   } catch (err) {
-    admin?.close();
+    await admin?.end().catch(() => undefined);
     await lock?.close().catch(() => undefined);
     await store.close();
     throw err;
@@ -175,22 +186,11 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
 }
 
 async function cmdAdmin(config: Config, cmd: AdminCommand): Promise<void> {
-  if (!config.databaseUrl && existsSync(adminSocketPath(config.dataDir))) {
-    try {
-      const r = await sendAdminCommand(config.dataDir, cmd);
-      if (!r.ok) throw new Error(r.error);
-      if (r.output) console.log(r.output);
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ECONNREFUSED' && code !== 'ENOENT') throw err;
-      // a stale socket: nobody runs; open the data directory directly
-    }
-  }
-  const store = await openStore(config);
+  const store = await openStore(config, 'attach');
   try {
     await refusePending(store);
     const out = await runAdminCommand(store.db, cmd);
+    await sql`select pg_notify(${ADMIN_CHANNEL}, '')`.execute(store.db);
     if (out) console.log(out);
   } finally {
     await store.close();

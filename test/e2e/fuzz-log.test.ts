@@ -68,7 +68,7 @@ const enc = (s: string) =>
 t.test('in process: every log endpoint, seeded random and mutated input', async (t) => {
   t.setTimeout(300_000);
   const rng = new Rng(seed);
-  const store = await createTestStore('pglite');
+  const store = await createTestStore('embedded');
   t.teardown(() => store.cleanup());
   const emitterKey = generateKey(EMITTER, rng.bytes(32));
   const otherKey = generateKey(EMITTER, rng.bytes(32));

@@ -60,7 +60,7 @@ interface Fixture {
 }
 
 async function openFixture(rng: Rng, bodyLimit = 65_536): Promise<Fixture> {
-  const testStore = await createTestStore('pglite');
+  const testStore = await createTestStore('embedded');
   const opened = await testStore.open();
   await migrateWitness(opened.db as never);
   const store = createWitnessStore(opened.db as never);

@@ -42,7 +42,7 @@ const ORIGIN = 'fork.test/log';
 
 /** A real witness app in process (PGlite) that follows ORIGIN with `vkey`. */
 async function startWitness(name: string, logVkey: string) {
-  const testStore = await createTestStore('pglite');
+  const testStore = await createTestStore('embedded');
   const opened = await testStore.open();
   await migrateWitness(opened.db as never);
   const store = createWitnessStore(opened.db as never);
@@ -173,7 +173,7 @@ t.test('a rolled-back checkpoint shown to a client is refused', async (t) => {
 
 t.test('replayed and reordered records on the real log', async (t) => {
   t.setTimeout(180_000);
-  const store = await createTestStore('pglite');
+  const store = await createTestStore('embedded');
   t.teardown(() => store.cleanup());
   const emitter = 'fork.test/emitter';
   const key = generateKey(emitter);

@@ -13,13 +13,13 @@ const optionalString = z
  */
 export const configSchema = z
   .object({
-    // VIGIL_DATA_DIR / --data-dir, default ./data: the embedded store, the lock, admin.sock, the key.
+    // VIGIL_DATA_DIR / --data-dir, default ./data: the embedded PostgreSQL (pg/), its LOCK, the key.
     dataDir: nonEmpty.default('./data'),
     // HOST / --host, default 127.0.0.1: loopback unless the operator opens it.
     host: nonEmpty.default('127.0.0.1'),
     // PORT / --port, default 8081 (the log uses 8080).
     port: z.coerce.number().int().min(0).max(65535).default(8081),
-    // DATABASE_URL: Postgres; unset means the embedded store in <data-dir>/pgdata.
+    // DATABASE_URL: Postgres; unset means the embedded PostgreSQL in <data-dir>/pg.
     databaseUrl: optionalString,
     // TLS_CERT_FILE / --tls-cert and TLS_KEY_FILE / --tls-key: serve HTTPS (TLS 1.2 minimum); both or neither.
     tlsCert: optionalString,

@@ -6,13 +6,7 @@ import closeWithGrace from 'close-with-grace';
 import { cosignerVerifierKey, generateKey, parseSignerKey } from '@vigil/client';
 import { useNodeCrypto } from '@vigil/client/node';
 import { ZodError } from 'zod';
-import {
-  listenAdminSocket,
-  parseInterval,
-  runAdminCommand,
-  sendAdminCommand,
-  type AdminCommand,
-} from './admin.js';
+import { parseInterval, runAdminCommand, type AdminCommand } from './admin.js';
 import { buildApp } from './app.js';
 import { loadConfig, SETTINGS, type WitnessConfig } from './config.js';
 import { migrateWitness, openWitnessStore, pendingWitnessMigrations } from './db/open.js';
@@ -58,7 +52,7 @@ async function readSignerKey(config: WitnessConfig): Promise<string> {
 async function init(config: WitnessConfig): Promise<void> {
   if (config.name === undefined) throw new UsageError('init needs --name <witness name> (or WITNESS_NAME)');
   const { signerKey } = generateKey(config.name);
-  await fs.mkdir(path.dirname(config.keyFile), { recursive: true });
+  await fs.mkdir(path.dirname(config.keyFile), { recursive: true, mode: 0o700 });
   try {
     // 'wx': never overwrite an identity. A lost key means a new witness, not a silent restart.
     await fs.writeFile(config.keyFile, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
@@ -69,11 +63,11 @@ async function init(config: WitnessConfig): Promise<void> {
     throw err;
   }
   if (config.databaseUrl === undefined) {
-    const opened = await openWitnessStore(config);
+    const opened = await openWitnessStore(config, 'attach');
     try {
       const applied = await migrateWitness(opened.db);
       process.stderr.write(
-        `initialised the embedded store in ${path.join(config.dataDir, 'pgdata')} (${applied.length} migrations)\n`,
+        `initialised the embedded store in ${path.join(config.dataDir, 'pg')} (${applied.length} migrations)\n`,
       );
     } finally {
       await opened.close();
@@ -86,7 +80,7 @@ async function init(config: WitnessConfig): Promise<void> {
 }
 
 async function migrate(config: WitnessConfig): Promise<void> {
-  const opened = await openWitnessStore(config);
+  const opened = await openWitnessStore(config, 'attach');
   try {
     const applied = await migrateWitness(opened.db);
     process.stderr.write(
@@ -99,7 +93,7 @@ async function migrate(config: WitnessConfig): Promise<void> {
 
 async function serve(config: WitnessConfig): Promise<void> {
   const signerKey = await readSignerKey(config);
-  const opened = await openWitnessStore(config);
+  const opened = await openWitnessStore(config, 'own');
   const pending = await pendingWitnessMigrations(opened.db).catch(async (err: unknown) => {
     await opened.close();
     throw err;
@@ -127,12 +121,7 @@ async function serve(config: WitnessConfig): Promise<void> {
       ...(https === undefined ? {} : { https }),
     },
   });
-  const admin =
-    opened.kind === 'pglite'
-      ? await listenAdminSocket(path.join(config.dataDir, 'admin.sock'), opened.store)
-      : undefined;
   app.addHook('onClose', async () => {
-    await new Promise<void>((resolve) => (admin === undefined ? resolve() : admin.close(() => resolve())));
     await opened.close();
   });
   closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
@@ -145,20 +134,15 @@ async function serve(config: WitnessConfig): Promise<void> {
 }
 
 async function admin(config: WitnessConfig, command: AdminCommand, json: boolean): Promise<void> {
-  let result =
-    config.databaseUrl === undefined
-      ? await sendAdminCommand(path.join(config.dataDir, 'admin.sock'), command)
-      : undefined;
-  if (result === undefined) {
-    const opened = await openWitnessStore(config);
-    try {
-      const pending = await pendingWitnessMigrations(opened.db);
-      if (pending.length > 0)
-        throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
-      result = await runAdminCommand(opened.store, command);
-    } finally {
-      await opened.close();
-    }
+  let result;
+  const opened = await openWitnessStore(config, 'attach');
+  try {
+    const pending = await pendingWitnessMigrations(opened.db);
+    if (pending.length > 0)
+      throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
+    result = await runAdminCommand(opened.store, command);
+  } finally {
+    await opened.close();
   }
   if (!result.ok) throw new UsageError(`${result.code}: ${result.message}`);
   if (result.logs !== undefined) {

@@ -17,7 +17,7 @@ import { migrateWitness } from '../../src/db/open.js';
 import type { WitnessDatabase } from '../../src/db/schema.js';
 import { createWitnessStore } from '../../src/db/store.js';
 import { formatAddCheckpointRequest } from '../../src/witness/request.js';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { openTestWitness, testConfig, TestLog, WITNESS_KEY, type TestWitness } from '../helpers.js';
 
 const NOW = 1_790_000_000n;
