@@ -279,13 +279,32 @@ function spawnPg(
   args: string[],
   user: OsUser | undefined,
   dirFd: number | undefined,
+  stdin: 'ignore' | 'pipe' = 'ignore',
 ): ChildProcess {
   return spawn(file, args, {
     ...(user ? { uid: user.uid, gid: user.gid } : {}),
-    stdio: ['ignore', 'pipe', 'pipe', ...(dirFd !== undefined ? [dirFd] : [])],
+    stdio: [stdin, 'pipe', 'pipe', ...(dirFd !== undefined ? [dirFd] : [])],
     env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' },
   });
 }
+
+/**
+ * Runs the postmaster (`$0 "$@"`) under a small shell that holds our end of a pipe on its stdin: when
+ * this process ends (stop(), or a crash or kill -9 of the service alone), the pipe closes and the
+ * shell asks the postmaster for a fast shutdown. So a killed service leaves no PostgreSQL running on;
+ * only a kill of the whole process group (a power cut) leaves a postmaster.pid for the next start.
+ */
+const OWNER_WATCH = [
+  'exec 5<&0',
+  '"$0" "$@" </dev/null 5<&- &',
+  'pid=$!',
+  '{ read -r _ <&5; kill -INT "$pid"; } 2>/dev/null &',
+  'watch=$!',
+  'wait "$pid"',
+  'status=$?',
+  'kill "$watch" 2>/dev/null',
+  'exit "$status"',
+].join('\n');
 
 /** Keeps the last lines of a child's output for error messages, and forwards them. */
 function collectOutput(child: ChildProcess, onLog: (line: string) => void): () => string {
@@ -391,8 +410,11 @@ export async function startEmbeddedPostgres(
   let child: ChildProcess;
   try {
     child = spawnPg(
-      bin.postgres,
+      'sh',
       [
+        '-c',
+        OWNER_WATCH,
+        bin.postgres,
         '-D',
         target,
         '-p',
@@ -414,6 +436,7 @@ export async function startEmbeddedPostgres(
       ],
       user,
       fd,
+      'pipe',
     );
   } finally {
     if (fd !== undefined) closeSync(fd);
@@ -427,6 +450,7 @@ export async function startEmbeddedPostgres(
     });
   });
   child.on('error', () => undefined);
+  child.stdin?.on('error', () => undefined);
   const url = embeddedConnectionString(pgDir);
   const deadline = Date.now() + 120_000;
   for (;;) {
@@ -447,18 +471,27 @@ export async function startEmbeddedPostgres(
     }
     await new Promise((r) => setTimeout(r, 25));
   }
+  const pid = lockFilePid(join(pgDir, 'postmaster.pid'));
+  if (pid === undefined) throw new EmbeddedPostgresError(`no postmaster.pid in ${pgDir} after start-up`);
   let stopping: Promise<void> | undefined;
   return {
     pgDir,
-    pid: child.pid!,
+    pid,
     initialised,
     connectionString: (database = 'postgres') => embeddedConnectionString(pgDir, database),
     stop() {
       stopping ??= (async () => {
         if (exited !== undefined) return;
-        // SIGINT: fast shutdown (disconnect clients, write a checkpoint, remove postmaster.pid).
-        child.kill('SIGINT');
-        const timer = setTimeout(() => child.kill('SIGQUIT'), 60_000);
+        // Closing the watch pipe makes the shell send SIGINT: a fast shutdown (disconnect clients,
+        // write a checkpoint, remove postmaster.pid). SIGQUIT (immediate) if that hangs.
+        child.stdin?.end();
+        const timer = setTimeout(() => {
+          try {
+            process.kill(pid, 'SIGQUIT');
+          } catch {
+            // gone meanwhile
+          }
+        }, 60_000);
         await exit;
         clearTimeout(timer);
       })();

@@ -1,10 +1,11 @@
 // The embedded PostgreSQL as a service meets it: its settings (fsync, synchronous_commit, no TCP
 // port), the OS user it runs as under root, the refusal of a PGlite-era data directory, and recovery
 // from what a killed process leaves behind: a live orphan postmaster, or a postmaster.pid naming a
-// zombie or an unrelated live process (PostgreSQL alone refuses to start on those).
+// zombie or an unrelated live process (PostgreSQL alone refuses to start on those). Also: a service
+// killed alone takes its PostgreSQL down with it.
 import { spawn, spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -149,6 +150,11 @@ t.test('an orphaned postmaster left by a killed owner is shut down and replaced'
     owner.on('exit', (code) => reject(new Error(`owner exited ${code}`)));
   });
   const orphan = Number.parseInt(await readFile(join(dataDir, 'pg', 'postmaster.pid'), 'utf8'), 10);
+  // The owner's watch shell would shut the postmaster down when the owner dies; kill it and its pipe
+  // reader first, as a kill that reached every process but the postmaster would.
+  const watch = ppidOf(orphan);
+  for (const pid of childrenOf(watch)) if (pid !== orphan) process.kill(pid, 'SIGKILL');
+  process.kill(watch, 'SIGKILL');
   owner.kill('SIGKILL');
   await new Promise((r) => owner.once('exit', r));
   t.not(processState(orphan), undefined, 'the postmaster outlived its owner');
@@ -193,6 +199,19 @@ t.test(
   },
 );
 
+function ppidOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number.parseInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]!, 10);
+}
+
+function childrenOf(pid: number): number[] {
+  const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => Number.parseInt(l, 10));
+}
+
 function uidFor(name: string): number {
   return Number.parseInt(spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout, 10);
 }
@@ -213,3 +232,30 @@ function nativeOfInstalledPackage(): string {
   );
   return join(r.stdout, '..', '..');
 }
+
+t.test('a service killed alone (kill -9) takes its PostgreSQL down with it', async (t) => {
+  const dataDir = await freshDataDir(t);
+  const storeIndex = fileURLToPath(new URL('../src/index.js', import.meta.url));
+  const script = `
+    import { openDatabase } from ${JSON.stringify(storeIndex)};
+    await openDatabase({ dataDir: ${JSON.stringify(dataDir)} });
+    process.stdout.write('ready\\n');
+    setInterval(() => {}, 1000);`;
+  const owner = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    owner.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    owner.on('exit', (code) => reject(new Error(`owner exited ${code}`)));
+  });
+  const postmaster = Number.parseInt(await readFile(join(dataDir, 'pg', 'postmaster.pid'), 'utf8'), 10);
+  owner.kill('SIGKILL');
+  for (let i = 0; ; i++) {
+    const state = processState(postmaster);
+    if (state === undefined || state === 'Z') break;
+    if (i > 1200) throw new Error(`postmaster ${postmaster} still ${state} 60 s after its owner died`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.pass('the postmaster shut down when its owner died');
+  t.notOk(existsSync(join(dataDir, 'pg', 'postmaster.pid')), 'cleanly: postmaster.pid removed');
+});
