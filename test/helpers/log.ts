@@ -1,6 +1,8 @@
 // End-to-end helper: runs the real log server process (`node server/dist/src/main.js`) on an
-// ephemeral port with a temp data directory (embedded PGlite store) or a fresh Postgres database,
-// and returns its URL, origin, vkey and a tlog-policy for it. Shared by the client and MCP e2e tests.
+// ephemeral port with a temp data directory (the embedded PostgreSQL it starts itself) or a fresh
+// Postgres database, and returns its URL, origin, vkey and a tlog-policy for it. Shared by the client
+// and MCP e2e tests. Each log runs in its own process group, so a SIGKILL reaches the service and its
+// PostgreSQL together, as a power cut would.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -8,12 +10,22 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
-/** Every log process this helper started and that is still running: killed when the test process exits,
- * so a test that fails half-way (before its teardown was registered) leaves no log behind. */
+/** Every log process this helper started and that is still running: killed with its process group
+ * when the test process exits, so a test that fails half-way (before its teardown was registered)
+ * leaves no log and no PostgreSQL behind. */
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
+  for (const c of running) killGroup(c, 'SIGKILL');
 });
+
+/** Signals the process group a detached child leads (the service and the PostgreSQL it started). */
+function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-c.pid!, signal);
+  } catch {
+    // already gone
+  }
+}
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The compiled server CLI. */
@@ -36,7 +48,10 @@ export interface LogProcess {
   output(): string;
   /** Registers an emitter with `vigil-server emitter add` (works while the log runs). */
   addEmitter(name: string, vkey: string): Promise<void>;
-  /** Sends a signal and waits for the exit code (SIGKILL is a crash). */
+  /**
+   * Sends a signal and waits for the exit code. SIGKILL is a power cut: it reaches the whole process
+   * group (the service and its embedded PostgreSQL); other signals go to the service alone.
+   */
   kill(signal?: NodeJS.Signals): Promise<number | null>;
   /** Starts the process again on the same port and data. */
   restart(): Promise<void>;
@@ -87,7 +102,7 @@ async function must(
   return r.stdout;
 }
 
-/** Polls `fn` until it returns true or the deadline passes (generous: 2 shared cores under load start PGlite slowly). */
+/** Polls `fn` until it returns true or the deadline passes (generous: 2 shared cores under load start PostgreSQL slowly). */
 export async function until(
   what: string,
   fn: () => Promise<boolean> | boolean,
@@ -157,6 +172,7 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     const c = spawn(process.execPath, [serverMain, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     child = c;
     running.add(c);
@@ -204,7 +220,8 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     async kill(signal = 'SIGTERM') {
       if (child === undefined || child.exitCode !== null || child.signalCode !== null)
         return child?.exitCode ?? null;
-      child.kill(signal);
+      if (signal === 'SIGKILL') killGroup(child, signal);
+      else child.kill(signal);
       return exit;
     },
     async restart() {
