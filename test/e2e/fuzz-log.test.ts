@@ -1,4 +1,4 @@
-// Property-based fuzzing of every endpoint of the log, in process (buildApp on PGlite, app.inject):
+// Property-based fuzzing of every endpoint of the log, in process (buildApp on the embedded store, app.inject):
 // random and mutated JSON submissions, records, signatures and blobs; notes for /v1/cosignatures;
 // tile paths; indices and sizes; query strings; headers; content types; body sizes; unknown routes and
 // methods. Properties: no 5xx, every JSON error is {code, message}, no heap growth beyond a bound, and

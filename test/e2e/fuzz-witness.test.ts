@@ -94,7 +94,7 @@ async function openFixture(rng: Rng, bodyLimit = 65_536): Promise<Fixture> {
 }
 
 // Reported to the lead: the witness answers 500 to `GET /v1/evidence?origin=<text with NUL>` (the
-// NUL reaches Postgres/PGlite, which rejects 0x00 in text); it should answer 200 with no evidence, or
+// NUL reaches Postgres, which rejects 0x00 in text); it should answer 200 with no evidence, or
 // 400. Kept apart so the rest of the fuzz stays strict; the dedicated test below fails until fixed.
 
 /** Percent-encodes a random string: its UTF-8 bytes (lone surrogates included) or, at times, raw bytes. */
