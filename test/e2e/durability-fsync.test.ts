@@ -94,6 +94,16 @@ t.test('every acknowledged batch follows a WAL flush', skip ? { skip } : {}, asy
     url = `${m[1]}/`;
     return true;
   });
+  // The log itself, strace's child: signals to strace would only make it detach.
+  const ps = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' });
+  const logPid = Number.parseInt(ps.stdout, 10);
+  t.teardown(() => {
+    try {
+      process.kill(logPid, 'SIGKILL');
+    } catch {
+      // exited already
+    }
+  });
   const add = await runNode(serverMain, ['emitter', 'add', EMITTER, key.verifierKey, '--data-dir', dataDir]);
   t.equal(add.code, 0, `emitter added: ${add.stderr}`);
 
@@ -117,10 +127,8 @@ t.test('every acknowledged batch follows a WAL flush', skip ? { skip } : {}, asy
     );
     batches.push({ sent, acked, size: entries.length });
   }
-  // SIGTERM to the log itself (strace would only detach): it stops its PostgreSQL, and strace ends
-  // with its last tracee.
-  const log = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' });
-  process.kill(Number.parseInt(log.stdout, 10), 'SIGTERM');
+  // SIGTERM to the log: it stops its PostgreSQL, and strace ends with its last tracee.
+  process.kill(logPid, 'SIGTERM');
   t.equal(await exited, 0, 'the log (and strace) exit cleanly');
 
   const flushes = walFlushTimes(await fs.readFile(traceFile, 'utf8'));
