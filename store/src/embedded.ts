@@ -41,9 +41,9 @@ export class LegacyDataDirError extends Error {
   constructor(dataDir: string) {
     super(
       `${join(dataDir, 'pgdata')} is a data directory of the retired embedded store (PGlite), which ` +
-        `this version cannot open. To keep that log, run the previous version's \`vigil-server export <dir>\` ` +
-        `on it, then \`vigil-server import <dir>\` into a fresh data directory (or into DATABASE_URL); ` +
-        `then move ${join(dataDir, 'pgdata')} away`,
+        `this version cannot open. To keep a log, run the previous version's \`vigil-server export <dir>\` ` +
+        `on it, then this version's \`vigil-server import <dir>\` into a fresh data directory (or into ` +
+        `DATABASE_URL); then move ${join(dataDir, 'pgdata')} out of ${dataDir}`,
     );
   }
 }
