@@ -21,7 +21,7 @@ import { closeSync, existsSync, openSync, readFileSync, readlinkSync, realpathSy
 import { chown, cp, mkdir, readFile, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { arch, platform, userInfo } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import pg from 'pg';
 
 /** The PostgreSQL binaries package version (pinned in store/package.json). */
@@ -76,7 +76,9 @@ export interface StartEmbeddedOptions {
 
 /** A connection string through the Unix socket directory `pgDir` (pg reads `host` as a socket dir). */
 export function embeddedConnectionString(pgDir: string, database = 'postgres'): string {
-  return `postgresql://${EMBEDDED_USER}@localhost:${EMBEDDED_PORT}/${database}?host=${encodeURIComponent(pgDir)}`;
+  // pg takes a host that starts with '/' for a socket directory, and anything else for a host name.
+  const dir = resolve(pgDir);
+  return `postgresql://${EMBEDDED_USER}@localhost:${EMBEDDED_PORT}/${database}?host=${encodeURIComponent(dir)}`;
 }
 
 interface Binaries {
@@ -380,9 +382,10 @@ export async function initEmbeddedCluster(
  * store (LegacyDataDirError). Precondition: the caller holds the owner lock of `dataDir`.
  */
 export async function startEmbeddedPostgres(
-  dataDir: string,
+  dataDirArg: string,
   options: StartEmbeddedOptions = {},
 ): Promise<EmbeddedPostgres> {
+  const dataDir = resolve(dataDirArg);
   const onLog = options.onLog ?? (() => undefined);
   if (existsSync(join(dataDir, 'pgdata'))) throw new LegacyDataDirError(dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });

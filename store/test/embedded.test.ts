@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import pg from 'pg';
@@ -50,7 +50,8 @@ async function freshDataDir(t: Test): Promise<string> {
 
 t.test('settings: fsync and synchronous_commit on, no TCP port, socket in the data directory', async (t) => {
   const dataDir = await freshDataDir(t);
-  const server = await startEmbeddedPostgres(dataDir);
+  // Relative, as the default `./data` is: the socket directory must still reach pg as a path.
+  const server = await startEmbeddedPostgres(relative(process.cwd(), dataDir));
   t.teardown(() => server.stop());
   const [row] = await query(
     server,
