@@ -23,6 +23,7 @@ export {
 export {
   createTestPostgresDatabase,
   createTestStore,
+  copyTemplateCluster,
   forEachStore,
   storeSkipReason,
   testStoreKinds,

@@ -117,6 +117,18 @@ function templateCluster(): Promise<string> {
   return template;
 }
 
+/**
+ * Puts a fresh copy of the template cluster in `<dataDir>/pg` (which must not exist), so a test's
+ * embedded store or `vigil-server start` skips initdb. The cluster is empty: migrations still apply.
+ */
+export async function copyTemplateCluster(dataDir: string): Promise<void> {
+  // cp -a keeps the owner (the unprivileged user when root) and modes PostgreSQL insists on.
+  const r = spawnSync('cp', ['-a', join(await templateCluster(), 'pg'), join(dataDir, 'pg')], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`copying the template cluster failed: ${r.stderr}`);
+}
+
 /** Creates a fresh store of the given kind: a temp data dir, plus a fresh database for Postgres. */
 export async function createTestStore(
   kind: StoreKind,
@@ -125,13 +137,7 @@ export async function createTestStore(
   const dataDir = await mkdtemp(join(tmpdir(), 'vigil-test-'));
   const database = kind === 'postgres' ? await createTestPostgresDatabase(env) : undefined;
   if (kind === 'postgres' && !database) throw new Error('TEST_DATABASE_URL not set');
-  if (kind === 'embedded') {
-    // cp -a keeps the owner (the unprivileged user when root) and modes PostgreSQL insists on.
-    const r = spawnSync('cp', ['-a', join(await templateCluster(), 'pg'), join(dataDir, 'pg')], {
-      encoding: 'utf8',
-    });
-    if (r.status !== 0) throw new Error(`copying the template cluster failed: ${r.stderr}`);
-  }
+  if (kind === 'embedded') await copyTemplateCluster(dataDir);
   const databaseUrl = database?.url;
   const opened: OpenDatabase<unknown>[] = [];
   return {

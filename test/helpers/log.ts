@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { copyTemplateCluster } from '@vigil/store';
 
 /** Every log process this helper started and that is still running: killed with its process group
  * when the test process exits, so a test that fails half-way (before its teardown was registered)
@@ -146,6 +147,9 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     ...(db !== undefined ? { DATABASE_URL: db.url } : { DATABASE_URL: undefined }),
     ...options.env,
   };
+  // The embedded store starts from a copy of a cluster made once (initdb costs seconds here); the
+  // cold start with initdb itself is covered by test/e2e/durability-fsync.test.ts and store/test.
+  if (db === undefined) await copyTemplateCluster(dataDir);
   if (db !== undefined) {
     await must(serverMain, ['migrate', '--data-dir', dataDir], env);
     await must(serverMain, ['init', '--origin', origin, '--data-dir', dataDir], env);
