@@ -16,6 +16,7 @@ import {
   prepareLog,
   recordStream,
   SERVER_MAIN,
+  serverEnv,
   spawnNode,
   startServer,
   stopChild,
@@ -201,3 +202,18 @@ t.test('a data directory of the retired PGlite store: start refuses and says how
     },
   );
 }
+
+t.test('an emitter revoked with the CLI while the log runs is refused at once', async (t) => {
+  const store = await createTestStore('embedded');
+  t.teardown(() => store.cleanup());
+  const log = await prepareLog(store);
+  const stream = recordStream(log.emitterKey, '5a6b7c8d-6666-4777-8888-9999aaaabbbb');
+  const { child, url } = await startServer(store);
+  t.teardown(() => stopChild(child));
+  t.equal((await postEntries(url, stream.next(1))).status, 200, 'accepted (and now cached) before');
+  // The CLI writes the database through the running PostgreSQL's socket, then notifies the log.
+  const revoke = spawnNode(SERVER_MAIN, ['emitter', 'revoke', 'em1'], serverEnv(store));
+  t.equal((await revoke.exited).code, 0, revoke.output());
+  const after = await postEntries(url, stream.next(1));
+  t.equal(after.body.code, 'EMITTER_REVOKED', `refused right after the command (${after.status})`);
+});
