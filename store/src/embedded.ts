@@ -403,9 +403,14 @@ export async function startEmbeddedPostgres(
     await recoverStale(pgDir, onLog);
   }
   if (user) {
+    // A cluster restored from a copy made as root (cp, tar) belongs to root; PostgreSQL insists on
+    // owning its files, and this directory is the embedded store's alone, so hand it back.
     const st = await stat(pgDir);
     if (st.uid !== user.uid) {
-      throw new EmbeddedPostgresError(`${pgDir} belongs to uid ${st.uid}, not to ${user.name} (${user.uid})`);
+      onLog(`${pgDir} belongs to uid ${st.uid}: giving it to ${user.name}`);
+      const r = spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, pgDir], { encoding: 'utf8' });
+      if (r.status !== 0)
+        throw new EmbeddedPostgresError(`chown -R ${user.name} ${pgDir} failed: ${r.stderr}`);
     }
   }
   const fd = user ? openSync(pgDir, 'r') : undefined;

@@ -260,3 +260,17 @@ t.test('a service killed alone (kill -9) takes its PostgreSQL down with it', asy
   t.pass('the postmaster shut down when its owner died');
   t.notOk(existsSync(join(dataDir, 'pg', 'postmaster.pid')), 'cleanly: postmaster.pid removed');
 });
+
+t.test(
+  'as root, a cluster restored from a copy owned by root is handed back to the server user',
+  isRoot ? {} : { skip: 'needs root: only root starts PostgreSQL as another user' },
+  async (t) => {
+    const dataDir = await freshDataDir(t);
+    const r = spawnSync('chown', ['-R', '0:0', join(dataDir, 'pg')]);
+    t.equal(r.status, 0, 'the copy belongs to root, as `cp -r` or `tar x` by root leaves it');
+    const server = await startEmbeddedPostgres(dataDir);
+    t.teardown(() => server.stop());
+    t.same(await query(server, 'select 3 as three'), [{ three: 3 }], 'it starts');
+    t.equal(uidOf(server.pid), uidFor(UNPRIVILEGED_USER), `as ${UNPRIVILEGED_USER}`);
+  },
+);
