@@ -68,6 +68,11 @@ export interface StartLogOptions {
   env?: Record<string, string>;
   /** Extra server flags. */
   args?: string[];
+  /**
+   * Embedded store: start from a copy of the test template cluster (default true, skipping initdb);
+   * false runs `start` on a truly empty data directory, as `npm start` does.
+   */
+  fromTemplate?: boolean;
 }
 
 /** Runs a command to completion; rejects with its output on a non-zero exit. */
@@ -149,7 +154,7 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
   };
   // The embedded store starts from a copy of a cluster made once (initdb costs seconds here); the
   // cold start with initdb itself is covered by test/e2e/durability-fsync.test.ts and store/test.
-  if (db === undefined) await copyTemplateCluster(dataDir);
+  if (db === undefined && options.fromTemplate !== false) await copyTemplateCluster(dataDir);
   if (db !== undefined) {
     await must(serverMain, ['migrate', '--data-dir', dataDir], env);
     await must(serverMain, ['init', '--origin', origin, '--data-dir', dataDir], env);
