@@ -196,11 +196,8 @@ export async function dumpTable(db: AnyDb, spec: TableSpec, dir: string): Promis
   try {
     let after: unknown[] | undefined;
     for (;;) {
-      let q = db
-        .selectFrom(spec.name)
-        .select(columns)
-        .orderBy(spec.key.map((k) => sql.ref(k)))
-        .limit(pageSize);
+      let q = db.selectFrom(spec.name).select(columns).limit(pageSize);
+      for (const k of spec.key) q = q.orderBy(k);
       if (after) {
         const keys = sql.join(spec.key.map((k) => sql.ref(k)));
         q = q.where(sql<boolean>`(${keys}) > (${sql.join(after)})`);

@@ -104,8 +104,8 @@ for (const [from, to] of pairs) {
       await post([{ ...withBlob, blobs: { [hex]: Buffer.from(blob).toString('base64') } }]);
       for (const s of ['22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333']) {
         const stream = recordStream(log.emitterKey, s);
-        await post(stream.next(200));
-        await post(stream.next(99, { method: 'tools/call', tool: 'echo' }));
+        await post(stream.next(100));
+        await post(stream.next(49, { method: 'tools/call', tool: 'echo' }));
       }
       const last = await post(s1.next(1));
       const line = cosign(last.checkpoint, WITNESS.signerKey, 1_800_000_000n);
@@ -115,29 +115,32 @@ for (const [from, to] of pairs) {
         headers: { 'content-type': 'text/plain; charset=utf-8' },
         payload: `${last.checkpoint}${line}`,
       });
-      t.equal(res.statusCode, 200, res.body);
+      t.equal(res.statusCode, 200, `answered ${res.statusCode}`);
       checkpointA = (await app.inject('/checkpoint')).body;
-      t.equal(parseCheckpoint(body(checkpointA)).size, 600n, 'A holds 600 entries');
+      t.equal(parseCheckpoint(body(checkpointA)).size, 300n, 'A holds 300 entries');
       t.match(checkpointA, line, 'A serves the cosignature');
       await app.close();
       await opened.close();
     }
     const exported = await cli(a, ['export', exportDir]);
     t.equal(exported.code, 0, exported.out);
-    t.match(exported.out, /exported log test\.example\/log at size 600/);
-    t.match(exported.out, /entries: 600 rows/);
+    t.match(exported.out, /exported log test\.example\/log at size 300/);
+    t.match(exported.out, /entries: 300 rows/);
 
     t.equal((await cli(b, ['migrate'])).code, 0, 'B migrated');
     const imported = await cli(b, ['import', exportDir]);
     t.equal(imported.code, 0, imported.out);
-    t.match(imported.out, /imported log test\.example\/log at size 600/);
-    const again = await cli(b, ['import', exportDir]);
-    t.not(again.code, 0, 'a second import into the same store is refused');
-    t.match(again.out, /STORE_NOT_EMPTY/);
+    t.match(imported.out, /imported log test\.example\/log at size 300/);
 
     // The log runs on B with the same key: same checkpoint, receipts verify, new entries extend it.
     await copyFile(join(a.dataDir, 'log.key'), join(b.dataDir, 'log.key'));
     const { db } = await b.open<Database>();
+    const again = await importLog(db, exportDir).catch((err: TransferError) => err);
+    t.equal(
+      (again as TransferError).code,
+      'STORE_NOT_EMPTY',
+      'a second import into the same store is refused',
+    );
     const app = await buildApp(loadConfig({}, { 'data-dir': b.dataDir, 'rate-address': '0' }), {
       db,
       logger: false,
@@ -146,7 +149,7 @@ for (const [from, to] of pairs) {
     const checkpointB = (await app.inject('/checkpoint')).body;
     t.equal(checkpointB, checkpointA, 'B serves the same checkpoint, with the cosignature');
     const policy = parsePolicy(`log ${log.vkey}\nquorum none\n`);
-    for (const index of [0n, 255n, 256n, 599n]) {
+    for (const index of [0n, 255n, 256n, 299n]) {
       const receipt = (await app.inject(`/v1/receipt/${index}`)).body;
       const row = await db
         .selectFrom('entries')
@@ -155,8 +158,11 @@ for (const [from, to] of pairs) {
         .executeTakeFirstOrThrow();
       t.doesNotThrow(() => verifyReceipt(receipt, row.entry, policy), `receipt ${index} verifies on B`);
     }
-    const tile = await app.inject('/tile/0/001');
-    t.equal(tile.statusCode, 200, 'the second full level-0 tile is served from rebuilt data');
+    const tile = await app.inject('/tile/0/000');
+    t.equal(tile.statusCode, 200, 'the full level-0 tile is served');
+    t.equal(tile.rawPayload.length, 256 * 32);
+    const partial = await app.inject('/tile/1/000.p/1');
+    t.equal(partial.statusCode, 200, 'the level-1 tile over the rebuilt level-8 node is served');
     const blob = await app.inject(
       `/v1/blobs/${hexEncode(sha256(new TextEncoder().encode('a large tool result')))}`,
     );
@@ -168,22 +174,23 @@ for (const [from, to] of pairs) {
       headers: { 'content-type': 'application/json' },
       payload: JSON.stringify({ entries: s4.next(3) }),
     });
-    t.equal(res.statusCode, 200, res.body);
+    t.equal(res.statusCode, 200, `answered ${res.statusCode}`);
     const answer = res.json() as { entries: { index: string }[]; checkpoint: string };
     t.same(
       answer.entries.map((e) => e.index),
-      ['600', '601', '602'],
+      ['300', '301', '302'],
       'new entries follow the imported ones',
     );
-    t.equal(parseCheckpoint(body(answer.checkpoint)).size, 603n);
-    const proof = await app.inject('/v1/proof/consistency?from=600&to=603');
+    t.equal(parseCheckpoint(body(answer.checkpoint)).size, 303n);
+    const proof = await app.inject('/v1/proof/consistency?from=300&to=303');
     t.equal(proof.statusCode, 200, 'the new checkpoint is consistent with the imported one');
     await app.close();
   });
 }
 
 t.test('tampered exports are refused, naming the cause, and leave the store empty', async (t) => {
-  const kind = kinds[0]! as TestStore['kind'];
+  // Postgres when it runs here (faster); the store kind does not change what is checked.
+  const kind = kinds.includes('postgres') ? 'postgres' : kinds[0]!;
   const a = await createTestStore(kind);
   const c = await createTestStore(kind);
   const root = await mkdtemp(join(tmpdir(), 'vigil-export-'));
