@@ -19,6 +19,8 @@ import { buildApp } from './app.js';
 import { createKeyFile, initLog, readKeyFile } from './tlog/signer.js';
 import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
 import { ADMIN_CHANNEL, runAdminCommand, type AdminCommand } from './admin.js';
+import { exportLog, importLog } from './transfer/log.js';
+import { TransferError } from './transfer/dump.js';
 
 const USAGE = `usage: vigil-server <command> [flags]
   start                      embedded quick start: initialise an empty data dir, then serve
@@ -28,6 +30,8 @@ const USAGE = `usage: vigil-server <command> [flags]
   emitter add <name> <vkey> | emitter list | emitter revoke <name>
   witness add <name> <vkey> [--url <prefix>] | witness list | witness remove <name>
   quorum <k>
+  export <dir>               write the whole log to a new directory (manifest + JSON Lines)
+  import <dir>               load an export into an empty, migrated store (verifies every root)
 flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file --origin
        --batch-size --queue-size --max-body-bytes --rate-emitter --rate-address --witness-interval
        --lock-retry --verify-on-start --url`;
@@ -197,6 +201,31 @@ async function cmdAdmin(config: Config, cmd: AdminCommand): Promise<void> {
   }
 }
 
+async function cmdExport(config: Config, dir: string | undefined): Promise<void> {
+  if (!dir) throw new ConfigError('export needs a directory: vigil-server export <dir>');
+  const store = await openStore(config, 'attach');
+  try {
+    await refusePending(store);
+    const r = await exportLog(store.db, dir);
+    console.log(`exported log ${r.origin} at size ${r.treeSize} to ${dir}`);
+    for (const [table, rows] of Object.entries(r.rows)) console.log(`  ${table}: ${rows} rows`);
+  } finally {
+    await store.close();
+  }
+}
+
+async function cmdImport(config: Config, dir: string | undefined): Promise<void> {
+  if (!dir) throw new ConfigError('import needs a directory: vigil-server import <dir>');
+  const store = await openStore(config, 'attach');
+  try {
+    await refusePending(store);
+    const r = await importLog(store.db, dir);
+    console.log(`imported log ${r.origin} at size ${r.treeSize}, root ${r.root}`);
+  } finally {
+    await store.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { words, flags } = parseArgs(process.argv.slice(2));
   const url = flags.url;
@@ -230,6 +259,10 @@ async function main(): Promise<void> {
       if (quorumFlag !== undefined) await cmdAdmin(config, { command: 'quorum', args: [quorumFlag] });
       return;
     }
+    case 'export':
+      return cmdExport(config, w1);
+    case 'import':
+      return cmdImport(config, w1);
     case 'quorum':
       return cmdAdmin(config, { command: 'quorum', args: [w1 ?? quorumFlag ?? ''] });
     default:
@@ -240,6 +273,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(err.message);
+  else if (err instanceof TransferError) console.error(`vigil-server: ${err.code}: ${err.message}`);
   else console.error(`vigil-server: ${(err as Error).message}`);
   process.exit(1);
 });

@@ -11,6 +11,8 @@ import { buildApp } from './app.js';
 import { loadConfig, SETTINGS, type WitnessConfig } from './config.js';
 import { migrateWitness, openWitnessStore, pendingWitnessMigrations } from './db/open.js';
 import { inspect } from 'node:util';
+import { exportWitness, importWitness } from './transfer.js';
+import { TransferError } from '@vigil/server';
 
 const USAGE = `usage: vigil-witness <command> [options]
 
@@ -23,6 +25,9 @@ commands:
   log add <origin> <log vkey> [--url <log base URL>] [--pull-interval 5s]
   log list [--json]
   log disable <origin>            stop cosigning for a log (its state is kept)
+  export <dir>                    write the witness's state (logs, cosigned checkpoints, evidence) to a
+                                  new directory; the key file is not included
+  import <dir>                    load an export into an empty, migrated store (notes are verified)
 
 every command takes --data-dir (VIGIL_DATA_DIR, default ./data); see witness/README.md for all settings.`;
 
@@ -160,6 +165,26 @@ async function admin(config: WitnessConfig, command: AdminCommand, json: boolean
   }
 }
 
+/** `export <dir>` / `import <dir>`: the store moves whole (see transfer.ts). */
+async function transfer(config: WitnessConfig, direction: 'export' | 'import', dir: string): Promise<void> {
+  const opened = await openWitnessStore(config);
+  try {
+    const pending = await pendingWitnessMigrations(opened.db);
+    if (pending.length > 0)
+      throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
+    if (direction === 'export') {
+      const rows = await exportWitness(opened.db, dir);
+      process.stdout.write(`exported the witness state to ${dir}\n`);
+      for (const [table, n] of Object.entries(rows)) process.stdout.write(`  ${table}: ${n} rows\n`);
+    } else {
+      const r = await importWitness(opened.db, dir);
+      process.stdout.write(`imported the witness state of ${r.logs} logs from ${dir}\n`);
+    }
+  } finally {
+    await opened.close();
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   useNodeCrypto();
   const options: Record<string, { type: 'string' | 'boolean' }> = {
@@ -200,6 +225,9 @@ async function main(argv: string[]): Promise<void> {
     case 'serve':
       args(0);
       return serve(config);
+    case 'export':
+    case 'import':
+      return transfer(config, command, args(1)[0]!);
     case 'vkey':
       args(0);
       process.stdout.write(`${cosignerVerifierKey(await readSignerKey(config))}\n`);
@@ -229,7 +257,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || (err as { code?: string }).code === 'DATA_DIR_IN_USE') {
+  if (err instanceof TransferError) {
+    process.stderr.write(`vigil-witness: ${err.code}: ${err.message}\n`);
+  } else if (err instanceof UsageError || (err as { code?: string }).code === 'DATA_DIR_IN_USE') {
     process.stderr.write(`vigil-witness: ${(err as Error).message}\n`);
   } else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
     process.stderr.write(`vigil-witness: ${(err as Error).message}\n${USAGE}\n`);

@@ -202,6 +202,14 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
       if (origin !== undefined) query = query.where('origin', '=', origin);
       return (await query.execute()).map(rowToEvidence);
     },
+
+    async countEvidence() {
+      const row = await db
+        .selectFrom('evidence')
+        .select((eb) => eb.fn.countAll<string | number | bigint>().as('n'))
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
   };
 }
 

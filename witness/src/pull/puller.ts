@@ -11,6 +11,7 @@ import {
 import { isWitnessError } from '../errors.js';
 import type { LogRecord } from '../store.js';
 import type { Logger, Witness } from '../witness/witness.js';
+import type { WitnessMetrics } from '../metrics.js';
 
 export interface PullerOptions {
   witness: Witness;
@@ -25,6 +26,8 @@ export interface PullerOptions {
   repostMs?: number;
   fetch?: typeof fetch;
   random?: () => number;
+  /** Counts polls by result for GET /metrics. */
+  metrics?: WitnessMetrics;
 }
 
 /** What one poll of a log did (for tests and debug logs). */
@@ -114,9 +117,11 @@ export class Puller {
       try {
         const outcome = await this.pollOnce(log);
         this.#options.logger.debug({ origin, outcome }, 'polled log');
+        this.#options.metrics?.pullPolls.inc(origin, 'ok');
         failures = 0;
       } catch (err) {
         failures += 1;
+        this.#options.metrics?.pullPolls.inc(origin, 'failure');
         wait = backoffMs(failures, log.pullIntervalMs, this.#options.maxBackoffMs, this.#random);
         // A log that is down is retried, not forgotten.
         this.#options.logger.warn({ origin, failures, retryInMs: wait, err: String(err) }, 'pull failed');
