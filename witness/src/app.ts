@@ -66,7 +66,16 @@ export async function buildApp(config: WitnessConfig, deps: AppDeps): Promise<Fa
 
   await app.register(errorsPlugin);
   const limiter = new RateLimiter({ ratePerSecond: config.rateLimit, burst: config.rateBurst });
-  await app.register(addCheckpointRoutes, { witness, limiter, bodyLimit: config.bodyLimit });
+  const failureLimiter = new RateLimiter({
+    ratePerSecond: config.failureRateLimit,
+    burst: config.failureRateBurst,
+  });
+  await app.register(addCheckpointRoutes, {
+    witness,
+    limiter,
+    failureLimiter,
+    bodyLimit: config.bodyLimit,
+  });
   await app.register(monitoringRoutes, { witness });
 
   if (puller !== undefined) {
