@@ -2,6 +2,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   bytesEqual,
   consistencyProof,
+  readLimited,
+  readLimitedText,
   rootFromNodes,
   tileNodeReader,
   tilePath,
@@ -36,6 +38,24 @@ export type PollOutcome =
   | 'evidence-fork'
   | 'evidence-inconsistent'
   | 'evidence-rollback';
+
+/**
+ * Byte limits on what a pulled log may send (a log is not trusted with the witness's memory).
+ * A checkpoint note is a few hundred bytes; 16 KiB leaves room for many cosignatures, post-quantum
+ * ones included. A full tile is 256 hashes of 32 bytes (c2sp.org/tlog-tiles). The answer to our
+ * POST /v1/cosignatures is only shown in a log line. The puller reads no entry bundles; if it ever
+ * does, one is at most 256 entries of 2 + 65,535 bytes.
+ */
+export const MAX_CHECKPOINT_BYTES = 16 * 1024;
+export const MAX_TILE_BYTES = 256 * 32;
+const MAX_POST_ANSWER_BYTES = 4 * 1024;
+
+/**
+ * Answers to POST /v1/cosignatures from a log that has no such endpoint: any log that is not Vigil
+ * (tlog-tiles defines no way to hand a log a cosignature). Not a failure: the cosignature is stored
+ * and served by our monitoring endpoint, GET /<hex sha-256(origin)>/checkpoint.
+ */
+const NO_COSIGNATURE_ENDPOINT = new Set([404, 405, 501]);
 
 /** Exponential backoff with full jitter in [base/2, base]: base = interval * 2^failures, capped. */
 export function backoffMs(failures: number, intervalMs: number, maxMs: number, random: () => number): number {
@@ -125,9 +145,20 @@ export class Puller {
     }
   }
 
-  async #get(url: string): Promise<Response> {
+  /**
+   * One request to a log, bounded in time (timeoutMs covers the headers and the body read, as the
+   * signal aborts both) and following no redirect: a log names its own URL, and a redirect could
+   * point the witness at any service it can reach (loopback, an internal network).
+   */
+  #request(url: string, init: RequestInit = {}): Promise<Response> {
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.timeoutMs)]);
-    return this.#fetch(url, { signal, headers: { accept: 'text/plain, application/octet-stream' } });
+    return this.#fetch(url, { ...init, signal, redirect: 'error' });
+  }
+
+  async #get(url: string): Promise<Response> {
+    const res = await this.#request(url, { headers: { accept: 'text/plain, application/octet-stream' } });
+    if (!res.ok) await res.body?.cancel().catch(() => undefined);
+    return res;
   }
 
   /** Reads a tile of `width` hashes; falls back to the full tile when the partial one is gone (tlog-tiles). */
@@ -138,7 +169,7 @@ export class Puller {
       res = await this.#get(`${base}/${tilePath({ level, index, width: 256 })}`);
     }
     if (!res.ok) throw new Error(`tile ${level}/${index} width ${width}: http ${res.status}`);
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    const bytes = await readLimited(res, MAX_TILE_BYTES, `tile ${level}/${index}`);
     if (bytes.length < want || (bytes.length !== want && bytes.length !== 256 * 32)) {
       throw new Error(`tile ${level}/${index} has ${bytes.length} bytes, want ${want}`);
     }
@@ -152,7 +183,7 @@ export class Puller {
     const witness = this.#options.witness;
     const res = await this.#get(`${base}/checkpoint`);
     if (!res.ok) throw new Error(`checkpoint: http ${res.status}`);
-    const body = await res.text();
+    const body = await readLimitedText(res, MAX_CHECKPOINT_BYTES, 'checkpoint');
     const checkpoint = witness.verifyLogSignature(log, body);
     const latest = await witness.store.latest(log.origin);
     const current = latest?.size ?? 0n;
@@ -251,17 +282,29 @@ export class Puller {
     return true;
   }
 
+  /**
+   * Hands our cosignature to the log. A log without POST /v1/cosignatures (404, 405, 501) is not an
+   * error: the cosignature is served by our monitoring endpoint, and the re-post interval bounds
+   * how often we ask again. Any other refusal throws (the loop backs off).
+   */
   async #post(base: string, note: string, size: bigint, origin: string): Promise<void> {
-    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.timeoutMs)]);
-    const res = await this.#fetch(`${base}/v1/cosignatures`, {
+    const res = await this.#request(`${base}/v1/cosignatures`, {
       method: 'POST',
-      signal,
       headers: { 'content-type': 'text/plain; charset=utf-8' },
       body: note,
     });
-    if (!res.ok) {
-      const text = (await res.text()).slice(0, 200);
+    const answer = await readLimited(res, MAX_POST_ANSWER_BYTES, 'cosignature answer').catch(
+      () => new Uint8Array(0),
+    );
+    if (!res.ok && !NO_COSIGNATURE_ENDPOINT.has(res.status)) {
+      const text = new TextDecoder().decode(answer.subarray(0, 200));
       throw new Error(`log refused our cosignature: http ${res.status} ${text}`);
+    }
+    if (!res.ok) {
+      this.#options.logger.debug(
+        { origin, status: res.status },
+        'log takes no cosignatures; served at our monitoring endpoint',
+      );
     }
     this.#posted.set(origin, { size, at: Date.now() });
   }
