@@ -3,10 +3,10 @@ import {
   bytesEqual,
   consistencyProof,
   readLimited,
-  readLimitedText,
   rootFromNodes,
   tileNodeReader,
   tilePath,
+  utf8Decode,
   verifyConsistency,
   verifyCosignature,
 } from '@vigil/client';
@@ -146,30 +146,54 @@ export class Puller {
   }
 
   /**
-   * One request to a log, bounded in time (timeoutMs covers the headers and the body read, as the
-   * signal aborts both) and following no redirect: a log names its own URL, and a redirect could
-   * point the witness at any service it can reach (loopback, an internal network).
+   * One request to a log and its answer, bounded in bytes (`maxBytes`, else RESPONSE_TOO_LARGE) and in
+   * time: one timer covers the headers and the whole body, so a log that stalls mid-body fails with a
+   * TimeoutError after timeoutMs. No redirect is followed: a log names its own URL, and a redirect
+   * could point the witness at any service it can reach (loopback, an internal network).
+   * The timer and the stop listener hold the controller, so it cannot be collected mid-request.
    */
-  #request(url: string, init: RequestInit = {}): Promise<Response> {
-    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.timeoutMs)]);
-    return this.#fetch(url, { ...init, signal, redirect: 'error' });
+  async #exchange(
+    url: string,
+    init: RequestInit,
+    maxBytes: number,
+    what: string,
+  ): Promise<{ status: number; body: Uint8Array }> {
+    const controller = new AbortController();
+    const ms = this.#options.timeoutMs;
+    const timer = setTimeout(
+      () => controller.abort(new DOMException(`${what}: no complete answer within ${ms} ms`, 'TimeoutError')),
+      ms,
+    );
+    const stop = () => controller.abort(this.#abort.signal.reason);
+    this.#abort.signal.addEventListener('abort', stop, { once: true });
+    try {
+      const res = await this.#fetch(url, { ...init, signal: controller.signal, redirect: 'error' });
+      return { status: res.status, body: await readLimited(res, maxBytes, what) };
+    } finally {
+      clearTimeout(timer);
+      this.#abort.signal.removeEventListener('abort', stop);
+    }
   }
 
-  async #get(url: string): Promise<Response> {
-    const res = await this.#request(url, { headers: { accept: 'text/plain, application/octet-stream' } });
-    if (!res.ok) await res.body?.cancel().catch(() => undefined);
-    return res;
+  async #get(url: string, maxBytes: number, what: string): Promise<{ status: number; body: Uint8Array }> {
+    return this.#exchange(
+      url,
+      { headers: { accept: 'text/plain, application/octet-stream' } },
+      maxBytes,
+      what,
+    );
   }
 
   /** Reads a tile of `width` hashes; falls back to the full tile when the partial one is gone (tlog-tiles). */
   async #readTile(base: string, level: number, index: bigint, width: number): Promise<Uint8Array> {
     const want = width * 32;
-    let res = await this.#get(`${base}/${tilePath({ level, index, width })}`);
+    const what = `tile ${level}/${index}`;
+    let res = await this.#get(`${base}/${tilePath({ level, index, width })}`, MAX_TILE_BYTES, what);
     if (res.status === 404 && width < 256) {
-      res = await this.#get(`${base}/${tilePath({ level, index, width: 256 })}`);
+      res = await this.#get(`${base}/${tilePath({ level, index, width: 256 })}`, MAX_TILE_BYTES, what);
     }
-    if (!res.ok) throw new Error(`tile ${level}/${index} width ${width}: http ${res.status}`);
-    const bytes = await readLimited(res, MAX_TILE_BYTES, `tile ${level}/${index}`);
+    if (res.status !== 200) throw new Error(`tile ${level}/${index} width ${width}: http ${res.status}`);
+    const bytes = res.body;
     if (bytes.length < want || (bytes.length !== want && bytes.length !== 256 * 32)) {
       throw new Error(`tile ${level}/${index} has ${bytes.length} bytes, want ${want}`);
     }
@@ -181,9 +205,9 @@ export class Puller {
     if (log.url === null) throw new Error(`log ${log.origin} has no url`);
     const base = log.url.replace(/\/+$/, '');
     const witness = this.#options.witness;
-    const res = await this.#get(`${base}/checkpoint`);
-    if (!res.ok) throw new Error(`checkpoint: http ${res.status}`);
-    const body = await readLimitedText(res, MAX_CHECKPOINT_BYTES, 'checkpoint');
+    const res = await this.#get(`${base}/checkpoint`, MAX_CHECKPOINT_BYTES, 'checkpoint');
+    if (res.status !== 200) throw new Error(`checkpoint: http ${res.status}`);
+    const body = utf8Decode(res.body);
     const checkpoint = witness.verifyLogSignature(log, body);
     const latest = await witness.store.latest(log.origin);
     const current = latest?.size ?? 0n;
@@ -288,19 +312,18 @@ export class Puller {
    * how often we ask again. Any other refusal throws (the loop backs off).
    */
   async #post(base: string, note: string, size: bigint, origin: string): Promise<void> {
-    const res = await this.#request(`${base}/v1/cosignatures`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain; charset=utf-8' },
-      body: note,
-    });
-    const answer = await readLimited(res, MAX_POST_ANSWER_BYTES, 'cosignature answer').catch(
-      () => new Uint8Array(0),
+    const res = await this.#exchange(
+      `${base}/v1/cosignatures`,
+      { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, body: note },
+      MAX_POST_ANSWER_BYTES,
+      'cosignature answer',
     );
-    if (!res.ok && !NO_COSIGNATURE_ENDPOINT.has(res.status)) {
-      const text = new TextDecoder().decode(answer.subarray(0, 200));
+    const ok = res.status >= 200 && res.status < 300;
+    if (!ok && !NO_COSIGNATURE_ENDPOINT.has(res.status)) {
+      const text = new TextDecoder().decode(res.body.subarray(0, 200));
       throw new Error(`log refused our cosignature: http ${res.status} ${text}`);
     }
-    if (!res.ok) {
+    if (!ok) {
       this.#options.logger.debug(
         { origin, status: res.status },
         'log takes no cosignatures; served at our monitoring endpoint',
