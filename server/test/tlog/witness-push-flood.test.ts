@@ -184,7 +184,7 @@ forEachStore(t, async (t, store) => {
     for (let i = 0; i < 6; i++) {
       const before = relay.refused;
       let waited = 0;
-      while (relay.refused === before) {
+      while (relay.refused === before && waited <= 60_000) {
         await pusher.pushOnce();
         if (relay.refused === before) {
           now += 500;
