@@ -61,6 +61,29 @@ export function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+class JwksUnavailableError extends Error {}
+
+/**
+ * jose waits out its cooldown only after a successful JWKS fetch. This fetch also remembers a failed
+ * one (network error or non-200) and refuses to fetch again within `cooldownMs`, so tokens with
+ * random key IDs cannot make the proxy hammer a JWKS endpoint that is down.
+ */
+function guardedFetch(inner: typeof fetch, cooldownMs: number): typeof fetch {
+  let failedAt = -Infinity;
+  return (async (url: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    if (Date.now() - failedAt < cooldownMs)
+      throw new JwksUnavailableError('jwks fetch failed recently; not retried before the cooldown');
+    try {
+      const res = await inner(url, init);
+      if (res.status !== 200) failedAt = Date.now();
+      return res;
+    } catch (err) {
+      failedAt = Date.now();
+      throw new JwksUnavailableError(`cannot fetch jwks: ${(err as Error).message}`, { cause: err });
+    }
+  }) as typeof fetch;
+}
+
 /** Resolves principals from Authorization headers. */
 export class PrincipalResolver {
   private readonly options: JwtOptions;
@@ -70,11 +93,12 @@ export class PrincipalResolver {
   constructor(options: JwtOptions) {
     this.options = options;
     if (options.publicKeyFile === undefined && options.jwksUrl !== undefined) {
+      const cooldownMs = options.jwksCooldownMs ?? 30_000;
       this.remoteKeys = createRemoteJWKSet(new URL(options.jwksUrl), {
-        cooldownDuration: options.jwksCooldownMs ?? 30_000,
+        cooldownDuration: cooldownMs,
         cacheMaxAge: 300_000,
         timeoutDuration: 10_000,
-        ...(options.fetch === undefined ? {} : { [customFetch]: options.fetch }),
+        [customFetch]: guardedFetch(options.fetch ?? fetch, cooldownMs),
       });
     }
   }
@@ -125,6 +149,7 @@ export class PrincipalResolver {
     } catch (err) {
       if (err instanceof joseErrors.JOSEError)
         throw new InvalidTokenError(`token does not validate: ${err.code}`);
+      if (err instanceof JwksUnavailableError) throw new InvalidTokenError(err.message);
       throw err;
     }
   }

@@ -126,6 +126,24 @@ t.test('JWKS: unknown kids cause a small bounded number of fetches', async (t) =
   await t.rejects(resolver.resolve(`Bearer ${relabelled}`), InvalidTokenError);
 });
 
+t.test('JWKS: an endpoint that is down is not asked again within the cooldown', async (t) => {
+  let fetches = 0;
+  for (const failure of ['network', 'status'] as const) {
+    fetches = 0;
+    const fakeFetch = (async () => {
+      fetches += 1;
+      if (failure === 'network') throw new TypeError('fetch failed');
+      return new Response('down', { status: 503 });
+    }) as unknown as typeof fetch;
+    const resolver = new PrincipalResolver({ jwksUrl: 'https://issuer.test/jwks', fetch: fakeFetch });
+    for (let i = 0; i < 100; i++) {
+      const token = jwt({ alg: 'RS256', kid: randomUUID() }, claims(), rsa.privateKey, 'rsa');
+      await t.rejects(resolver.resolve(`Bearer ${token}`), InvalidTokenError);
+    }
+    t.equal(fetches, 1, `${failure}: one fetch for 100 tokens`);
+  }
+});
+
 t.test('JWKS: a rotated key is picked up once the cooldown has passed', async (t) => {
   const keys = [{ ...rsa.publicKey.export({ format: 'jwk' }), kid: 'old' }];
   let fetches = 0;
