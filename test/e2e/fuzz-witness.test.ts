@@ -70,11 +70,14 @@ async function openFixture(rng: Rng, bodyLimit = 65_536): Promise<Fixture> {
   const other = new MemoryLog('fuzz.test/other', rng);
   await store.addLog({ origin: other.origin, vkey: other.vkey, url: null, pullIntervalMs: 5000 });
   const witnessKey = generateKey('fuzz.test/witness', rng.bytes(32));
-  // Rate limits high enough that the fuzzer's own valid requests are never refused for volume.
+  // Rate limits high enough that the fuzzer's own requests are never refused for volume.
   const config = loadConfig({
     LOG_LEVEL: 'silent',
     WITNESS_RATE_LIMIT: '1000000',
     WITNESS_RATE_BURST: '1000000',
+    // Likewise for its malformed and forged requests, which the witness charges to their address.
+    WITNESS_FAILURE_RATE_LIMIT: '1000000',
+    WITNESS_FAILURE_RATE_BURST: '1000000',
     WITNESS_BODY_LIMIT: String(bodyLimit),
   });
   const app = await buildApp(config, { store, signerKey: witnessKey.signerKey });

@@ -72,7 +72,16 @@ export async function buildApp(config: WitnessConfig, deps: AppDeps): Promise<Fa
 
   await app.register(errorsPlugin);
   const limiter = new RateLimiter({ ratePerSecond: config.rateLimit, burst: config.rateBurst });
-  await app.register(addCheckpointRoutes, { witness, limiter, bodyLimit: config.bodyLimit });
+  const failureLimiter = new RateLimiter({
+    ratePerSecond: config.failureRateLimit,
+    burst: config.failureRateBurst,
+  });
+  await app.register(addCheckpointRoutes, {
+    witness,
+    limiter,
+    failureLimiter,
+    bodyLimit: config.bodyLimit,
+  });
   await app.register(monitoringRoutes, { witness });
   app.addHook('onResponse', async (request, reply) => {
     if (request.routeOptions.url === '/add-checkpoint') metrics.addCheckpoint.inc(String(reply.statusCode));

@@ -170,9 +170,14 @@ export class Witness {
    * c2sp.org/tlog-witness add-checkpoint, with the checks in the spec's order: 404 unknown origin,
    * 403 signature, 400 old > size, 409 old is not our size, 422 size-0 root, 422 proof (non-empty with
    * old 0, or failing), 422 same size with another root; then compare-and-swap and the cosignature
-   * line. Throws WitnessError with the matching code.
+   * line. Throws WitnessError with the matching code. `admit(origin)` runs once the log's signature
+   * verified and before any other work; the route uses it to charge the origin's rate limit, so only
+   * requests the log itself signed spend the log's budget (it throws RATE_LIMITED to refuse).
    */
-  async addCheckpoint(request: AddCheckpointRequest): Promise<{ cosignature: string; note: string }> {
+  async addCheckpoint(
+    request: AddCheckpointRequest,
+    options: { admit?: (origin: string) => void } = {},
+  ): Promise<{ cosignature: string; note: string }> {
     const origin = this.originOf(request.note);
     // The log and our state in one read; the checks below still run in the spec's order.
     const state = await this.store.getLogState(origin);
@@ -181,6 +186,7 @@ export class Witness {
     }
     const { log, latest } = state;
     const checkpoint = this.verifyLogSignature(log, request.note);
+    options.admit?.(origin);
     if (request.oldSize > checkpoint.size) {
       throw new WitnessError(
         'REQUEST_MALFORMED',
