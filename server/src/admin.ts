@@ -5,10 +5,11 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import { chmod, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
-import { parseVerifierKey, cosignerKeyFromVerifierKey } from '@vigil/client';
+import { operatorNameFor, parseVerifierKey, cosignerKeyFromVerifierKey } from '@vigil/client';
 import type { Database } from './db/schema.js';
 import {
   deleteWitness,
+  getLog,
   insertEmitter,
   insertWitness,
   listEmitters,
@@ -39,6 +40,11 @@ export async function runAdminCommand(db: Kysely<Database>, cmd: AdminCommand): 
       const key = parseVerifierKey(b);
       if (key.type !== 1) throw new Error('an emitter key must be an Ed25519 (type 0x01) vkey');
       if (key.name !== a) throw new Error(`the vkey is named ${key.name}, not ${a}`);
+      const log = await getLog(db);
+      if (log && a === operatorNameFor(log.origin))
+        throw new Error(`${a} is the log's operator emitter; it is registered by the log itself`);
+      // The running log appends the emitter.add record (signed by its operator emitter) within
+      // seconds, and before the first record of this emitter in any case.
       if (!(await insertEmitter(db, a, b))) throw new Error(`emitter ${a} exists already`);
       return `added emitter ${a}`;
     }

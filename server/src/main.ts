@@ -11,6 +11,7 @@ import type { Database } from './db/schema.js';
 import { getLog } from './db/repository.js';
 import { buildApp } from './app.js';
 import { createKeyFile, initLog, readKeyFile } from './tlog/signer.js';
+import { loadOperatorKey } from './tlog/registry.js';
 import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
 import {
   adminSocketPath,
@@ -28,7 +29,8 @@ const USAGE = `usage: vigil-server <command> [flags]
   emitter add <name> <vkey> | emitter list | emitter revoke <name>
   witness add <name> <vkey> [--url <prefix>] | witness list | witness remove <name>
   quorum <k>
-flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file --origin
+flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file
+       --operator-key-file --origin
        --batch-size --queue-size --max-body-bytes --rate-emitter --rate-address --witness-interval
        --lock-retry --verify-on-start --url`;
 
@@ -92,6 +94,11 @@ async function ensureLog(store: OpenDatabase<Database>, config: Config, origin: 
   const key = await readKeyFile(config.keyFile);
   await initLog(store.db, origin, key.signerKey);
   console.log(`created log ${origin} with key ${vkey}`);
+  const operator = await loadOperatorKey(store.db, config.operatorKeyFile, origin);
+  console.log(
+    `${operator.created ? 'wrote new' : 'using existing'} operator key ${config.operatorKeyFile}` +
+      `${operator.created ? ' (mode 0600)' : ''}: ${operator.vkey}`,
+  );
   return vkey;
 }
 
@@ -150,7 +157,10 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
     app.server.keepAliveTimeout = 10_000;
     const address = await app.listen({ host: config.host, port: config.port });
     if (store.kind === 'pglite') {
-      admin = await listenAdminSocket(config.dataDir, store.db, () => app.vigil.tlog.invalidate());
+      admin = await listenAdminSocket(config.dataDir, store.db, () => {
+        app.vigil.tlog.invalidate();
+        app.vigil.sequencer.syncRegistry();
+      });
     }
     const { origin, vkey } = app.vigil.tlog;
     console.log(`vigil log listening on ${address}`);
