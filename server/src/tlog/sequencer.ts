@@ -668,7 +668,8 @@ export class Sequencer {
     let stored: GetNode | undefined;
     const getNode: GetNode = (level, index) =>
       known.get(nodeKey(level, index)) ?? (stored ??= this.#o.tiles.nodeReader(newHead.size))(level, index);
-    let k = 0;
+    // accepted[] begins with the operator's registry records, which answer no request.
+    let k = operatorStream !== undefined ? changes.length : 0;
     for (const a of answers) {
       const failure = failures.get(a.p);
       if (failure) {
