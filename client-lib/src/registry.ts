@@ -49,7 +49,8 @@ export function parseRegistryChange(record: Record<string, unknown>): RegistryCh
   } catch (err) {
     throw new TlogError('RECORD_INVALID', `${kind} record's vkey does not parse`, { cause: err });
   }
-  if (key.type !== 1) throw new TlogError('RECORD_INVALID', `${kind} record's vkey has type ${key.type}, want 1`);
+  if (key.type !== 1)
+    throw new TlogError('RECORD_INVALID', `${kind} record's vkey has type ${key.type}, want 1`);
   if (key.name !== name)
     throw new TlogError('RECORD_INVALID', `${kind} record's vkey is named ${key.name}, not ${name}`);
   return { kind, name, vkey };

@@ -159,7 +159,8 @@ async function operatorKeyOf(
 ): Promise<OperatorKey & { created: boolean }> {
   if (deps.operatorKey === undefined) return loadOperatorKey(deps.db, config.operatorKeyFile, origin);
   const name = operatorNameFor(origin);
-  if (parseSignerKey(deps.operatorKey).name !== name) throw new Error(`the operator key must be named ${name}`);
+  if (parseSignerKey(deps.operatorKey).name !== name)
+    throw new Error(`the operator key must be named ${name}`);
   const vkey = verifierKeyFromSignerKey(deps.operatorKey);
   return { name, signerKey: deps.operatorKey, vkey, created: false };
 }

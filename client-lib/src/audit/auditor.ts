@@ -444,8 +444,7 @@ function trustOperator(
       message: `the operator key given (${given.vkey}) is not the one earlier runs trusted (${pinned.vkey})`,
     });
   }
-  const listed =
-    presented !== undefined ? options.emitterKeys?.get(presented.name) : undefined;
+  const listed = presented !== undefined ? options.emitterKeys?.get(presented.name) : undefined;
   const trusted =
     given ??
     pinned ??

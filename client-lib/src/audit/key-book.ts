@@ -60,7 +60,11 @@ export class KeyBook {
    * `state` is this run's copy (mutated); `independent` the --emitters list (trusted instead of the
    * log for signatures); `served` the keys /v1/log lists.
    */
-  constructor(state: KeyBookState, independent: Map<string, string> | undefined, served: Map<string, string>) {
+  constructor(
+    state: KeyBookState,
+    independent: Map<string, string> | undefined,
+    served: Map<string, string>,
+  ) {
     this.state = state;
     this.#independent = independent;
     this.#served = served;

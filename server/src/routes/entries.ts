@@ -143,7 +143,10 @@ export async function entriesRoutes(app: FastifyInstance, ctx: RouteContext): Pr
       for (const [i, e] of parsed.data.entries.entries()) {
         const where = `entries[${i}]`;
         if (e.emitter === ctx.tlog.operator.name)
-          throw new HttpError('EMITTER_RESERVED', `${where}: the operator emitter writes only through the log`);
+          throw new HttpError(
+            'EMITTER_RESERVED',
+            `${where}: the operator emitter writes only through the log`,
+          );
         const emitter = await ctx.tlog.emitter(e.emitter);
         if (!emitter)
           throw new HttpError('EMITTER_UNKNOWN', `${where}: emitter ${e.emitter} is not registered`);

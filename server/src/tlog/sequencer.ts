@@ -262,10 +262,7 @@ export class Sequencer {
       this.#operatorStream = operatorLast?.stream;
       this.#state = 'active';
       this.#reason = '';
-      logger.info(
-        { size: head.size.toString(), registered: this.#registry.size },
-        'sequencer active',
-      );
+      logger.info({ size: head.size.toString(), registered: this.#registry.size }, 'sequencer active');
       this.syncRegistry();
     } catch (err) {
       this.#state = 'halted';
@@ -414,7 +411,8 @@ export class Sequencer {
     const pendingAdds = new Map(changes.filter((c) => c.kind === EMITTER_ADD).map((c) => [c.name, c.vkey]));
     for (const p of batch) {
       for (const s of p.subs) {
-        if (s.emitter === operator.name || this.#registry.get(s.emitter) || pendingAdds.has(s.emitter)) continue;
+        if (s.emitter === operator.name || this.#registry.get(s.emitter) || pendingAdds.has(s.emitter))
+          continue;
         pendingAdds.set(s.emitter, s.vkey);
         changes.push({ kind: EMITTER_ADD, name: s.emitter, vkey: s.vkey });
       }
@@ -749,7 +747,10 @@ export class Sequencer {
     incidents: Parameters<typeof insertIncident>[1][],
   ): SequencerError | undefined {
     if (sub.emitter === this.#o.operator.name || sub.stream === (operatorStream ?? this.#operatorStream))
-      return new SequencerError('EMITTER_RESERVED', 'the operator emitter and its stream write only through the log');
+      return new SequencerError(
+        'EMITTER_RESERVED',
+        'the operator emitter and its stream write only through the log',
+      );
     const registered = this.#registry.get(sub.emitter);
     if (registered !== undefined) {
       if (registered.vkey !== sub.vkey) {
