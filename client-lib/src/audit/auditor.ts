@@ -395,7 +395,9 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     if (s !== undefined && !treeBroken && s.origin !== '') {
       await storage.saveState({ ...s, problems: merged });
     }
-    const streamList = Object.entries(s?.streams ?? {});
+    // The operator emitter's stream lives as long as the log: never listed as unclosed.
+    const operatorName = s?.keys?.operator?.name;
+    const streamList = Object.entries(s?.streams ?? {}).filter(([, st]) => st.emitter !== operatorName);
     const open = streamList
       .filter(([, st]) => !st.closed)
       .map(([stream, st]) => ({ stream, emitter: st.emitter, lastIndex: st.lastIndex, lastSeq: st.lastSeq }));
