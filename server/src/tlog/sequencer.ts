@@ -400,9 +400,12 @@ export class Sequencer {
     // it against the table). Each emitter's registration is committed before its first record.
     const incidents: Parameters<typeof insertIncident>[1][] = [];
     let changes: RegistryChange[];
+    // A failed read or commit is not retried at once (no busy loop): the periodic sync asks again,
+    // and an unregistered emitter's next record registers it in its own batch.
+    const sync = this.#syncWanted;
+    this.#syncWanted = false;
     try {
-      changes = this.#syncWanted ? await this.#changesFromTable(incidents) : [];
-      this.#syncWanted = false;
+      changes = sync ? await this.#changesFromTable(incidents) : [];
     } catch (err) {
       logger.error({ err }, 'reading the emitters table failed');
       for (const p of batch) p.reject(err as Error);
@@ -630,7 +633,6 @@ export class Sequencer {
       }
       logger.error({ err }, 'batch failed, rolled back');
       for (const p of batch) p.reject(err as Error);
-      if (changes.length > 0) this.#syncWanted = true;
       return;
     }
     // Committed: memory follows the database. Each level-0 tile the batch completed goes to the read
@@ -640,7 +642,13 @@ export class Sequencer {
     this.#head = newHead;
     if (operatorStream !== undefined) {
       this.#operatorStream = operatorStream;
-      changes.forEach((c, i) => this.#registry.apply(c, oldSize + BigInt(i), operator.name));
+      try {
+        changes.forEach((c, i) => this.#registry.apply(c, oldSize + BigInt(i), operator.name));
+      } catch (err) {
+        // Committed records the registry refuses: memory can no longer follow the database.
+        this.#fatal(err as Error, batch);
+        return;
+      }
     }
     if (this.#tail.length === Number(oldSize % BigInt(TILE_WIDTH))) {
       let tail = this.#tail.concat(newEntries.map((e) => e.leafHash));
