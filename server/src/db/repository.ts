@@ -570,3 +570,14 @@ export async function getLastEntryOf(
     .executeTakeFirst();
   return row && { index: row.leaf_index, stream: row.stream, seq: row.seq, recordHash: row.record_hash };
 }
+
+/** Whether an emitter has any entry (one index lookup). */
+export async function hasEntries(db: Db, emitter: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('entries')
+    .select('leaf_index')
+    .where('emitter', '=', emitter)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

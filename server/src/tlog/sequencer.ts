@@ -40,6 +40,7 @@ import {
   getEntriesForCheck,
   getEntryByStreamSeq,
   getLastEntryOf,
+  hasEntries,
   getStreamHeads,
   getTreeHead,
   getLeafHashes,
@@ -191,6 +192,8 @@ export class Sequencer {
   #syncWanted = false;
   /** Table keys already reported as differing from the tree (logged and recorded once a process). */
   #reportedMismatch = new Set<string>();
+  /** Revoked emitters the tree never registered and that have no entries: nothing to register. */
+  #revokedUnused = new Set<string>();
 
   constructor(options: SequencerOptions) {
     this.#o = options;
@@ -713,7 +716,18 @@ export class Sequencer {
       if (e.name === this.#o.operator.name) continue;
       const registered = this.#registry.get(e.name);
       if (registered === undefined) {
-        if (!e.revoked) changes.push({ kind: EMITTER_ADD, name: e.name, vkey: e.vkey });
+        if (!e.revoked) {
+          changes.push({ kind: EMITTER_ADD, name: e.name, vkey: e.vkey });
+        } else if (!this.#revokedUnused.has(e.name)) {
+          // Revoked before the registry existed (a log older than it): its past entries need its key
+          // in the tree, and its revocation after it. Revoked before any use: nothing to record.
+          if (await hasEntries(this.#o.db, e.name)) {
+            changes.push({ kind: EMITTER_ADD, name: e.name, vkey: e.vkey });
+            changes.push({ kind: EMITTER_REVOKE, name: e.name, vkey: e.vkey });
+          } else {
+            this.#revokedUnused.add(e.name);
+          }
+        }
         continue;
       }
       if (registered.vkey !== e.vkey) {
