@@ -21,7 +21,7 @@ import { loadOperatorKey } from './tlog/registry.js';
 import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
 import { ADMIN_CHANNEL, runAdminCommand, type AdminCommand } from './admin.js';
 import { exportLog, importLog } from './transfer/log.js';
-import { TransferError } from './transfer/dump.js';
+import { TransferError } from '@vigil/store';
 
 const USAGE = `usage: vigil-server <command> [flags]
   start                      embedded quick start: initialise an empty data dir, then serve
