@@ -42,6 +42,9 @@ export const statusByCode: Record<string, number> = {
   NO_WITNESSED_CHECKPOINT: 404,
   // Streams: "409 with the expected seq"; conflicting resubmission is 409 + incident.
   SEQ_CONFLICT: 409,
+  // "A stream belongs to the emitter whose record opened it; another emitter's record for that stream
+  // is refused" (recorded as an incident).
+  STREAM_NOT_OWNED: 403,
   // Cosignatures from pull witnesses, checked against configured witness keys.
   NOTE_MALFORMED: 400,
   CHECKPOINT_MALFORMED: 400,

@@ -45,6 +45,7 @@ import {
   listCheckpointsDesc,
   type Db,
   type NewEntry,
+  type StreamHead,
   type TreeHead,
 } from '../db/repository.js';
 import { TileReader } from './tiles.js';
@@ -94,7 +95,12 @@ export interface SequencedRequest {
 }
 
 export type SequencerErrorCode =
-  'SEQ_CONFLICT' | 'QUEUE_FULL' | 'NOT_SEQUENCER' | 'SEQUENCER_STOPPED' | 'SEQUENCER_HALTED';
+  | 'SEQ_CONFLICT'
+  | 'STREAM_NOT_OWNED'
+  | 'QUEUE_FULL'
+  | 'NOT_SEQUENCER'
+  | 'SEQUENCER_STOPPED'
+  | 'SEQUENCER_HALTED';
 
 /** A refusal by the sequencer; plugins/errors.ts maps the code to a status. */
 export class SequencerError extends Error {
@@ -137,8 +143,6 @@ interface Pending {
   resolve: (r: SequencedRequest) => void;
   reject: (err: Error) => void;
 }
-
-type StreamHead = { seq: bigint; recordHash: string };
 
 const STREAM_CACHE_MAX = 100_000;
 
@@ -369,6 +373,23 @@ export class Sequencer {
       let failure: SequencerError | undefined;
       for (const sub of p.subs) {
         const head = overlay.get(sub.stream) ?? headOf(sub.stream);
+        // A stream belongs to the emitter that opened it (DESIGN.md "Emitter administration"): stream
+        // ids are public, so another emitter's record for it is refused before it can take a seq.
+        if (head && head.owner !== sub.emitter) {
+          incidents.push({
+            kind: 'stream_not_owned',
+            emitter: sub.emitter,
+            stream: sub.stream,
+            seq: sub.seq,
+            leafIndex: null,
+            detail: `emitter ${sub.emitter} sent seq ${sub.seq} for stream ${sub.stream} of emitter ${head.owner}: ${sub.canonical.slice(0, 4096)}`,
+          });
+          failure = new SequencerError(
+            'STREAM_NOT_OWNED',
+            `stream ${sub.stream} belongs to another emitter (incident recorded)`,
+          );
+          break;
+        }
         const expected = head ? head.seq + 1n : 0n;
         if (sub.seq < expected) {
           const key = `${sub.stream}\n${sub.seq}`;
@@ -434,7 +455,7 @@ export class Sequencer {
         const item = { sub, index: nextIndex + BigInt(mine.length) };
         mine.push(item);
         dupOf.push(undefined);
-        overlay.set(sub.stream, { seq: sub.seq, recordHash: sub.recordHash });
+        overlay.set(sub.stream, { seq: sub.seq, recordHash: sub.recordHash, owner: sub.emitter });
       }
       if (failure) {
         failures.set(p, failure);
