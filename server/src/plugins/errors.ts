@@ -55,13 +55,20 @@ export const statusByCode: Record<string, number> = {
   RATE_LIMITED: 429,
   // "A full queue answers 503 with Retry-After"; a standby instance answers writes 503.
   QUEUE_FULL: 503,
+  // Searches are bounded: "excess searches answer 503 with Retry-After" (DESIGN.md "Log server").
+  SEARCH_BUSY: 503,
   NOT_SEQUENCER: 503,
   SEQUENCER_HALTED: 503,
   SEQUENCER_STOPPED: 503,
 };
 
 /** Codes whose 503 carries Retry-After (seconds). */
-const retryAfter: Record<string, string> = { QUEUE_FULL: '1', NOT_SEQUENCER: '5', RATE_LIMITED: '1' };
+const retryAfter: Record<string, string> = {
+  QUEUE_FULL: '1',
+  SEARCH_BUSY: '1',
+  NOT_SEQUENCER: '5',
+  RATE_LIMITED: '1',
+};
 
 /** Installs the error handler and the 404 handler. */
 export function registerErrorHandler(app: FastifyInstance): void {
