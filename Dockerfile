@@ -40,5 +40,6 @@ RUN ln -s /app/server/bin/vigil-server.js /usr/local/bin/vigil-server \
 # Keys are written 0600 by the CLIs; the umask keeps everything else in the data volume private too.
 USER node
 VOLUME ["/data"]
-EXPOSE 8080 8081
+# The log listens on 8080, the witnesses on 8081 and 8082 (docker-compose.yml).
+EXPOSE 8080 8081 8082
 CMD ["vigil-server", "serve"]

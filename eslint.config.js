@@ -15,4 +15,39 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The log and the witness share their store through @vigil/store and never import each other.
+  {
+    files: ['server/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@vigil/witness', '@vigil/witness/*', '**/witness/src/**'],
+              message:
+                'server never imports the witness; shared code belongs in @vigil/store or @vigil/client',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['witness/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@vigil/server', '@vigil/server/*', '**/server/src/**'],
+              message:
+                'the witness never imports the server; shared code belongs in @vigil/store or @vigil/client',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -21,7 +21,9 @@ export type TlogErrorCode =
   | 'QUORUM_NOT_MET'
   | 'ORIGIN_MISMATCH'
   | 'RECORD_INVALID'
-  | 'ENCODING_INVALID';
+  | 'ENCODING_INVALID'
+  | 'RESPONSE_TOO_LARGE'
+  | 'POLICY_DUPLICATE_KEY';
 
 /**
  * The one error class of the core. `code` is from the closed union above; the message is

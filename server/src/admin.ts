@@ -1,9 +1,6 @@
-// Admin commands. With Postgres the CLI writes the database directly; on the embedded store the
-// running process owns the data directory, so the CLI sends the command over <data-dir>/admin.sock
-// (mode 0600) and the server runs it against its own handle.
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import { chmod, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+// Admin commands. The CLI writes the database directly on both stores (the embedded one through the
+// running PostgreSQL's Unix socket in the data directory, or by starting it when the service is down),
+// then notifies ADMIN_CHANNEL so a running service forgets what it cached.
 import type { Kysely } from 'kysely';
 import { parseVerifierKey, cosignerKeyFromVerifierKey } from '@vigil/client';
 import type { Database } from './db/schema.js';
@@ -16,6 +13,9 @@ import {
   putSetting,
   revokeEmitter,
 } from './db/repository.js';
+
+/** The PostgreSQL notification channel a running log listens on for admin changes. */
+export const ADMIN_CHANNEL = 'vigil_admin';
 
 export interface AdminCommand {
   command:
@@ -74,71 +74,4 @@ export async function runAdminCommand(db: Kysely<Database>, cmd: AdminCommand): 
       return `quorum set to ${a}`;
     }
   }
-}
-
-/** Path of the admin socket of a data directory. */
-export function adminSocketPath(dataDir: string): string {
-  return join(dataDir, 'admin.sock');
-}
-
-/** Serves admin commands on the data directory's socket (mode 0600). */
-export async function listenAdminSocket(
-  dataDir: string,
-  db: Kysely<Database>,
-  afterCommand: () => void,
-): Promise<Server> {
-  const path = adminSocketPath(dataDir);
-  await unlink(path).catch(() => undefined); // a stale socket from a killed process; we hold the data-dir lock
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      body += c;
-      if (body.length > 64 * 1024) req.destroy();
-    });
-    req.on('end', () => {
-      void (async () => {
-        try {
-          const out = await runAdminCommand(db, JSON.parse(body) as AdminCommand);
-          afterCommand();
-          res
-            .writeHead(200, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ ok: true, output: out }));
-        } catch (err) {
-          res
-            .writeHead(400, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ ok: false, error: (err as Error).message }));
-        }
-      })();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  await chmod(path, 0o600);
-  return server;
-}
-
-/** Sends an admin command to a running server's socket. */
-export function sendAdminCommand(
-  dataDir: string,
-  cmd: AdminCommand,
-): Promise<{ ok: boolean; output?: string; error?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ socketPath: adminSocketPath(dataDir), method: 'POST', path: '/' }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body) as { ok: boolean; output?: string; error?: string });
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(cmd));
-  });
 }

@@ -28,7 +28,7 @@ export interface AppDeps {
   hooks?: SequencerHooks;
   /**
    * Takes the sequencing lock (Postgres advisory lock); resolves false when another instance holds
-   * it. Absent: the caller holds it already (PGlite: the data-directory lock).
+   * it. Absent: the caller holds it already (the embedded store: the data-directory lock).
    */
   tryLock?: () => Promise<boolean>;
   /** The sequencer cannot know the database state: main.ts exits non-zero. */

@@ -6,13 +6,13 @@ import { z } from 'zod';
  * main.ts passes process.env; tests pass plain objects. Each row is in server/README.md.
  */
 export const configSchema = z.object({
-  // --data-dir / VIGIL_DATA_DIR: PGlite files, the log key, the admin socket. Default ./data.
+  // --data-dir / VIGIL_DATA_DIR: the embedded PostgreSQL (pg/, its socket too), its LOCK, the log key. Default ./data.
   dataDir: z.string().min(1).default('./data'),
   // --host / HOST: listen address; loopback by default so a quick start is not exposed.
   host: z.string().min(1).default('127.0.0.1'),
   // --port / PORT: listen port (0 = ephemeral, for tests). Default 8080.
   port: z.coerce.number().int().min(0).max(65535).default(8080),
-  // DATABASE_URL: Postgres; unset means the embedded store (PGlite) in <data-dir>/pgdata.
+  // DATABASE_URL: Postgres; unset means the embedded PostgreSQL in <data-dir>/pg (started by serve/start).
   databaseUrl: z.string().min(1).optional(),
   // --tls-cert / TLS_CERT_FILE and --tls-key / TLS_KEY_FILE: serve HTTPS (TLS 1.2+) when both are set.
   tlsCert: z.string().min(1).optional(),

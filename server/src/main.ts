@@ -4,22 +4,24 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import closeWithGrace from 'close-with-grace';
 import { checkDataDirMode, checkKeyFileMode } from '@vigil/client/node';
-import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from './config.js';
-import { openDatabase, type OpenDatabase } from './db/open.js';
-import { migrateToLatest, migrationsFolder, pendingMigrations } from './db/migrate.js';
+import { sql } from 'kysely';
+import pg from 'pg';
+import {
+  migrateToLatest,
+  migrationsFolder,
+  openDatabase,
+  pendingMigrations,
+  type OpenDatabase,
+} from '@vigil/store';
 import type { Database } from './db/schema.js';
 import { getLog } from './db/repository.js';
 import { buildApp } from './app.js';
 import { createKeyFile, initLog, readKeyFile } from './tlog/signer.js';
 import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
-import {
-  adminSocketPath,
-  listenAdminSocket,
-  runAdminCommand,
-  sendAdminCommand,
-  type AdminCommand,
-} from './admin.js';
+import { ADMIN_CHANNEL, runAdminCommand, type AdminCommand } from './admin.js';
+import { exportLog, importLog } from './transfer/log.js';
+import { TransferError } from './transfer/dump.js';
 
 const USAGE = `usage: vigil-server <command> [flags]
   start                      embedded quick start: initialise an empty data dir, then serve
@@ -29,6 +31,8 @@ const USAGE = `usage: vigil-server <command> [flags]
   emitter add <name> <vkey> | emitter list | emitter revoke <name>
   witness add <name> <vkey> [--url <prefix>] | witness list | witness remove <name>
   quorum <k>
+  export <dir>               write the whole log to a new directory (manifest + JSON Lines)
+  import <dir>               load an export into an empty, migrated store (verifies every root)
 flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file --origin
        --batch-size --queue-size --max-body-bytes --rate-emitter --rate-address --witness-interval
        --lock-retry --verify-on-start --url`;
@@ -58,8 +62,13 @@ function parseArgs(argv: string[]): { words: string[]; flags: Record<string, str
 
 const DEFAULT_ORIGIN = 'vigil.local/log';
 
-async function openStore(config: Config): Promise<OpenDatabase<Database>> {
-  return openDatabase<Database>({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+/**
+ * Opens the store. 'own' (serve): this process starts the embedded PostgreSQL and stops it on
+ * shutdown. 'attach' (CLI commands): a running service's PostgreSQL is used through its socket in the
+ * data directory; when the service is down, the command starts it for its own duration.
+ */
+async function openStore(config: Config, mode: 'own' | 'attach'): Promise<OpenDatabase<Database>> {
+  return openDatabase<Database>({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, mode });
 }
 
 async function refusePending(store: OpenDatabase<Database>): Promise<void> {
@@ -69,7 +78,7 @@ async function refusePending(store: OpenDatabase<Database>): Promise<void> {
 }
 
 async function cmdMigrate(config: Config): Promise<void> {
-  const store = await openStore(config);
+  const store = await openStore(config, 'attach');
   try {
     const results = await migrateToLatest(store.db, migrationsFolder('log'));
     for (const r of results) console.log(`migration ${r.migrationName}: ${r.status}`);
@@ -98,7 +107,7 @@ async function ensureLog(store: OpenDatabase<Database>, config: Config, origin: 
 
 async function cmdInit(config: Config): Promise<void> {
   if (!config.origin) throw new ConfigError('init needs --origin <origin> (or VIGIL_ORIGIN)');
-  const store = await openStore(config);
+  const store = await openStore(config, 'attach');
   try {
     await refusePending(store);
     await ensureLog(store, config, config.origin);
@@ -121,11 +130,11 @@ async function checkFileModes(config: Config): Promise<void> {
 
 async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
   await checkFileModes(config);
-  const store = await openStore(config);
+  const store = await openStore(config, 'own');
   let lock: AdvisoryLock | undefined;
-  let admin: Server | undefined;
+  let admin: pg.Client | undefined;
   try {
-    if (quickStart && store.kind === 'pglite') {
+    if (quickStart && store.kind === 'embedded') {
       const pending = await pendingMigrations(store.db, migrationsFolder('log'));
       if (pending.length > 0) {
         console.log(`initialising data directory ${config.dataDir}: applying ${pending.length} migrations`);
@@ -163,25 +172,31 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
     app.server.headersTimeout = 20_000;
     app.server.keepAliveTimeout = 10_000;
     const address = await app.listen({ host: config.host, port: config.port });
-    if (store.kind === 'pglite') {
-      admin = await listenAdminSocket(config.dataDir, store.db, () => app.vigil.tlog.invalidate());
-    }
+    // Admin commands write the database from the CLI and then notify ADMIN_CHANNEL: forget cached
+    // emitters at once (a revocation takes effect before the next submission is checked).
+    admin = new pg.Client({ connectionString: store.connectionString });
+    admin.on('error', (err) => app.log.warn({ err }, 'admin notification session lost'));
+    admin.on('notification', () => app.vigil.tlog.invalidate());
+    await admin.connect();
+    await admin.query(`listen ${ADMIN_CHANNEL}`);
     const { origin, vkey } = app.vigil.tlog;
     console.log(`vigil log listening on ${address}`);
+    // performance.now() counts from the start of this process: the whole cold start, Node included.
+    console.log(`ready in ${(performance.now() / 1000).toFixed(2)} s`);
     console.log(`origin: ${origin}`);
     console.log(`vkey:   ${vkey}`);
-    const dataDirFlag = store.kind === 'pglite' ? ` --data-dir ${config.dataDir}` : '';
+    const dataDirFlag = store.kind === 'embedded' ? ` --data-dir ${config.dataDir}` : '';
     console.log(`register an emitter: npx vigil-server emitter add <name> <vkey>${dataDirFlag}`);
     closeWithGrace({ delay: 10_000 }, async ({ err }) => {
       if (err) app.log.error({ err }, 'shutting down after error');
       app.log.info('shutting down');
-      admin?.close();
+      await admin?.end().catch(() => undefined);
       await app.close();
       await lock?.close();
       await store.close();
     });
   } catch (err) {
-    admin?.close();
+    await admin?.end().catch(() => undefined);
     await lock?.close().catch(() => undefined);
     await store.close();
     throw err;
@@ -189,23 +204,37 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
 }
 
 async function cmdAdmin(config: Config, cmd: AdminCommand): Promise<void> {
-  if (!config.databaseUrl && existsSync(adminSocketPath(config.dataDir))) {
-    try {
-      const r = await sendAdminCommand(config.dataDir, cmd);
-      if (!r.ok) throw new Error(r.error);
-      if (r.output) console.log(r.output);
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ECONNREFUSED' && code !== 'ENOENT') throw err;
-      // a stale socket: nobody runs; open the data directory directly
-    }
-  }
-  const store = await openStore(config);
+  const store = await openStore(config, 'attach');
   try {
     await refusePending(store);
     const out = await runAdminCommand(store.db, cmd);
+    await sql`select pg_notify(${ADMIN_CHANNEL}, '')`.execute(store.db);
     if (out) console.log(out);
+  } finally {
+    await store.close();
+  }
+}
+
+async function cmdExport(config: Config, dir: string | undefined): Promise<void> {
+  if (!dir) throw new ConfigError('export needs a directory: vigil-server export <dir>');
+  const store = await openStore(config, 'attach');
+  try {
+    await refusePending(store);
+    const r = await exportLog(store.db, dir);
+    console.log(`exported log ${r.origin} at size ${r.treeSize} to ${dir}`);
+    for (const [table, rows] of Object.entries(r.rows)) console.log(`  ${table}: ${rows} rows`);
+  } finally {
+    await store.close();
+  }
+}
+
+async function cmdImport(config: Config, dir: string | undefined): Promise<void> {
+  if (!dir) throw new ConfigError('import needs a directory: vigil-server import <dir>');
+  const store = await openStore(config, 'attach');
+  try {
+    await refusePending(store);
+    const r = await importLog(store.db, dir);
+    console.log(`imported log ${r.origin} at size ${r.treeSize}, root ${r.root}`);
   } finally {
     await store.close();
   }
@@ -244,6 +273,10 @@ async function main(): Promise<void> {
       if (quorumFlag !== undefined) await cmdAdmin(config, { command: 'quorum', args: [quorumFlag] });
       return;
     }
+    case 'export':
+      return cmdExport(config, w1);
+    case 'import':
+      return cmdImport(config, w1);
     case 'quorum':
       return cmdAdmin(config, { command: 'quorum', args: [w1 ?? quorumFlag ?? ''] });
     default:
@@ -254,6 +287,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(err.message);
+  else if (err instanceof TransferError) console.error(`vigil-server: ${err.code}: ${err.message}`);
   else console.error(`vigil-server: ${(err as Error).message}`);
   process.exit(1);
 });

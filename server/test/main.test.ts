@@ -1,13 +1,26 @@
 // Real `vigil-server serve` processes: SIGTERM with a POST in flight, two servers on one Postgres
-// database (standby answers writes 503 NOT_SEQUENCER, takes over when the sequencer dies), and a
-// tampered row detected at start.
+// database (standby answers writes 503 NOT_SEQUENCER, takes over when the sequencer dies), a
+// tampered row detected at start, a PGlite-era data directory refused, and `init` on a fresh host.
 import t from 'tap';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { formatEntry, hashLeaf, parseEntry } from '@vigil/client';
-import { forEachStore, testStoreKinds, storeSkipReason, createTestStore } from '../src/db/testing.js';
+import { forEachStore, postgresSkipReason, createTestStore } from '../src/db/testing.js';
 import type { Database } from '../src/db/schema.js';
-import { eventually, prepareLog, recordStream, startServer, stopChild } from './helpers/process.js';
+import {
+  eventually,
+  prepareLog,
+  recordStream,
+  SERVER_MAIN,
+  serverEnv,
+  spawnNode,
+  startServer,
+  stopChild,
+} from './helpers/process.js';
 
 interface Answer {
   code?: string;
@@ -113,11 +126,11 @@ forEachStore(t, async (t, store) => {
   });
 });
 
-// Two `serve` processes on one Postgres database.
-for (const kind of testStoreKinds().filter((k) => k === 'postgres')) {
-  const skip = storeSkipReason(kind);
+// Two `serve` processes on one Postgres database (DATABASE_URL: the machine's PostgreSQL in CI).
+{
+  const skip = postgresSkipReason();
   t.test('two servers on one Postgres database', skip ? { skip } : {}, async (t) => {
-    const store = await createTestStore(kind);
+    const store = await createTestStore('postgres');
     t.teardown(() => store.cleanup());
     const log = await prepareLog(store);
     const stream = recordStream(log.emitterKey, '3e4f5a6b-5555-4666-8777-88889999aaaa');
@@ -158,3 +171,49 @@ for (const kind of testStoreKinds().filter((k) => k === 'postgres')) {
     t.match(b.child.output(), /took the sequencing lock/);
   });
 }
+
+t.test('a data directory of the retired PGlite store: start refuses and says how to move it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-legacy-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'pgdata'));
+  const c = spawnNode(SERVER_MAIN, ['start', '--data-dir', dir, '--port', '0']);
+  const { code } = await c.exited;
+  t.equal(code, 1, 'start exits 1');
+  t.match(c.output(), /retired embedded store \(PGlite\).*vigil-server export.*vigil-server import/s);
+  t.notOk(existsSync(join(dir, 'pg')), 'and creates nothing');
+});
+
+{
+  const skip = postgresSkipReason();
+  t.test(
+    'init against DATABASE_URL creates a missing data directory (0700) for its key',
+    skip ? { skip } : {},
+    async (t) => {
+      const store = await createTestStore('postgres');
+      t.teardown(() => store.cleanup());
+      const dataDir = join(store.dataDir, 'fresh', 'data');
+      const env = { DATABASE_URL: store.databaseUrl!, VIGIL_DATA_DIR: dataDir };
+      const migrate = spawnNode(SERVER_MAIN, ['migrate'], env);
+      t.equal((await migrate.exited).code, 0, migrate.output());
+      const init = spawnNode(SERVER_MAIN, ['init', '--origin', 'fresh.example/log'], env);
+      t.equal((await init.exited).code, 0, init.output());
+      t.equal((await stat(dataDir)).mode & 0o777, 0o700, 'the data directory is created with mode 0700');
+      t.equal((await stat(join(dataDir, 'log.key'))).mode & 0o777, 0o600, 'the key file is 0600');
+    },
+  );
+}
+
+t.test('an emitter revoked with the CLI while the log runs is refused at once', async (t) => {
+  const store = await createTestStore('embedded');
+  t.teardown(() => store.cleanup());
+  const log = await prepareLog(store);
+  const stream = recordStream(log.emitterKey, '5a6b7c8d-6666-4777-8888-9999aaaabbbb');
+  const { child, url } = await startServer(store);
+  t.teardown(() => stopChild(child));
+  t.equal((await postEntries(url, stream.next(1))).status, 200, 'accepted (and now cached) before');
+  // The CLI writes the database through the running PostgreSQL's socket, then notifies the log.
+  const revoke = spawnNode(SERVER_MAIN, ['emitter', 'revoke', 'em1'], serverEnv(store));
+  t.equal((await revoke.exited).code, 0, revoke.output());
+  const after = await postEntries(url, stream.next(1));
+  t.equal(after.body.code, 'EMITTER_REVOKED', `refused right after the command (${after.status})`);
+});

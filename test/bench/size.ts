@@ -12,7 +12,7 @@ import { runLoad } from './lib/load.js';
 import { vigilMain, type BenchLog } from './lib/log-server.js';
 import { trackDir, untrackDir } from './lib/procs.js';
 import type { Row } from './lib/report.js';
-import { rssOf, runScript } from './lib/service.js';
+import { pssOfTree, runScript } from './lib/service.js';
 import { summarise, type LatencySummary } from './lib/stats.js';
 
 type Store = 'embedded' | 'postgres';
@@ -90,7 +90,7 @@ export async function receipts(log: BenchLog, size: number, quick: boolean): Pro
   return { rate: (r.requests / r.elapsedMs) * 1000, lat: summarise(r.latencies) };
 }
 
-/** Samples the server's RSS and tree size every 500 ms for the whole run (memory row). */
+/** Samples the server's memory (with its PostgreSQL: PSS summed over its processes) and tree size every 500 ms (memory row). */
 export class RssSampler {
   readonly samples: Sample[] = [];
   private running = true;
@@ -100,7 +100,7 @@ export class RssSampler {
     const t0 = performance.now();
     this.loop = (async () => {
       while (this.running) {
-        const rss = await rssOf(log.service.pid);
+        const rss = await pssOfTree(log.service.pid);
         const size = await log.size().catch(() => undefined);
         if (rss !== undefined && size !== undefined)
           this.samples.push({ size: Number(size), rss, t: performance.now() - t0 });
@@ -138,7 +138,7 @@ export function memoryRows(
     {
       bench: 'memory',
       store,
-      what: `server RSS, max over the run (tree grew to ${toSize} entries)`,
+      what: `log${store === 'embedded' ? ' + its PostgreSQL' : ''}: sum of PSS over its processes, max over the run (tree grew to ${toSize} entries)`,
       figure: maxRss / MiB,
       unit: 'MiB',
       goal: '< 300 MiB and flat',
@@ -232,7 +232,12 @@ export async function auditRows(log: BenchLog, ceilings: Ceilings): Promise<Row[
 }
 
 function memorySection(store: string, samples: Sample[]): string {
-  const lines = [`### Server RSS while ingesting (${store} store)`, '', '| tree size | RSS |', '|---|---|'];
+  const lines = [
+    `### Log memory while ingesting (${store} store; PSS summed over the log and its PostgreSQL)`,
+    '',
+    '| tree size | PSS |',
+    '|---|---|',
+  ];
   const step = Math.max(1, Math.floor(samples.length / 10));
   for (let i = 0; i < samples.length; i += step)
     lines.push(`| ${samples[i]!.size} | ${(samples[i]!.rss / MiB).toFixed(0)} MiB |`);

@@ -15,7 +15,7 @@ import {
   rootFromNodes,
   signNote,
 } from '@vigil/client';
-import { formatAddCheckpointRequest, sendAdminCommand } from '@vigil/witness';
+import { formatAddCheckpointRequest } from '@vigil/witness';
 import { runLoad, type HttpReq } from './lib/load.js';
 import { createDatabase } from './lib/pg.js';
 import { trackDir, untrackDir } from './lib/procs.js';
@@ -90,10 +90,8 @@ export async function benchWitness(o: WitnessBenchOptions): Promise<Row[]> {
       }
       chains.push(chain);
     }
-    if (db !== undefined) {
-      for (const l of logs)
-        await runScript(witnessMain, ['log', 'add', l.origin, l.vkey, '--data-dir', dataDir], env);
-    }
+    for (const l of logs)
+      await runScript(witnessMain, ['log', 'add', l.origin, l.vkey, '--data-dir', dataDir], env);
     service = await spawnService(
       witnessMain,
       [
@@ -111,20 +109,6 @@ export async function benchWitness(o: WitnessBenchOptions): Promise<Row[]> {
       ],
       { env },
     );
-    if (db === undefined) {
-      const sock = path.join(dataDir, 'admin.sock');
-      for (const l of logs) {
-        const r = await sendAdminCommand(sock, {
-          cmd: 'log-add',
-          origin: l.origin,
-          vkey: l.vkey,
-          url: null,
-          pullIntervalMs: 5000,
-        });
-        if (r === undefined || !r.ok)
-          throw new Error(`witness log add ${l.origin} failed: ${JSON.stringify(r)}`);
-      }
-    }
     const result = await runLoad([
       { kind: 'chains', base: service.base, connections: o.origins, durationMs: o.durationMs, chains },
     ]);

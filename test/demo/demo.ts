@@ -103,7 +103,7 @@ async function main(): Promise<number> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vigil-demo-'));
   cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
 
-  const log = await startLog({ origin: ORIGIN });
+  const log = await startLog({ origin: ORIGIN, fromTemplate: false });
   cleanups.push(() => log.stop());
   const w1 = await startWitness(dir, 1, log);
   const w2 = await startWitness(dir, 2, log);

@@ -82,8 +82,21 @@ function settingNames(cli: CliName): Set<string> {
   return new Set([...source.matchAll(/env: '([A-Z0-9_]+)'/g)].map((m) => m[1]!));
 }
 
-/** The official postgres image's variables (hub.docker.com/_/postgres "Environment Variables"). */
-const POSTGRES_ENV = new Set(['POSTGRES_USER', 'POSTGRES_PASSWORD', 'POSTGRES_DB']);
+/**
+ * Variables of services that run the official postgres image: the server's own
+ * (hub.docker.com/_/postgres "Environment Variables"), libpq's for psql, and the log role's password.
+ */
+const POSTGRES_ENV = new Set([
+  'POSTGRES_USER',
+  'POSTGRES_PASSWORD',
+  'POSTGRES_DB',
+  'PGHOST',
+  'PGUSER',
+  'PGPASSWORD',
+  'PGDATABASE',
+  'VIGIL_LOG_DB_PASSWORD',
+]);
+const isPostgresImage = (s: Service | undefined) => s?.image?.startsWith('postgres:') ?? false;
 
 t.test('the expected services exist, with health checks on the long-running ones', async (t) => {
   for (const name of ['postgres', 'log-init', 'log', 'witness1', 'witness2'])
@@ -130,9 +143,9 @@ t.test('every environment variable is a setting of its service, and the values p
       Object.entries(service.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]),
     );
     const kind = kindOf(name);
-    if (name === 'postgres') {
+    if (isPostgresImage(service)) {
       for (const k of Object.keys(env))
-        t.ok(POSTGRES_ENV.has(k), `postgres: ${k} is a postgres image variable`);
+        t.ok(POSTGRES_ENV.has(k), `${name}: ${k} is a postgres image variable`);
       continue;
     }
     t.ok(kind, `${name} is a log or witness service`);
@@ -249,4 +262,65 @@ t.test('the Dockerfile copies paths that exist and links the declared bins', asy
   t.match(dockerfile, /^USER node$/m, 'the image runs as a non-root user');
   const ignore = read('.dockerignore');
   t.match(ignore, /\*\*\/\*\.key/, '.dockerignore keeps key files out of the build context');
+});
+
+const databaseUser = (name: string): string | undefined => {
+  const url = services[name]?.environment?.DATABASE_URL;
+  return url === undefined ? undefined : decodeURIComponent(new URL(interpolate(url)).username);
+};
+
+t.test('the log serves as a login role with the service grants; migrations run as the owner', async (t) => {
+  const superuser = services.postgres?.environment?.POSTGRES_USER;
+  t.ok(superuser, 'the postgres service names its superuser');
+  t.equal(databaseUser('log-init'), superuser, 'log-init migrates as the owner');
+  const role = databaseUser('log');
+  t.ok(role, 'the log has a DATABASE_URL');
+  t.not(role, superuser, 'the log does not connect as the superuser');
+  // The role is created by a postgres-image service, as a login member of vigil_service only.
+  const creator = Object.entries(services).find(
+    ([, s]) => isPostgresImage(s) && Array.isArray(s.command) && s.command.join(' ').includes(`role ${role}`),
+  );
+  t.ok(creator, `a service creates the role ${role}`);
+  const script = interpolate((creator?.[1].command as string[] | undefined)?.join(' ') ?? '');
+  t.match(
+    script,
+    new RegExp(`create role ${role} login in role vigil_service\\b`),
+    'a login member of vigil_service',
+  );
+  t.notMatch(script, /superuser|createrole|createdb|bypassrls/i, 'with no other attribute');
+  t.equal(creator?.[1].environment?.PGUSER, superuser, 'the role is created by the owner');
+  t.ok(creator && services.log?.depends_on?.[creator[0]], 'the log starts after its role exists');
+  const migrations = fs
+    .readdirSync(path.join(root, 'migrations/log'))
+    .map((f) => read(`migrations/log/${f}`))
+    .join('\n');
+  t.match(migrations, /create role vigil_service nologin/, 'the migrations create vigil_service');
+  const appendOnly = /const APPEND_ONLY = \[([^\]]*)\]/.exec(migrations)?.[1] ?? '';
+  for (const table of ['entries', 'checkpoints', 'cosignatures', 'blobs'])
+    t.match(appendOnly, `'${table}'`, `${table} is append-only, granted SELECT and INSERT only`);
+  t.match(migrations, /grant select, insert on \$\{APPEND_ONLY\.join\(', '\)\} to vigil_service/);
+  t.match(migrations, /grant select on kysely_migration, kysely_migration_lock to vigil_service/);
+  for (const name of ['witness1', 'witness2', 'witness1-init', 'witness2-init']) {
+    const user = databaseUser(name);
+    t.ok(user === undefined || user !== superuser, `${name} does not connect as the superuser`);
+  }
+});
+
+t.test('the Dockerfile EXPOSEs exactly the container ports compose publishes', async (t) => {
+  const exposed = new Set(
+    [...read('Dockerfile').matchAll(/^EXPOSE (.+)$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/)),
+  );
+  const published = new Set(
+    Object.entries(services)
+      .filter(([, s]) => s.image === 'vigil:local')
+      .flatMap(([, s]) => (s.ports ?? []).map((p) => p.split(':').pop()!)),
+  );
+  t.ok(published.size >= 3, 'the log and two witnesses publish ports');
+  t.same([...exposed].sort(), [...published].sort());
+});
+
+t.test('export and import exist in both CLIs', async (t) => {
+  for (const cli of ['vigil-server', 'vigil-witness'] as const)
+    for (const sub of ['export', 'import'])
+      t.match(usage[cli], new RegExp(`^\\s*${sub} <dir>`, 'm'), `${cli} ${sub} <dir>`);
 });

@@ -1,4 +1,4 @@
-// Property-based fuzzing of every endpoint of the log, in process (buildApp on PGlite, app.inject):
+// Property-based fuzzing of every endpoint of the log, in process (buildApp on the embedded store, app.inject):
 // random and mutated JSON submissions, records, signatures and blobs; notes for /v1/cosignatures;
 // tile paths; indices and sizes; query strings; headers; content types; body sizes; unknown routes and
 // methods. Properties: no 5xx, every JSON error is {code, message}, no heap growth beyond a bound, and
@@ -68,7 +68,7 @@ const enc = (s: string) =>
 t.test('in process: every log endpoint, seeded random and mutated input', async (t) => {
   t.setTimeout(300_000);
   const rng = new Rng(seed);
-  const store = await createTestStore('pglite');
+  const store = await createTestStore('embedded');
   t.teardown(() => store.cleanup());
   const emitterKey = generateKey(EMITTER, rng.bytes(32));
   const otherKey = generateKey(EMITTER, rng.bytes(32));

@@ -60,7 +60,7 @@ interface Fixture {
 }
 
 async function openFixture(rng: Rng, bodyLimit = 65_536): Promise<Fixture> {
-  const testStore = await createTestStore('pglite');
+  const testStore = await createTestStore('embedded');
   const opened = await testStore.open();
   await migrateWitness(opened.db as never);
   const store = createWitnessStore(opened.db as never);
@@ -70,11 +70,14 @@ async function openFixture(rng: Rng, bodyLimit = 65_536): Promise<Fixture> {
   const other = new MemoryLog('fuzz.test/other', rng);
   await store.addLog({ origin: other.origin, vkey: other.vkey, url: null, pullIntervalMs: 5000 });
   const witnessKey = generateKey('fuzz.test/witness', rng.bytes(32));
-  // Rate limits high enough that the fuzzer's own valid requests are never refused for volume.
+  // Rate limits high enough that the fuzzer's own requests are never refused for volume.
   const config = loadConfig({
     LOG_LEVEL: 'silent',
     WITNESS_RATE_LIMIT: '1000000',
     WITNESS_RATE_BURST: '1000000',
+    // Likewise for its malformed and forged requests, which the witness charges to their address.
+    WITNESS_FAILURE_RATE_LIMIT: '1000000',
+    WITNESS_FAILURE_RATE_BURST: '1000000',
     WITNESS_BODY_LIMIT: String(bodyLimit),
   });
   const app = await buildApp(config, { store, signerKey: witnessKey.signerKey });
@@ -94,7 +97,7 @@ async function openFixture(rng: Rng, bodyLimit = 65_536): Promise<Fixture> {
 }
 
 // Reported to the lead: the witness answers 500 to `GET /v1/evidence?origin=<text with NUL>` (the
-// NUL reaches Postgres/PGlite, which rejects 0x00 in text); it should answer 200 with no evidence, or
+// NUL reaches Postgres, which rejects 0x00 in text); it should answer 200 with no evidence, or
 // 400. Kept apart so the rest of the fuzz stays strict; the dedicated test below fails until fixed.
 
 /** Percent-encodes a random string: its UTF-8 bytes (lone surrogates included) or, at times, raw bytes. */

@@ -1,4 +1,4 @@
-// Crashes at each step of a sequencer cycle, in-process on both stores (PGlite and Postgres).
+// Crashes at each step of a sequencer cycle, in-process on the store under test (embedded PostgreSQL, or Postgres).
 // For each fault hook (afterEntries, afterNodes, afterSign, beforeCommit, afterCommit) the test
 // acknowledges some records, then makes the hook fail on the next batch:
 //   - inside the transaction (the first four): the hook throws, which is what the database does with

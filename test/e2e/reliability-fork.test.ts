@@ -5,7 +5,7 @@
 //     (same size: two roots; larger size: the consistency proof computed from the tiles fails);
 //     a witness shown the other branch at its size refuses and keeps the two notes as evidence.
 //  2. A checkpoint rolled back and shown to a client: the CheckpointStore throws (rollback).
-//  3. On the real log (in process, PGlite): a replayed record (same stream, seq and bytes) gets its
+//  3. On the real log (in process, embedded store): a replayed record (same stream, seq and bytes) gets its
 //     original receipt and no new entry; a reordered record (seq out of order) is 409 SEQ_CONFLICT with
 //     the expected seq; a different record at a taken seq is 409 and recorded as an incident.
 import { randomUUID } from 'node:crypto';
@@ -40,9 +40,9 @@ useNodeCrypto();
 
 const ORIGIN = 'fork.test/log';
 
-/** A real witness app in process (PGlite) that follows ORIGIN with `vkey`. */
+/** A real witness app in process (embedded store) that follows ORIGIN with `vkey`. */
 async function startWitness(name: string, logVkey: string) {
-  const testStore = await createTestStore('pglite');
+  const testStore = await createTestStore('embedded');
   const opened = await testStore.open();
   await migrateWitness(opened.db as never);
   const store = createWitnessStore(opened.db as never);
@@ -173,7 +173,7 @@ t.test('a rolled-back checkpoint shown to a client is refused', async (t) => {
 
 t.test('replayed and reordered records on the real log', async (t) => {
   t.setTimeout(180_000);
-  const store = await createTestStore('pglite');
+  const store = await createTestStore('embedded');
   t.teardown(() => store.cleanup());
   const emitter = 'fork.test/emitter';
   const key = generateKey(emitter);

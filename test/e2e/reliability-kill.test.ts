@@ -1,15 +1,20 @@
 // The real log process (embedded store) killed with SIGKILL under a steady submission load, three
-// times. The load is an emitter that retries a request until it is acknowledged (same bytes), as the
+// times, together with its embedded PostgreSQL (the whole process group, as a power cut would: the
+// next start finds a postmaster.pid naming a dead or zombie process and recovers, and PostgreSQL's
+// crash recovery replays the WAL). The load is an emitter that retries a request until it is acknowledged (same bytes), as the
 // real emitter does. After each restart: every acknowledged record is present once, nothing is
 // duplicated, the tree matches the newest checkpoint, and every checkpoint the log handed out in an
 // answer is consistent with every other (proofs computed from the tiles with the core).
 // Then a slow client (slowloris: headers one byte a second) is cut off by the server's header timeout
 // (main.ts: headersTimeout 20 s, checked every 30 s by Node: closed within 50 s).
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { generateKey } from '@vigil/client';
 import { useNodeCrypto } from '@vigil/client/node';
+import { processState } from '@vigil/store';
 import { startLog, until } from '../helpers/log.js';
 import {
   ackedFrom,
@@ -67,8 +72,17 @@ t.test('kill -9 of the log under load, three times', async (t) => {
   for (let round = 1; round <= 3; round++) {
     const before = acked.length;
     await until(`round ${round}: 40 more acknowledged records`, () => acked.length >= before + 40, 60_000);
+    const postmaster = Number.parseInt(readFileSync(join(log.dataDir, 'pg', 'postmaster.pid'), 'utf8'), 10);
     const code = await log.kill('SIGKILL');
     t.equal(code, 128, `round ${round}: log killed with SIGKILL under load`);
+    await until(`round ${round}: its postmaster ${postmaster} is dead too`, () => {
+      const state = processState(postmaster);
+      return state === undefined || state === 'Z';
+    });
+    t.ok(
+      existsSync(join(log.dataDir, 'pg', 'postmaster.pid')),
+      `round ${round}: a stale postmaster.pid is left`,
+    );
     await log.restart();
     const after = acked.length;
     await until(`round ${round}: load resumes after restart`, () => acked.length >= after + 20, 60_000);

@@ -209,7 +209,7 @@ t.test('log and witness over TLS: no secret in any output, keys 0600, TLS 1.2+, 
     baseEnv,
   );
   observed.push(add.stdout, add.stderr);
-  t.equal(add.code, 0, 'emitter add over the admin socket');
+  t.equal(add.code, 0, 'emitter add while the log runs');
   const first = record(0);
   res = await submit(emitterKey, 'secrets.test/emitter', first);
   t.equal(res.status, 200, `registered emitter accepted: ${res.body.slice(0, 200)}`);

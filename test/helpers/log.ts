@@ -1,19 +1,32 @@
 // End-to-end helper: runs the real log server process (`node server/dist/src/main.js`) on an
-// ephemeral port with a temp data directory (embedded PGlite store) or a fresh Postgres database,
-// and returns its URL, origin, vkey and a tlog-policy for it. Shared by the client and MCP e2e tests.
+// ephemeral port with a temp data directory (the embedded PostgreSQL it starts itself) or a fresh
+// Postgres database, and returns its URL, origin, vkey and a tlog-policy for it. Shared by the client
+// and MCP e2e tests. Each log runs in its own process group, so a SIGKILL reaches the service and its
+// PostgreSQL together, as a power cut would.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { copyTemplateCluster } from '@vigil/store';
 
-/** Every log process this helper started and that is still running: killed when the test process exits,
- * so a test that fails half-way (before its teardown was registered) leaves no log behind. */
+/** Every log process this helper started and that is still running: killed with its process group
+ * when the test process exits, so a test that fails half-way (before its teardown was registered)
+ * leaves no log and no PostgreSQL behind. */
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
+  for (const c of running) killGroup(c, 'SIGKILL');
 });
+
+/** Signals the process group a detached child leads (the service and the PostgreSQL it started). */
+function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-c.pid!, signal);
+  } catch {
+    // already gone
+  }
+}
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The compiled server CLI. */
@@ -36,7 +49,10 @@ export interface LogProcess {
   output(): string;
   /** Registers an emitter with `vigil-server emitter add` (works while the log runs). */
   addEmitter(name: string, vkey: string): Promise<void>;
-  /** Sends a signal and waits for the exit code (SIGKILL is a crash). */
+  /**
+   * Sends a signal and waits for the exit code. SIGKILL is a power cut: it reaches the whole process
+   * group (the service and its embedded PostgreSQL); other signals go to the service alone.
+   */
   kill(signal?: NodeJS.Signals): Promise<number | null>;
   /** Starts the process again on the same port and data. */
   restart(): Promise<void>;
@@ -52,6 +68,11 @@ export interface StartLogOptions {
   env?: Record<string, string>;
   /** Extra server flags. */
   args?: string[];
+  /**
+   * Embedded store: start from a copy of the test template cluster (default true, skipping initdb);
+   * false runs `start` on a truly empty data directory, as `npm start` does.
+   */
+  fromTemplate?: boolean;
 }
 
 /** Runs a command to completion; rejects with its output on a non-zero exit. */
@@ -87,7 +108,7 @@ async function must(
   return r.stdout;
 }
 
-/** Polls `fn` until it returns true or the deadline passes (generous: 2 shared cores under load start PGlite slowly). */
+/** Polls `fn` until it returns true or the deadline passes (generous: 2 shared cores under load start PostgreSQL slowly). */
 export async function until(
   what: string,
   fn: () => Promise<boolean> | boolean,
@@ -131,6 +152,9 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     ...(db !== undefined ? { DATABASE_URL: db.url } : { DATABASE_URL: undefined }),
     ...options.env,
   };
+  // The embedded store starts from a copy of a cluster made once (initdb costs seconds here); the
+  // cold start with initdb itself is covered by test/e2e/durability-fsync.test.ts and store/test.
+  if (db === undefined && options.fromTemplate !== false) await copyTemplateCluster(dataDir);
   if (db !== undefined) {
     await must(serverMain, ['migrate', '--data-dir', dataDir], env);
     await must(serverMain, ['init', '--origin', origin, '--data-dir', dataDir], env);
@@ -157,6 +181,7 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     const c = spawn(process.execPath, [serverMain, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     child = c;
     running.add(c);
@@ -204,7 +229,8 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     async kill(signal = 'SIGTERM') {
       if (child === undefined || child.exitCode !== null || child.signalCode !== null)
         return child?.exitCode ?? null;
-      child.kill(signal);
+      if (signal === 'SIGKILL') killGroup(child, signal);
+      else child.kill(signal);
       return exit;
     },
     async restart() {

@@ -105,7 +105,7 @@ export async function serverCli(
 
 /**
  * Creates a log on a test store through the real CLI (migrate, init, emitter add), with the store
- * closed (PGlite: one process at a time). Returns the log's vkey (from `init`'s output).
+ * closed (the embedded PostgreSQL belongs to one process at a time). Returns the log's vkey (from `init`'s output).
  */
 export async function initStoreLog(
   store: { dataDir: string; databaseUrl?: string | undefined },

@@ -1,14 +1,12 @@
-import fs from 'node:fs/promises';
-import net from 'node:net';
 import { parseVerifierKey } from '@vigil/client';
 import { isWitnessError, WitnessError } from './errors.js';
 import type { WitnessStore } from './store.js';
 
 /**
- * Admin commands (`log add`, `log list`, `log disable`). On the embedded store the running `serve`
- * owns the data directory, so the CLI sends the command over `<data-dir>/admin.sock` (mode 0600) and the
- * server runs it against its store; with Postgres (or no server running) the CLI runs it directly.
- * Either way the same `runAdminCommand` does the work. Protocol: one JSON line each way.
+ * Admin commands (`log add`, `log list`, `log disable`). The CLI runs them against the database
+ * directly on both stores: on the embedded one through the running witness's PostgreSQL socket in the
+ * data directory, or by starting it when the witness is down. A running witness re-reads its logs
+ * (push: on every request; pull: every few seconds), so nothing needs telling.
  */
 export type AdminCommand =
   | { cmd: 'log-add'; origin: string; vkey: string; url: string | null; pullIntervalMs: number }
@@ -97,68 +95,4 @@ export async function runAdminCommand(store: WitnessStore, command: AdminCommand
     if (err instanceof TypeError) return { ok: false, code: 'REQUEST_MALFORMED', message: err.message };
     throw err;
   }
-}
-
-/**
- * Serves admin commands on a Unix socket (mode 0600: only the witness's user may administer it). A
- * stale socket file from a dead process is replaced; the data-directory lock guarantees no live owner.
- */
-export async function listenAdminSocket(socketPath: string, store: WitnessStore): Promise<net.Server> {
-  await fs.rm(socketPath, { force: true });
-  const server = net.createServer((socket) => {
-    let buffer = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      if (buffer.length > 65_536) socket.destroy();
-      const newline = buffer.indexOf('\n');
-      if (newline < 0) return;
-      const line = buffer.slice(0, newline);
-      buffer = '';
-      void (async () => {
-        let result: AdminResult;
-        try {
-          result = await runAdminCommand(store, JSON.parse(line) as AdminCommand);
-        } catch {
-          result = { ok: false, code: 'INTERNAL', message: 'internal error' };
-        }
-        socket.end(`${JSON.stringify(result)}\n`);
-      })();
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
-  await fs.chmod(socketPath, 0o600);
-  return server;
-}
-
-/**
- * Sends one command to a running witness. Resolves undefined when nobody listens on the socket (the
- * CLI then opens the store itself).
- */
-export async function sendAdminCommand(
-  socketPath: string,
-  command: AdminCommand,
-): Promise<AdminResult | undefined> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
-    let buffer = '';
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify(command)}\n`));
-    socket.on('data', (chunk: string) => (buffer += chunk));
-    socket.on('end', () => {
-      try {
-        resolve(JSON.parse(buffer) as AdminResult);
-      } catch (err) {
-        reject(new Error('malformed answer from the admin socket', { cause: err }));
-      }
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') resolve(undefined);
-      else reject(err);
-    });
-  });
 }

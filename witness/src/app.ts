@@ -7,6 +7,7 @@ import { addCheckpointRoutes } from './routes/add-checkpoint.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import type { WitnessStore } from './store.js';
 import { Witness, type WitnessHooks } from './witness/witness.js';
+import { WitnessMetrics } from './metrics.js';
 
 /** What buildApp needs besides config: opened by main.ts (or a test), closed by its owner. */
 export interface AppDeps {
@@ -30,6 +31,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     witness: Witness;
     puller: Puller | undefined;
+    metrics: WitnessMetrics;
   }
 }
 
@@ -44,7 +46,10 @@ export async function buildApp(config: WitnessConfig, deps: AppDeps): Promise<Fa
     return503OnClosing: true,
     ...(deps.fastify as FastifyServerOptions),
   }) as unknown as FastifyInstance;
+  const metrics = new WitnessMetrics();
+  app.decorate('metrics', metrics);
   const witness = new Witness({
+    metrics,
     store: deps.store,
     signerKey: deps.signerKey,
     ...(deps.now === undefined ? {} : { now: deps.now }),
@@ -58,6 +63,7 @@ export async function buildApp(config: WitnessConfig, deps: AppDeps): Promise<Fa
         logger: app.log.child({ component: 'puller' }),
         timeoutMs: config.pullTimeoutMs,
         maxBackoffMs: config.pullMaxBackoffMs,
+        metrics,
         ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
         ...deps.pullTiming,
       })
@@ -66,8 +72,31 @@ export async function buildApp(config: WitnessConfig, deps: AppDeps): Promise<Fa
 
   await app.register(errorsPlugin);
   const limiter = new RateLimiter({ ratePerSecond: config.rateLimit, burst: config.rateBurst });
-  await app.register(addCheckpointRoutes, { witness, limiter, bodyLimit: config.bodyLimit });
+  const failureLimiter = new RateLimiter({
+    ratePerSecond: config.failureRateLimit,
+    burst: config.failureRateBurst,
+  });
+  await app.register(addCheckpointRoutes, {
+    witness,
+    limiter,
+    failureLimiter,
+    bodyLimit: config.bodyLimit,
+  });
   await app.register(monitoringRoutes, { witness });
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.routeOptions.url === '/add-checkpoint') metrics.addCheckpoint.inc(String(reply.statusCode));
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const logs = [];
+    for (const log of await witness.store.listLogs()) {
+      const latest = await witness.store.latest(log.origin);
+      logs.push({ origin: log.origin, size: latest?.size ?? 0n, disabled: log.disabled });
+    }
+    const evidenceItems = await witness.store.countEvidence();
+    return reply
+      .type('text/plain; version=0.0.4; charset=utf-8')
+      .send(metrics.render({ logs, evidenceItems }));
+  });
 
   if (puller !== undefined) {
     app.addHook('onReady', async () => puller.start());

@@ -14,10 +14,4 @@ export {
   type AddCheckpointRequest,
 } from './witness/request.js';
 export { Witness, type WitnessHooks, type VerifiedCheckpoint } from './witness/witness.js';
-export {
-  runAdminCommand,
-  sendAdminCommand,
-  listenAdminSocket,
-  parseInterval,
-  type AdminCommand,
-} from './admin.js';
+export { runAdminCommand, parseInterval, type AdminCommand } from './admin.js';

@@ -7,17 +7,13 @@ import closeWithGrace from 'close-with-grace';
 import { cosignerVerifierKey, generateKey, parseSignerKey } from '@vigil/client';
 import { checkDataDirMode, checkKeyFileMode, useNodeCrypto } from '@vigil/client/node';
 import { ZodError } from 'zod';
-import {
-  listenAdminSocket,
-  parseInterval,
-  runAdminCommand,
-  sendAdminCommand,
-  type AdminCommand,
-} from './admin.js';
+import { parseInterval, runAdminCommand, type AdminCommand } from './admin.js';
 import { buildApp } from './app.js';
 import { loadConfig, SETTINGS, type WitnessConfig } from './config.js';
 import { migrateWitness, openWitnessStore, pendingWitnessMigrations } from './db/open.js';
 import { inspect } from 'node:util';
+import { exportWitness, importWitness } from './transfer.js';
+import { TransferError } from '@vigil/server';
 
 const USAGE = `usage: vigil-witness <command> [options]
 
@@ -30,6 +26,9 @@ commands:
   log add <origin> <log vkey> [--url <log base URL>] [--pull-interval 5s]
   log list [--json]
   log disable <origin>            stop cosigning for a log (its state is kept)
+  export <dir>                    write the witness's state (logs, cosigned checkpoints, evidence) to a
+                                  new directory; the key file is not included
+  import <dir>                    load an export into an empty, migrated store (notes are verified)
 
 every command takes --data-dir (VIGIL_DATA_DIR, default ./data); see witness/README.md for all settings.`;
 
@@ -61,7 +60,7 @@ async function readSignerKey(config: WitnessConfig): Promise<string> {
 async function init(config: WitnessConfig): Promise<void> {
   if (config.name === undefined) throw new UsageError('init needs --name <witness name> (or WITNESS_NAME)');
   const { signerKey } = generateKey(config.name);
-  await fs.mkdir(path.dirname(config.keyFile), { recursive: true });
+  await fs.mkdir(path.dirname(config.keyFile), { recursive: true, mode: 0o700 });
   try {
     // 'wx': never overwrite an identity. A lost key means a new witness, not a silent restart.
     await fs.writeFile(config.keyFile, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
@@ -72,11 +71,11 @@ async function init(config: WitnessConfig): Promise<void> {
     throw err;
   }
   if (config.databaseUrl === undefined) {
-    const opened = await openWitnessStore(config);
+    const opened = await openWitnessStore(config, 'attach');
     try {
       const applied = await migrateWitness(opened.db);
       process.stderr.write(
-        `initialised the embedded store in ${path.join(config.dataDir, 'pgdata')} (${applied.length} migrations)\n`,
+        `initialised the embedded store in ${path.join(config.dataDir, 'pg')} (${applied.length} migrations)\n`,
       );
     } finally {
       await opened.close();
@@ -89,7 +88,7 @@ async function init(config: WitnessConfig): Promise<void> {
 }
 
 async function migrate(config: WitnessConfig): Promise<void> {
-  const opened = await openWitnessStore(config);
+  const opened = await openWitnessStore(config, 'attach');
   try {
     const applied = await migrateWitness(opened.db);
     process.stderr.write(
@@ -102,7 +101,7 @@ async function migrate(config: WitnessConfig): Promise<void> {
 
 async function serve(config: WitnessConfig): Promise<void> {
   const signerKey = await readSignerKey(config);
-  const opened = await openWitnessStore(config);
+  const opened = await openWitnessStore(config, 'own');
   const pending = await pendingWitnessMigrations(opened.db).catch(async (err: unknown) => {
     await opened.close();
     throw err;
@@ -130,12 +129,7 @@ async function serve(config: WitnessConfig): Promise<void> {
       ...(https === undefined ? {} : { https }),
     },
   });
-  const admin =
-    opened.kind === 'pglite'
-      ? await listenAdminSocket(path.join(config.dataDir, 'admin.sock'), opened.store)
-      : undefined;
   app.addHook('onClose', async () => {
-    await new Promise<void>((resolve) => (admin === undefined ? resolve() : admin.close(() => resolve())));
     await opened.close();
   });
   closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
@@ -148,20 +142,15 @@ async function serve(config: WitnessConfig): Promise<void> {
 }
 
 async function admin(config: WitnessConfig, command: AdminCommand, json: boolean): Promise<void> {
-  let result =
-    config.databaseUrl === undefined
-      ? await sendAdminCommand(path.join(config.dataDir, 'admin.sock'), command)
-      : undefined;
-  if (result === undefined) {
-    const opened = await openWitnessStore(config);
-    try {
-      const pending = await pendingWitnessMigrations(opened.db);
-      if (pending.length > 0)
-        throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
-      result = await runAdminCommand(opened.store, command);
-    } finally {
-      await opened.close();
-    }
+  let result;
+  const opened = await openWitnessStore(config, 'attach');
+  try {
+    const pending = await pendingWitnessMigrations(opened.db);
+    if (pending.length > 0)
+      throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
+    result = await runAdminCommand(opened.store, command);
+  } finally {
+    await opened.close();
   }
   if (!result.ok) throw new UsageError(`${result.code}: ${result.message}`);
   if (result.logs !== undefined) {
@@ -176,6 +165,26 @@ async function admin(config: WitnessConfig, command: AdminCommand, json: boolean
     }
   } else {
     process.stderr.write(`${result.message}\n`);
+  }
+}
+
+/** `export <dir>` / `import <dir>`: the store moves whole (see transfer.ts). */
+async function transfer(config: WitnessConfig, direction: 'export' | 'import', dir: string): Promise<void> {
+  const opened = await openWitnessStore(config);
+  try {
+    const pending = await pendingWitnessMigrations(opened.db);
+    if (pending.length > 0)
+      throw new UsageError(`pending migrations (${pending.join(', ')}): run vigil-witness migrate first`);
+    if (direction === 'export') {
+      const rows = await exportWitness(opened.db, dir);
+      process.stdout.write(`exported the witness state to ${dir}\n`);
+      for (const [table, n] of Object.entries(rows)) process.stdout.write(`  ${table}: ${n} rows\n`);
+    } else {
+      const r = await importWitness(opened.db, dir);
+      process.stdout.write(`imported the witness state of ${r.logs} logs from ${dir}\n`);
+    }
+  } finally {
+    await opened.close();
   }
 }
 
@@ -219,6 +228,9 @@ async function main(argv: string[]): Promise<void> {
     case 'serve':
       args(0);
       return serve(config);
+    case 'export':
+    case 'import':
+      return transfer(config, command, args(1)[0]!);
     case 'vkey':
       args(0);
       process.stdout.write(`${cosignerVerifierKey(await readSignerKey(config))}\n`);
@@ -248,7 +260,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || (err as { code?: string }).code === 'DATA_DIR_IN_USE') {
+  if (err instanceof TransferError) {
+    process.stderr.write(`vigil-witness: ${err.code}: ${err.message}\n`);
+  } else if (err instanceof UsageError || (err as { code?: string }).code === 'DATA_DIR_IN_USE') {
     process.stderr.write(`vigil-witness: ${(err as Error).message}\n`);
   } else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
     process.stderr.write(`vigil-witness: ${(err as Error).message}\n${USAGE}\n`);

@@ -85,4 +85,6 @@ export interface WitnessStore {
   /** Appends evidence unless an identical (origin, kind, new note) item exists. Returns the item. */
   addEvidence(evidence: EvidenceInput): Promise<Evidence>;
   listEvidence(origin?: string): Promise<Evidence[]>;
+  /** How many evidence items the store holds (one count query, for GET /metrics). */
+  countEvidence(): Promise<number>;
 }

@@ -1,7 +1,8 @@
 // A small C2SP log served over HTTP for pull-mode tests: /checkpoint, /checkpoint/witnessed, tlog-tiles
 // and POST /v1/cosignatures, all built from a TestLog with the client-lib core. This is a legitimate
 // tlog-tiles log; `serve(log)` swaps the tree behind it to simulate a log rewritten behind the
-// witness's back, and `down` makes every request fail with 503.
+// witness's back, `down` makes every request fail with 503, and `takesCosignatures = false` makes it a
+// plain tlog-tiles log without POST /v1/cosignatures (404, as any non-Vigil log answers).
 import Fastify, { type FastifyInstance } from 'fastify';
 import { parseNote, parseTilePath, verifyCosignature } from '@vigil/client';
 import type { TestLog } from './helpers.js';
@@ -13,6 +14,7 @@ export class FakeLogServer {
   /** Size the log publishes (defaults to every leaf). */
   size: number | undefined;
   down = false;
+  takesCosignatures = true;
   /** Requests refused while down. */
   refused = 0;
   /** Cosignature lines received, by checkpoint text. */
@@ -56,6 +58,7 @@ export class FakeLogServer {
     this.app.post('/v1/cosignatures', async (request, reply) => {
       const body = request.body as string;
       this.posts.push(body);
+      if (!this.takesCosignatures) return reply.code(404).send({ code: 'NOT_FOUND', message: 'no route' });
       const parsed = parseNote(body);
       if (parsed.text !== parseNote(this.note()).text) {
         return reply.code(409).send({ code: 'CHECKPOINT_UNKNOWN', message: 'not our current checkpoint' });

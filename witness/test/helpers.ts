@@ -1,7 +1,7 @@
 // Shared test helpers: a witness app on a fresh store, and a tiny in-memory C2SP log built with the
 // client-lib core (a legitimate log: signed checkpoints, RFC 6962 roots, tlog-tiles).
 import type { Test } from 'tap';
-import { createTestStore, forEachStore, type TestStore } from '@vigil/server';
+import { createTestStore, forEachStore, type TestStore } from '@vigil/store';
 import {
   consistencyProof,
   formatCheckpoint,

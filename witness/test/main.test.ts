@@ -1,11 +1,12 @@
-// The vigil-witness CLI as real processes: init, migrate, log add/list/disable (directly and through
-// the admin socket of a running serve), serve over HTTP, SIGTERM, restart, and the data-dir lock.
+// The vigil-witness CLI as real processes: init, migrate, log add/list/disable (also while serve runs:
+// on the embedded store through its PostgreSQL's socket), serve over HTTP, SIGTERM, restart, and the
+// data-dir lock.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { parseVerifierKey, verifyCosignature } from '@vigil/client';
 import { formatAddCheckpointRequest } from '../src/witness/request.js';
 import { TestLog } from './helpers.js';
@@ -143,10 +144,13 @@ forEachStore(t, async (t, testStore) => {
   t.equal(res.status, 200);
   t.ok(verifyCosignature(log.checkpoint() + (await res.text()), vkey) > 0n);
 
-  // Admin commands while serve runs (embedded: through admin.sock; Postgres: directly).
+  // Admin commands while serve runs (embedded: through the PostgreSQL socket in the data directory,
+  // which only the service's user may enter; Postgres: directly).
   if (testStore.databaseUrl === undefined) {
-    const sock = await fs.stat(path.join(dataDir, 'admin.sock'));
-    t.equal(sock.mode & 0o777, 0o600, 'admin socket is 0600');
+    const pgDir = await fs.stat(path.join(dataDir, 'pg'));
+    t.equal(pgDir.mode & 0o777, 0o700, 'the embedded cluster and its socket directory are 0700');
+    const sock = await fs.stat(path.join(dataDir, 'pg', '.s.PGSQL.5432'));
+    t.ok(sock.isSocket(), 'the embedded PostgreSQL listens on a Unix socket in the data directory');
   }
   const add2 = await run(
     ['log', 'add', second.origin, second.vkey, '--url', 'http://127.0.0.1:9/', '--pull-interval', '2s'],

@@ -2,9 +2,22 @@
  * Bearer-token principals for the proxy: validates a JWT access token (RFC 7519, RFC 9068) against a
  * public key file or a JWKS URL the operator trusts, else identifies the token by its SHA-256 only.
  * The token itself is never stored (MCP.md 1.11). Node only.
+ *
+ * Validation is jose's (a maintained JOSE implementation): the header's `alg` must be one we accept
+ * and must match the key's type and curve (an ES256 header over an RSA key is refused), `exp` must be
+ * present and numeric, and a remote JWKS is re-fetched for an unknown `kid` at most once per cooldown
+ * (30 s), with concurrent misses sharing one fetch.
  */
-import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import {
+  createRemoteJWKSet,
+  customFetch,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import type { Principal } from './types.js';
 
 /** A token that was presented but did not validate; the proxy answers 401 invalid_token. */
@@ -20,18 +33,24 @@ export interface JwtOptions {
   audience?: string;
   /** Clock skew allowed on exp/nbf, seconds (default 60). */
   leewaySeconds?: number;
+  /** Least time between two JWKS fetches caused by an unknown `kid`, milliseconds (default 30 s). */
+  jwksCooldownMs?: number;
   fetch?: typeof fetch;
 }
 
-const ALGORITHMS: Record<string, { hash: string | null; dsaEncoding?: 'ieee-p1363'; pss?: boolean }> = {
-  RS256: { hash: 'sha256' },
-  RS384: { hash: 'sha384' },
-  RS512: { hash: 'sha512' },
-  PS256: { hash: 'sha256', pss: true },
-  ES256: { hash: 'sha256', dsaEncoding: 'ieee-p1363' },
-  ES384: { hash: 'sha384', dsaEncoding: 'ieee-p1363' },
-  EdDSA: { hash: null },
-};
+/** Asymmetric algorithms only (RFC 7518 section 3.1; EdDSA RFC 8037). `none` and HMAC never. */
+const ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'EdDSA',
+  'Ed25519',
+];
 
 const sha256Hex = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -42,14 +61,46 @@ export function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+class JwksUnavailableError extends Error {}
+
+/**
+ * jose waits out its cooldown only after a successful JWKS fetch. This fetch also remembers a failed
+ * one (network error or non-200) and refuses to fetch again within `cooldownMs`, so tokens with
+ * random key IDs cannot make the proxy hammer a JWKS endpoint that is down.
+ */
+function guardedFetch(inner: typeof fetch, cooldownMs: number): typeof fetch {
+  let failedAt = -Infinity;
+  return (async (url: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    if (Date.now() - failedAt < cooldownMs)
+      throw new JwksUnavailableError('jwks fetch failed recently; not retried before the cooldown');
+    try {
+      const res = await inner(url, init);
+      if (res.status !== 200) failedAt = Date.now();
+      return res;
+    } catch (err) {
+      failedAt = Date.now();
+      throw new JwksUnavailableError(`cannot fetch jwks: ${(err as Error).message}`, { cause: err });
+    }
+  }) as typeof fetch;
+}
+
 /** Resolves principals from Authorization headers. */
 export class PrincipalResolver {
   private readonly options: JwtOptions;
-  private staticKey: KeyObject | undefined;
-  private jwks: { at: number; keys: Map<string, KeyObject>; all: KeyObject[] } | undefined;
+  private staticKey: Promise<KeyObject> | undefined;
+  private remoteKeys: JWTVerifyGetKey | undefined;
 
   constructor(options: JwtOptions) {
     this.options = options;
+    if (options.publicKeyFile === undefined && options.jwksUrl !== undefined) {
+      const cooldownMs = options.jwksCooldownMs ?? 30_000;
+      this.remoteKeys = createRemoteJWKSet(new URL(options.jwksUrl), {
+        cooldownDuration: cooldownMs,
+        cacheMaxAge: 300_000,
+        timeoutDuration: 10_000,
+        [customFetch]: guardedFetch(options.fetch ?? fetch, cooldownMs),
+      });
+    }
   }
 
   /** Is a JWT key configured? Then a token that does not validate is rejected, not fingerprinted. */
@@ -83,85 +134,23 @@ export class PrincipalResolver {
     return principal;
   }
 
-  private async verifyJwt(token: string): Promise<Record<string, unknown>> {
-    const parts = token.split('.');
-    if (parts.length !== 3) throw new InvalidTokenError('token is not a JWS compact serialisation');
-    const [h, p, s] = parts as [string, string, string];
-    let header: Record<string, unknown>;
-    let claims: Record<string, unknown>;
+  private async verifyJwt(token: string): Promise<JWTPayload> {
+    const options = {
+      algorithms: ALGORITHMS,
+      requiredClaims: ['exp'],
+      clockTolerance: this.options.leewaySeconds ?? 60,
+      ...(this.options.issuer === undefined ? {} : { issuer: this.options.issuer }),
+      ...(this.options.audience === undefined ? {} : { audience: this.options.audience }),
+    };
     try {
-      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
-      claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>;
-    } catch {
-      throw new InvalidTokenError('token header or payload is not JSON');
+      if (this.remoteKeys !== undefined) return (await jwtVerify(token, this.remoteKeys, options)).payload;
+      this.staticKey ??= readFile(this.options.publicKeyFile!, 'utf8').then((pem) => createPublicKey(pem));
+      return (await jwtVerify(token, await this.staticKey, options)).payload;
+    } catch (err) {
+      if (err instanceof joseErrors.JOSEError)
+        throw new InvalidTokenError(`token does not validate: ${err.code}`);
+      if (err instanceof JwksUnavailableError) throw new InvalidTokenError(err.message);
+      throw err;
     }
-    const alg = typeof header['alg'] === 'string' ? ALGORITHMS[header['alg']] : undefined;
-    if (alg === undefined)
-      throw new InvalidTokenError(`token algorithm ${String(header['alg'])} is not accepted`);
-    const keys = await this.keysFor(typeof header['kid'] === 'string' ? header['kid'] : undefined);
-    const data = Buffer.from(`${h}.${p}`);
-    const signature = Buffer.from(s, 'base64url');
-    const ok = keys.some((key) => {
-      try {
-        const k =
-          alg.pss === true
-            ? { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }
-            : alg.dsaEncoding
-              ? { key, dsaEncoding: alg.dsaEncoding }
-              : key;
-        return verify(alg.hash, data, k, signature);
-      } catch {
-        return false;
-      }
-    });
-    if (!ok) throw new InvalidTokenError('token signature does not verify');
-    const now = Date.now() / 1000;
-    const leeway = this.options.leewaySeconds ?? 60;
-    if (typeof claims['exp'] === 'number' && now > claims['exp'] + leeway)
-      throw new InvalidTokenError('token expired');
-    if (typeof claims['nbf'] === 'number' && now < claims['nbf'] - leeway)
-      throw new InvalidTokenError('token not yet valid');
-    if (this.options.issuer !== undefined && claims['iss'] !== this.options.issuer) {
-      throw new InvalidTokenError('token issuer is not trusted');
-    }
-    if (this.options.audience !== undefined) {
-      const aud = claims['aud'];
-      const auds = Array.isArray(aud) ? aud : [aud];
-      if (!auds.includes(this.options.audience))
-        throw new InvalidTokenError('token audience is not this server');
-    }
-    return claims;
-  }
-
-  private async keysFor(kid: string | undefined): Promise<KeyObject[]> {
-    if (this.options.publicKeyFile !== undefined) {
-      this.staticKey ??= createPublicKey(await readFile(this.options.publicKeyFile, 'utf8'));
-      return [this.staticKey];
-    }
-    const url = this.options.jwksUrl as string;
-    const fresh = this.jwks !== undefined && Date.now() - this.jwks.at < 300_000;
-    if (!fresh || (kid !== undefined && !this.jwks?.keys.has(kid))) {
-      const res = await (this.options.fetch ?? fetch)(url);
-      if (!res.ok) throw new InvalidTokenError(`cannot fetch JWKS ${url}: HTTP ${res.status}`);
-      const body = (await res.json()) as { keys?: Record<string, unknown>[] };
-      const keys = new Map<string, KeyObject>();
-      const all: KeyObject[] = [];
-      for (const jwk of body.keys ?? []) {
-        try {
-          const key = createPublicKey({ key: jwk as never, format: 'jwk' });
-          all.push(key);
-          if (typeof jwk['kid'] === 'string') keys.set(jwk['kid'], key);
-        } catch {
-          // A key we cannot read cannot validate anything; the others still can.
-        }
-      }
-      this.jwks = { at: Date.now(), keys, all };
-    }
-    const jwks = this.jwks as { keys: Map<string, KeyObject>; all: KeyObject[] };
-    if (kid !== undefined) {
-      const key = jwks.keys.get(kid);
-      return key === undefined ? [] : [key];
-    }
-    return jwks.all;
   }
 }

@@ -1,4 +1,5 @@
 import { TlogError } from '../errors.js';
+import { bytesEqual } from '../encoding.js';
 import { parseCheckpoint, type Checkpoint } from '../note/checkpoint.js';
 import { verifyCosignature } from '../note/cosignature.js';
 import { cosignerKeyFromVerifierKey, parseVerifierKey, type VerifierKey } from '../note/keys.js';
@@ -44,7 +45,8 @@ function fail(lineNo: number, msg: string): never {
  * Parses a tlog-policy: `log <vkey> [url]`, `witness <name> <vkey> [url]`,
  * `group <name> <k|all|any> <members...>`, `quorum <name|none>` (exactly once), `#` comments and
  * blank lines. Names are unique; groups and the quorum reference earlier names only. Throws
- * POLICY_MALFORMED. c2sp.org/tlog-policy.
+ * POLICY_MALFORMED; POLICY_DUPLICATE_KEY when two witnesses share a public key (they would be one
+ * witness counted twice toward the quorum). c2sp.org/tlog-policy.
  */
 export function parsePolicy(text: string): Policy {
   if (typeof text !== 'string' || text.length > 1 << 20)
@@ -82,6 +84,15 @@ export function parsePolicy(text: string): Policy {
         if (names.has(name) || name === 'none') fail(n, `duplicate name ${name}`);
         names.add(name);
         const key = keyOf(f[2]!);
+        // One witness must not count twice toward a quorum: the same public key under two names (or
+        // two key names, or types 0x01 and 0x04) is one witness.
+        const twin = policy.witnesses.find((w) => bytesEqual(w.key.publicKey, key.publicKey));
+        if (twin !== undefined) {
+          throw new TlogError(
+            'POLICY_DUPLICATE_KEY',
+            `policy line ${n}: witness ${name} has the same public key as witness ${twin.name}`,
+          );
+        }
         policy.witnesses.push(
           f[3] === undefined ? { name, vkey: f[2]!, key } : { name, vkey: f[2]!, key, url: f[3] },
         );

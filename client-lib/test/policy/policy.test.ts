@@ -72,6 +72,36 @@ t.test('parse and format', async (t) => {
   }
 });
 
+t.test('two witness names with one key are refused: one witness must not count twice', async (t) => {
+  const one = w[0]!;
+  // The attack: a 2-of-2 group whose members are the same key, met by a single cosignature.
+  const twice = `log ${log.verifierKey}\nwitness a ${one.verifierKey}\nwitness b ${one.verifierKey}\ngroup g 2 a b\nquorum g\n`;
+  t.throws(() => parsePolicy(twice), {
+    code: 'POLICY_DUPLICATE_KEY',
+    message: /line 3: witness b has the same public key as witness a/,
+  });
+  // The same public key as a cosigner key (type 0x04) or under another key name is the same witness.
+  const renamed = generateKey('another-name.example', seed(2)).verifierKey;
+  for (const [other, why] of [
+    [cosignerVerifierKey(one.signerKey), 'type 0x01 and 0x04'],
+    [renamed, 'another key name'],
+  ] as const) {
+    t.throws(
+      () =>
+        parsePolicy(`log ${log.verifierKey}\nwitness a ${one.verifierKey}\nwitness b ${other}\nquorum a\n`),
+      { code: 'POLICY_DUPLICATE_KEY' },
+      why,
+    );
+  }
+  // Distinct keys are fine.
+  const ok = parsePolicy(
+    `log ${log.verifierKey}\nwitness a ${one.verifierKey}\nwitness b ${w[1]!.verifierKey}\ngroup g 2 a b\nquorum g\n`,
+  );
+  t.throws(() => verifyCheckpoint(note + cosign(note, one.signerKey, 1700000000), ok), {
+    code: 'QUORUM_NOT_MET',
+  });
+});
+
 t.test('verifyCheckpoint evaluates the quorum recursively', async (t) => {
   const p = parsePolicy(policyText);
   const sign = (...idx: number[]): string =>

@@ -83,7 +83,7 @@ function optionalString(v: unknown): string | null {
 }
 
 /** Search columns extracted from an MCP record (best effort; search is a convenience). */
-function searchColumns(record: Record<string, unknown>): Submission['search'] {
+export function searchColumns(record: Record<string, unknown>): Submission['search'] {
   const message = (record.message ?? record.msg) as Record<string, unknown> | undefined;
   // MCP capture records carry OpenTelemetry attribute names (`mcp.method.name`, `gen_ai.tool.name`,
   // `mcp.session.id`), set on responses too; plain records may use short names.

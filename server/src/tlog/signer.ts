@@ -1,6 +1,7 @@
 // The log key and log creation. The key file holds the signer key text (PRIVATE+KEY+origin+...),
 // mode 0600; it is read once at start and never logged.
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import {
   emptyRoot,
   formatCheckpoint,
@@ -16,6 +17,8 @@ import { getLog, insertLog } from '../db/repository.js';
 /** Writes a new Ed25519 log key named `origin` to `keyFile` (fails if the file exists). Returns the vkey. */
 export async function createKeyFile(keyFile: string, origin: string): Promise<string> {
   const { signerKey, verifierKey } = generateKey(origin);
+  // A fresh host (migrate against DATABASE_URL, then init) may have no data directory yet.
+  await mkdir(dirname(keyFile), { recursive: true, mode: 0o700 });
   await writeFile(keyFile, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
   return verifierKey;
 }

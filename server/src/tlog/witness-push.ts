@@ -5,25 +5,53 @@ import {
   cosignerKeyFromVerifierKey,
   parseDecimal,
   parseNote,
+  readLimitedText,
   verifyCosignature,
 } from '@vigil/client';
 import type { FastifyBaseLogger } from 'fastify';
 import { insertCosignature } from '../db/repository.js';
 import type { LogService } from './service.js';
 
+/** Timing of retries after a failed push (tests pass a clock and a fixed random). */
+export interface PushRetryOptions {
+  /** Longest wait before retrying a witness whose pushes keep failing (default 60 s). */
+  maxBackoffMs?: number;
+  clock?: () => number;
+  random?: () => number;
+}
+
+/**
+ * Per push witness (owned by WitnessPusher, moved only by #round):
+ *   cosigned = size it cosigned last (-1 before the first success);
+ *   idle -> pushing -> (cosigned: failures = 0 | failed: failures + 1, retryAt = now + backoff) -> idle.
+ * A witness is pushed again when the head is past `cosigned` and `retryAt` has come, so a failed
+ * push (a witness down or flooded) is retried with backoff until /checkpoint/witnessed catches up.
+ */
+interface PushState {
+  cosigned: bigint;
+  failures: number;
+  retryAt: number;
+}
+
 export class WitnessPusher {
   readonly #tlog: LogService;
   readonly #logger: FastifyBaseLogger;
   readonly #intervalMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #clock: () => number;
+  readonly #random: () => number;
   readonly #oldSize = new Map<string, bigint>();
+  readonly #state = new Map<string, PushState>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
-  #lastPushed = -1n;
 
-  constructor(tlog: LogService, logger: FastifyBaseLogger, intervalMs: number) {
+  constructor(tlog: LogService, logger: FastifyBaseLogger, intervalMs: number, retry: PushRetryOptions = {}) {
     this.#tlog = tlog;
     this.#logger = logger;
     this.#intervalMs = intervalMs;
+    this.#maxBackoffMs = Math.max(intervalMs, retry.maxBackoffMs ?? 60_000);
+    this.#clock = retry.clock ?? Date.now;
+    this.#random = retry.random ?? Math.random;
   }
 
   start(): void {
@@ -36,7 +64,10 @@ export class WitnessPusher {
     await this.#running;
   }
 
-  /** One round: push the newest checkpoint to every push witness (skipped when nothing changed). */
+  /**
+   * One round: push the newest checkpoint to every push witness that has not cosigned it, except those
+   * still waiting out the backoff of a failed push.
+   */
   pushOnce(): Promise<void> {
     if (this.#running) return this.#running;
     this.#running = this.#round().finally(() => (this.#running = undefined));
@@ -47,15 +78,28 @@ export class WitnessPusher {
     const witnesses = (await this.#tlog.witnesses()).filter((w) => w.url);
     if (witnesses.length === 0) return;
     const head = await this.#tlog.head();
-    if (!head || head.size === this.#lastPushed) return;
+    if (!head) return;
     for (const w of witnesses) {
+      const state = this.#state.get(w.name) ?? { cosigned: -1n, failures: 0, retryAt: 0 };
+      this.#state.set(w.name, state);
+      if (state.cosigned === head.size || this.#clock() < state.retryAt) continue;
       try {
         await this.#push(w.name, w.vkey, w.url!, head.size, head.note);
+        state.cosigned = head.size;
+        state.failures = 0;
+        state.retryAt = 0;
       } catch (err) {
-        this.#logger.warn({ err, witness: w.name }, 'add-checkpoint failed');
+        state.failures += 1;
+        // Exponential with jitter in [base/2, base], capped: a flooded witness is not hammered.
+        const base = Math.min(this.#maxBackoffMs, this.#intervalMs * 2 ** Math.min(state.failures - 1, 20));
+        const wait = Math.round(base / 2 + (this.#random() * base) / 2);
+        state.retryAt = this.#clock() + wait;
+        this.#logger.warn(
+          { err, witness: w.name, failures: state.failures, retryInMs: wait },
+          'add-checkpoint failed',
+        );
       }
     }
-    this.#lastPushed = head.size;
   }
 
   async #push(name: string, vkey: string, url: string, size: bigint, note: string): Promise<void> {
@@ -69,8 +113,10 @@ export class WitnessPusher {
         headers: { 'content-type': 'text/plain; charset=utf-8' },
         body,
         signal: AbortSignal.timeout(10_000),
+        redirect: 'error',
       });
-      const text = await res.text();
+      // A witness answers a size or a few cosignature lines; 64 KiB bounds what it can make us hold.
+      const text = await readLimitedText(res, 65_536, `witness ${name} answer`);
       if (res.status === 409 && (res.headers.get('content-type') ?? '').startsWith('text/x.tlog.size')) {
         const theirs = parseDecimal(text.trim());
         if (theirs > size) throw new Error(`witness ${name} is at size ${theirs}, beyond ours (${size})`);

@@ -105,7 +105,7 @@ export const ORIGIN = 'test.example/log';
 
 /**
  * Migrates the store, writes `<dataDir>/log.key`, creates the log `origin` and registers emitter `em1`.
- * Closes its handle (PGlite: one process at a time).
+ * Closes its handle (its embedded PostgreSQL stops, so a server process can start its own).
  */
 export async function prepareLog(
   store: TestStore,

@@ -30,7 +30,7 @@ import {
 
 const WITNESS_NAME = 'witness.test/w1';
 
-/** init and serve a witness on its own embedded store; `addLog` trusts a log through its admin socket. */
+/** init and serve a witness on its own embedded store; `addLog` trusts a log with the CLI while it runs. */
 async function startWitness(
   t: Test,
 ): Promise<{ url: string; vkey: string; addLog(origin: string, vkey: string): Promise<void> }> {
@@ -61,8 +61,8 @@ forEachStore(t, async (t, store) => {
   const origin = `test.example/log-${store.kind}`;
   const log = await prepareLog(store, origin);
   await witness.addLog(origin, log.vkey);
-  // Configure it with the CLI, as an operator would (before this process opens the store: PGlite
-  // has one owner at a time).
+  // Configure it with the CLI, as an operator would (before this process opens the store, so the CLI
+  // starts the embedded PostgreSQL for its own duration).
   const args = ['witness', 'add', WITNESS_NAME, witness.vkey, '--url', witness.url, '--quorum', '1'];
   const cli = spawnNode(SERVER_MAIN, args, serverEnv(store));
   t.equal((await cli.exited).code, 0, `vigil-server ${args.join(' ')}: ${cli.output()}`);

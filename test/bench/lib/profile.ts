@@ -33,9 +33,8 @@ const CATEGORIES: [string, (fn: string, url: string) => boolean][] = [
       /^hash|digest/.test(fn),
   ],
   [
-    'SQL (driver, PGlite WASM, kysely)',
-    (fn, url) =>
-      /pglite|[/]pg[/]|pg-protocol|pg-pool|kysely|[/]db[/]/.test(url) || fn.startsWith('wasm-function'),
+    'SQL (driver, kysely)',
+    (fn, url) => /[/]pg[/]|pg-protocol|pg-pool|kysely|[/]db[/]/.test(url) || fn.startsWith('wasm-function'),
   ],
   [
     'JSON (parse, stringify, canonicalise)',

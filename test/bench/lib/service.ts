@@ -121,3 +121,48 @@ export async function rssOf(pid: number): Promise<number | undefined> {
     return undefined;
   }
 }
+
+/** The pids of a process and all its descendants (Linux /proc: each process's parent in its stat). */
+async function processTree(pid: number): Promise<number[]> {
+  const fs = await import('node:fs/promises');
+  const parents = new Map<number, number[]>();
+  for (const name of await fs.readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const stat = await fs.readFile(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parents.get(ppid) ?? [];
+      list.push(Number(name));
+      parents.set(ppid, list);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(parents.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/**
+ * Memory of a service and every process it started (the embedded PostgreSQL's postmaster and
+ * backends): the sum of their proportional set sizes (PSS: each shared page split among the processes
+ * that map it, so PostgreSQL's shared buffers count once), in bytes. Linux /proc smaps_rollup.
+ */
+export async function pssOfTree(pid: number): Promise<number | undefined> {
+  const fs = await import('node:fs/promises');
+  let sum = 0;
+  let seen = false;
+  for (const p of await processTree(pid)) {
+    try {
+      const rollup = await fs.readFile(`/proc/${p}/smaps_rollup`, 'utf8');
+      const m = /^Pss:\s+([0-9]+) kB/m.exec(rollup);
+      if (m !== null) {
+        sum += Number(m[1]) * 1024;
+        seen = true;
+      }
+    } catch {
+      // exited meanwhile, or a zombie
+    }
+  }
+  return seen ? sum : undefined;
+}

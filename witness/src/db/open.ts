@@ -1,5 +1,6 @@
-import { migrateToLatest, migrationsFolder, openDatabase, pendingMigrations } from '@vigil/server';
+import { migrateToLatest, migrationsFolder, openDatabase, pendingMigrations } from '@vigil/store';
 import type { Kysely } from 'kysely';
+import type { StoreKind } from '@vigil/store';
 import type { WitnessStore } from '../store.js';
 import type { WitnessDatabase } from './schema.js';
 import { createWitnessStore } from './store.js';
@@ -7,22 +8,24 @@ import { createWitnessStore } from './store.js';
 export interface OpenedStore {
   store: WitnessStore;
   db: Kysely<WitnessDatabase>;
-  kind: 'pglite' | 'postgres';
+  kind: StoreKind;
   close(): Promise<void>;
 }
 
 /**
- * Opens the witness store: Postgres with `databaseUrl`, else the embedded store in `<dataDir>/pgdata`
- * (holding the data-directory lock until close). Uses the server's store plumbing; the witness has no
- * dialect of its own.
+ * Opens the witness store: Postgres with `databaseUrl`, else the embedded PostgreSQL in
+ * `<dataDir>/pg`, through @vigil/store (the same plumbing as the log). 'own' (serve, the default)
+ * starts it and stops it on close; 'attach' (CLI commands) uses a running witness's server through its
+ * socket (see openDatabase).
  */
-export async function openWitnessStore(options: {
-  databaseUrl?: string | undefined;
-  dataDir: string;
-}): Promise<OpenedStore> {
+export async function openWitnessStore(
+  options: { databaseUrl?: string | undefined; dataDir: string },
+  mode: 'own' | 'attach' = 'own',
+): Promise<OpenedStore> {
   const opened = await openDatabase<WitnessDatabase>({
     databaseUrl: options.databaseUrl,
     dataDir: options.dataDir,
+    mode,
   });
   return {
     store: createWitnessStore(opened.db),

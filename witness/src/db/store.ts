@@ -23,7 +23,7 @@ function toBigint(value: bigint | string | number): bigint {
 }
 
 /**
- * The witness store over kysely, for both the embedded store (PGlite) and Postgres: one code path.
+ * The witness store over kysely, for both the embedded PostgreSQL and an external one: one code path.
  * The only writer of latest_checkpoints is compareAndSwap, an UPDATE guarded by the old size, so the
  * check and the save are one atomic step on either store; concurrent ones share a statement (CasGroup).
  */
@@ -201,6 +201,14 @@ export function createWitnessStore(db: Kysely<WitnessDatabase>): WitnessStore {
       let query = db.selectFrom('evidence').selectAll().orderBy('id');
       if (origin !== undefined) query = query.where('origin', '=', origin);
       return (await query.execute()).map(rowToEvidence);
+    },
+
+    async countEvidence() {
+      const row = await db
+        .selectFrom('evidence')
+        .select((eb) => eb.fn.countAll<string | number | bigint>().as('n'))
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
     },
   };
 }

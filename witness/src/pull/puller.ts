@@ -2,15 +2,18 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   bytesEqual,
   consistencyProof,
+  readLimited,
   rootFromNodes,
   tileNodeReader,
   tilePath,
+  utf8Decode,
   verifyConsistency,
   verifyCosignature,
 } from '@vigil/client';
 import { isWitnessError } from '../errors.js';
 import type { LogRecord } from '../store.js';
 import type { Logger, Witness } from '../witness/witness.js';
+import type { WitnessMetrics } from '../metrics.js';
 
 export interface PullerOptions {
   witness: Witness;
@@ -25,6 +28,8 @@ export interface PullerOptions {
   repostMs?: number;
   fetch?: typeof fetch;
   random?: () => number;
+  /** Counts polls by result for GET /metrics. */
+  metrics?: WitnessMetrics;
 }
 
 /** What one poll of a log did (for tests and debug logs). */
@@ -36,6 +41,24 @@ export type PollOutcome =
   | 'evidence-fork'
   | 'evidence-inconsistent'
   | 'evidence-rollback';
+
+/**
+ * Byte limits on what a pulled log may send (a log is not trusted with the witness's memory).
+ * A checkpoint note is a few hundred bytes; 16 KiB leaves room for many cosignatures, post-quantum
+ * ones included. A full tile is 256 hashes of 32 bytes (c2sp.org/tlog-tiles). The answer to our
+ * POST /v1/cosignatures is only shown in a log line. The puller reads no entry bundles; if it ever
+ * does, one is at most 256 entries of 2 + 65,535 bytes.
+ */
+export const MAX_CHECKPOINT_BYTES = 16 * 1024;
+export const MAX_TILE_BYTES = 256 * 32;
+const MAX_POST_ANSWER_BYTES = 4 * 1024;
+
+/**
+ * Answers to POST /v1/cosignatures from a log that has no such endpoint: any log that is not Vigil
+ * (tlog-tiles defines no way to hand a log a cosignature). Not a failure: the cosignature is stored
+ * and served by our monitoring endpoint, GET /<hex sha-256(origin)>/checkpoint.
+ */
+const NO_COSIGNATURE_ENDPOINT = new Set([404, 405, 501]);
 
 /** Exponential backoff with full jitter in [base/2, base]: base = interval * 2^failures, capped. */
 export function backoffMs(failures: number, intervalMs: number, maxMs: number, random: () => number): number {
@@ -114,9 +137,11 @@ export class Puller {
       try {
         const outcome = await this.pollOnce(log);
         this.#options.logger.debug({ origin, outcome }, 'polled log');
+        this.#options.metrics?.pullPolls.inc(origin, 'ok');
         failures = 0;
       } catch (err) {
         failures += 1;
+        this.#options.metrics?.pullPolls.inc(origin, 'failure');
         wait = backoffMs(failures, log.pullIntervalMs, this.#options.maxBackoffMs, this.#random);
         // A log that is down is retried, not forgotten.
         this.#options.logger.warn({ origin, failures, retryInMs: wait, err: String(err) }, 'pull failed');
@@ -125,20 +150,55 @@ export class Puller {
     }
   }
 
-  async #get(url: string): Promise<Response> {
-    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.timeoutMs)]);
-    return this.#fetch(url, { signal, headers: { accept: 'text/plain, application/octet-stream' } });
+  /**
+   * One request to a log and its answer, bounded in bytes (`maxBytes`, else RESPONSE_TOO_LARGE) and in
+   * time: one timer covers the headers and the whole body, so a log that stalls mid-body fails with a
+   * TimeoutError after timeoutMs. No redirect is followed: a log names its own URL, and a redirect
+   * could point the witness at any service it can reach (loopback, an internal network).
+   * The timer and the stop listener hold the controller, so it cannot be collected mid-request.
+   */
+  async #exchange(
+    url: string,
+    init: RequestInit,
+    maxBytes: number,
+    what: string,
+  ): Promise<{ status: number; body: Uint8Array }> {
+    const controller = new AbortController();
+    const ms = this.#options.timeoutMs;
+    const timer = setTimeout(
+      () => controller.abort(new DOMException(`${what}: no complete answer within ${ms} ms`, 'TimeoutError')),
+      ms,
+    );
+    const stop = () => controller.abort(this.#abort.signal.reason);
+    this.#abort.signal.addEventListener('abort', stop, { once: true });
+    try {
+      const res = await this.#fetch(url, { ...init, signal: controller.signal, redirect: 'error' });
+      return { status: res.status, body: await readLimited(res, maxBytes, what) };
+    } finally {
+      clearTimeout(timer);
+      this.#abort.signal.removeEventListener('abort', stop);
+    }
+  }
+
+  async #get(url: string, maxBytes: number, what: string): Promise<{ status: number; body: Uint8Array }> {
+    return this.#exchange(
+      url,
+      { headers: { accept: 'text/plain, application/octet-stream' } },
+      maxBytes,
+      what,
+    );
   }
 
   /** Reads a tile of `width` hashes; falls back to the full tile when the partial one is gone (tlog-tiles). */
   async #readTile(base: string, level: number, index: bigint, width: number): Promise<Uint8Array> {
     const want = width * 32;
-    let res = await this.#get(`${base}/${tilePath({ level, index, width })}`);
+    const what = `tile ${level}/${index}`;
+    let res = await this.#get(`${base}/${tilePath({ level, index, width })}`, MAX_TILE_BYTES, what);
     if (res.status === 404 && width < 256) {
-      res = await this.#get(`${base}/${tilePath({ level, index, width: 256 })}`);
+      res = await this.#get(`${base}/${tilePath({ level, index, width: 256 })}`, MAX_TILE_BYTES, what);
     }
-    if (!res.ok) throw new Error(`tile ${level}/${index} width ${width}: http ${res.status}`);
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (res.status !== 200) throw new Error(`tile ${level}/${index} width ${width}: http ${res.status}`);
+    const bytes = res.body;
     if (bytes.length < want || (bytes.length !== want && bytes.length !== 256 * 32)) {
       throw new Error(`tile ${level}/${index} has ${bytes.length} bytes, want ${want}`);
     }
@@ -150,9 +210,9 @@ export class Puller {
     if (log.url === null) throw new Error(`log ${log.origin} has no url`);
     const base = log.url.replace(/\/+$/, '');
     const witness = this.#options.witness;
-    const res = await this.#get(`${base}/checkpoint`);
-    if (!res.ok) throw new Error(`checkpoint: http ${res.status}`);
-    const body = await res.text();
+    const res = await this.#get(`${base}/checkpoint`, MAX_CHECKPOINT_BYTES, 'checkpoint');
+    if (res.status !== 200) throw new Error(`checkpoint: http ${res.status}`);
+    const body = utf8Decode(res.body);
     const checkpoint = witness.verifyLogSignature(log, body);
     const latest = await witness.store.latest(log.origin);
     const current = latest?.size ?? 0n;
@@ -251,17 +311,28 @@ export class Puller {
     return true;
   }
 
+  /**
+   * Hands our cosignature to the log. A log without POST /v1/cosignatures (404, 405, 501) is not an
+   * error: the cosignature is served by our monitoring endpoint, and the re-post interval bounds
+   * how often we ask again. Any other refusal throws (the loop backs off).
+   */
   async #post(base: string, note: string, size: bigint, origin: string): Promise<void> {
-    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.timeoutMs)]);
-    const res = await this.#fetch(`${base}/v1/cosignatures`, {
-      method: 'POST',
-      signal,
-      headers: { 'content-type': 'text/plain; charset=utf-8' },
-      body: note,
-    });
-    if (!res.ok) {
-      const text = (await res.text()).slice(0, 200);
+    const res = await this.#exchange(
+      `${base}/v1/cosignatures`,
+      { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, body: note },
+      MAX_POST_ANSWER_BYTES,
+      'cosignature answer',
+    );
+    const ok = res.status >= 200 && res.status < 300;
+    if (!ok && !NO_COSIGNATURE_ENDPOINT.has(res.status)) {
+      const text = new TextDecoder().decode(res.body.subarray(0, 200));
       throw new Error(`log refused our cosignature: http ${res.status} ${text}`);
+    }
+    if (!ok) {
+      this.#options.logger.debug(
+        { origin, status: res.status },
+        'log takes no cosignatures; served at our monitoring endpoint',
+      );
     }
     this.#posted.set(origin, { size, at: Date.now() });
   }

@@ -17,6 +17,7 @@ import {
 import { WitnessError } from '../errors.js';
 import type { EvidenceInput, LogRecord, WitnessedCheckpoint, WitnessStore } from '../store.js';
 import type { AddCheckpointRequest } from './request.js';
+import type { WitnessMetrics } from '../metrics.js';
 
 export type Logger = Pick<FastifyBaseLogger, 'error' | 'warn' | 'info' | 'debug'>;
 
@@ -37,6 +38,8 @@ export interface WitnessOptions {
   now?: () => bigint;
   hooks?: WitnessHooks;
   logger?: Logger;
+  /** Counts cosignatures and evidence for GET /metrics. */
+  metrics?: WitnessMetrics;
 }
 
 /** A checkpoint whose log signature verified against the log's key. */
@@ -78,6 +81,7 @@ export class Witness {
   readonly #signerKey: SignerKey;
   readonly #now: () => bigint;
   readonly #hooks: WitnessHooks;
+  readonly #metrics: WitnessMetrics | undefined;
   readonly #logger: Logger;
   /** Parsed log verifier keys by key text (a log's vkey never changes; bounded like the key cache). */
   readonly #verifierKeys = new Map<string, VerifierKey>();
@@ -89,6 +93,7 @@ export class Witness {
     this.vkey = cosignerVerifierKey(options.signerKey);
     this.#now = options.now ?? (() => BigInt(Math.floor(Date.now() / 1000)));
     this.#hooks = options.hooks ?? {};
+    this.#metrics = options.metrics;
     this.#logger = options.logger ?? silent;
   }
 
@@ -165,9 +170,14 @@ export class Witness {
    * c2sp.org/tlog-witness add-checkpoint, with the checks in the spec's order: 404 unknown origin,
    * 403 signature, 400 old > size, 409 old is not our size, 422 size-0 root, 422 proof (non-empty with
    * old 0, or failing), 422 same size with another root; then compare-and-swap and the cosignature
-   * line. Throws WitnessError with the matching code.
+   * line. Throws WitnessError with the matching code. `admit(origin)` runs once the log's signature
+   * verified and before any other work; the route uses it to charge the origin's rate limit, so only
+   * requests the log itself signed spend the log's budget (it throws RATE_LIMITED to refuse).
    */
-  async addCheckpoint(request: AddCheckpointRequest): Promise<{ cosignature: string; note: string }> {
+  async addCheckpoint(
+    request: AddCheckpointRequest,
+    options: { admit?: (origin: string) => void } = {},
+  ): Promise<{ cosignature: string; note: string }> {
     const origin = this.originOf(request.note);
     // The log and our state in one read; the checks below still run in the spec's order.
     const state = await this.store.getLogState(origin);
@@ -176,6 +186,7 @@ export class Witness {
     }
     const { log, latest } = state;
     const checkpoint = this.verifyLogSignature(log, request.note);
+    options.admit?.(origin);
     if (request.oldSize > checkpoint.size) {
       throw new WitnessError(
         'REQUEST_MALFORMED',
@@ -258,6 +269,7 @@ export class Witness {
   /** Appends evidence and logs it at error: a human must look at a log that signed inconsistent trees. */
   async recordEvidence(log: LogRecord, evidence: EvidenceInput): Promise<void> {
     const stored = await this.store.addEvidence(evidence);
+    this.#metrics?.evidence.inc(log.origin, evidence.kind);
     this.#logger.error(
       {
         origin: log.origin,
@@ -293,6 +305,7 @@ export class Witness {
       const size = (await this.store.latest(checkpoint.origin))?.size ?? 0n;
       throw new WitnessError('SIZE_CONFLICT', `witnessed size moved from ${oldSize} to ${size}`, { size });
     }
+    this.#metrics?.cosignatures.inc(checkpoint.origin);
     return { cosignature, note };
   }
 

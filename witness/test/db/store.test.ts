@@ -1,7 +1,7 @@
 // The witness store on both stores: compare-and-swap, never backwards, append-only tables.
 import t from 'tap';
 import { sql } from 'kysely';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { migrateWitness, pendingWitnessMigrations } from '../../src/db/open.js';
 import type { WitnessDatabase } from '../../src/db/schema.js';
 import { createWitnessStore } from '../../src/db/store.js';

@@ -11,7 +11,7 @@ import {
   verifyConsistency,
   verifyCosignature,
 } from '@vigil/client';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { backoffMs } from '../../src/pull/puller.js';
 import { openTestWitness, TestLog, WITNESS_KEY } from '../helpers.js';
 import { eventually, FakeLogServer } from '../fake-log.js';

@@ -17,7 +17,7 @@ import { migrateWitness } from '../../src/db/open.js';
 import type { WitnessDatabase } from '../../src/db/schema.js';
 import { createWitnessStore } from '../../src/db/store.js';
 import { formatAddCheckpointRequest } from '../../src/witness/request.js';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { openTestWitness, testConfig, TestLog, WITNESS_KEY, type TestWitness } from '../helpers.js';
 
 const NOW = 1_790_000_000n;
@@ -371,6 +371,61 @@ rule(
     t.equal(res.headers['retry-after'], '1');
   },
   { config: testConfig({ WITNESS_RATE_LIMIT: '0.001', WITNESS_RATE_BURST: '2' }) },
+);
+
+rule(
+  'a flood of forged requests for an origin does not stop the log pushing it (429 goes to the sender)',
+  async (t, witness) => {
+    const log = await setup(witness);
+    log.append(3);
+    // Anyone may send add-checkpoint for any origin; these carry a signature by a key the witness
+    // does not trust for it, from one address, as fast as the witness answers.
+    const impostor = generateKey(log.origin, new Uint8Array(32).fill(99)).signerKey;
+    const forged = request(0, [], log.checkpoint(3, [impostor]));
+    const statuses = new Map<number, number>();
+    const started = Date.now();
+    for (let i = 0; i < 1000; i++) {
+      const res = await witness.app.inject({
+        method: 'POST',
+        url: '/add-checkpoint',
+        remoteAddress: '203.0.113.7',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        payload: forged,
+      });
+      statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+    }
+    const seconds = Math.ceil((Date.now() - started) / 1000);
+    const forbidden = statuses.get(403) ?? 0;
+    t.equal(forbidden + (statuses.get(429) ?? 0), 1000, 'only 403 and 429');
+    // Burst 20, then 1 a second: the flood got few signature checks before it was refused unread.
+    t.ok(forbidden >= 20 && forbidden <= 20 + seconds + 1, `${forbidden} forged requests checked`);
+
+    // The log, from its own address, pushes through the flood: its signed requests alone count
+    // against the origin's budget.
+    const push = await witness.app.inject({
+      method: 'POST',
+      url: '/add-checkpoint',
+      remoteAddress: '198.51.100.1',
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      payload: request(0, [], log.checkpoint()),
+    });
+    t.equal(push.statusCode, 200, push.body);
+    t.equal(verifyCosignature(log.checkpoint() + push.body, WITNESS_VKEY), NOW);
+    t.equal((await witness.store.latest(log.origin))?.size, 3n);
+
+    // The flooding address stays refused, before its body is read (the IPv4-mapped form too).
+    for (const remoteAddress of ['203.0.113.7', '::ffff:203.0.113.7']) {
+      const refused = await witness.app.inject({
+        method: 'POST',
+        url: '/add-checkpoint',
+        remoteAddress,
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        payload: request(3, [], log.checkpoint()),
+      });
+      t.equal(refused.statusCode, 429);
+      t.equal(refused.json().code, 'RATE_LIMITED');
+    }
+  },
 );
 
 t.test('restart keeps state: a reopened store answers 409 with the stored size', async (t) => {

@@ -1,13 +1,14 @@
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { sql, type Kysely } from 'kysely';
-import { forEachStore } from '../../src/db/testing.js';
-import { migrateToLatest, migrationsFolder, pendingMigrations } from '../../src/db/migrate.js';
-import { acquireDataDirLock, DataDirInUseError } from '../../src/db/lock.js';
-import { openDatabase } from '../../src/db/open.js';
+import { forEachStore } from '../src/testing.js';
+import { migrateToLatest, migrationsFolder, pendingMigrations } from '../src/migrate.js';
+import { acquireDataDirLock, DataDirInUseError } from '../src/lock.js';
+import { processState } from '../src/embedded.js';
 
 const folder = migrationsFolder('log');
 
@@ -104,10 +105,33 @@ t.test('data-dir lock', async (t) => {
   const taken = acquireDataDirLock(dir);
   t.equal((await readFile(join(dir, 'LOCK'), 'utf8')).trim(), String(process.pid));
   taken.release();
-  // openDatabase on PGlite takes the lock; a second open of the same directory refuses.
-  const first = await openDatabase({ dataDir: dir });
-  await t.rejects(openDatabase({ dataDir: dir }), { code: 'DATA_DIR_IN_USE' });
-  await first.close();
-  const second = await openDatabase({ dataDir: dir });
-  await second.close();
+  // A zombie holder (killed, never reaped) is dead too. `sh` starts a background sleep and then execs
+  // into a sleep that never waits for it, so the killed background process stays a zombie.
+  const parent = spawn('sh', ['-c', 'sleep 600 & echo $!; exec sleep 600'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  t.teardown(() => parent.kill('SIGKILL'));
+  const zpid = Number.parseInt(
+    await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))),
+    10,
+  );
+  // Kill it only once sh has become the sleep that never reaps (sh itself would reap it).
+  const comm = () => readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim();
+  for (let i = 0; comm() !== 'sleep'; i++) {
+    if (i > 500) throw new Error('sh did not exec');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  process.kill(zpid, 'SIGKILL');
+  for (let i = 0; processState(zpid) !== 'Z'; i++) {
+    if (i > 500) throw new Error(`pid ${zpid} did not become a zombie (${processState(zpid)})`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await writeFile(join(dir, 'LOCK'), `${zpid}\n`);
+  const fromZombie = acquireDataDirLock(dir);
+  t.equal(
+    (await readFile(join(dir, 'LOCK'), 'utf8')).trim(),
+    String(process.pid),
+    'a zombie holder is taken over',
+  );
+  fromZombie.release();
 });

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { processState } from './embedded.js';
 
 /** A held data-directory lock; `release()` removes the lock file (idempotent). */
 export interface DataDirLock {
@@ -19,21 +20,23 @@ export class DataDirInUseError extends Error {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** True for a running process; a zombie (killed, never reaped: PID 1 here may not reap) is dead. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const state = processState(pid);
+  return state !== 'Z' && state !== 'X';
 }
 
 /**
  * Takes the exclusive lock on a data directory: `<dataDir>/LOCK` created with O_EXCL, holding our pid.
- * PGlite is single-writer, so exactly one process may open a data directory. A lock left by a dead
- * process (kill -9) is taken over; a live holder makes this throw DataDirInUseError. The directory
- * must exist.
+ * Its holder owns the embedded PostgreSQL of that directory: it starts it and stops it, and others
+ * reach it only through its socket. A lock left by a dead process (kill -9, or a zombie) is taken over;
+ * a live holder makes this throw DataDirInUseError. The directory must exist.
  */
 export function acquireDataDirLock(dataDir: string): DataDirLock {
   const path = join(dataDir, 'LOCK');

@@ -1,0 +1,60 @@
+// The log serves through a login role that only has the migration's service grants (vigil_service),
+// as docker-compose.yml and docs/OPERATIONS.md run it; that role cannot rewrite history or migrations.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import t from 'tap';
+import { createTestStore, storeSkipReason } from '../../src/db/testing.js';
+import { prepareLog, recordStream, startServer, stopChild, type Child } from '../helpers/process.js';
+
+const skip = storeSkipReason('postgres');
+t.test('serve as a login role with the service grants only', skip ? { skip } : {}, async (t) => {
+  const store = await createTestStore('postgres');
+  const role = `vigil_t_login_${randomBytes(4).toString('hex')}`;
+  // Roles are cluster-wide: manage them from the server's own database, not the test database.
+  const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+  const live: { child?: Child; service?: pg.Client } = {};
+  t.teardown(async () => {
+    if (live.child) await stopChild(live.child);
+    await live.service?.end().catch(() => undefined);
+    await store.cleanup();
+    await admin.query(`drop role if exists ${role}`).catch(() => undefined);
+    await admin.end();
+  });
+  const log = await prepareLog(store);
+  await admin.connect();
+  await admin.query(`create role ${role} login password 'test-only' in role vigil_service`);
+  const { rows } = await admin.query<{ rolsuper: boolean }>(
+    'select rolsuper from pg_roles where rolname = $1',
+    [role],
+  );
+  t.same(rows, [{ rolsuper: false }], 'the role is not a superuser');
+  const url = new URL(store.databaseUrl!);
+  url.username = role;
+  url.password = 'test-only';
+
+  const started = await startServer({ ...store, databaseUrl: url.toString() });
+  live.child = started.child;
+  const base = started.url;
+  const stream = recordStream(log.emitterKey, '66666666-6666-4666-8666-666666666666');
+  const res = await fetch(`${base}/v1/entries`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ entries: stream.next(3) }),
+  });
+  t.equal(res.status, 200, 'the service role sequences entries');
+  t.match(await (await fetch(`${base}/checkpoint`)).text(), /^test\.example\/log\n3\n/);
+
+  const service = new pg.Client({ connectionString: url.toString() });
+  live.service = service;
+  await service.connect();
+  for (const statement of [
+    'update entries set seq = 7',
+    'delete from checkpoints',
+    'truncate cosignatures',
+    "insert into kysely_migration (name, timestamp) values ('x', 'y')",
+    'create table scratch (x int)',
+    'drop table entries',
+  ]) {
+    await t.rejects(service.query(statement), `the service role cannot: ${statement}`);
+  }
+});

@@ -1,0 +1,397 @@
+// A log moves store A -> export directory -> store B (embedded and Postgres, both ways when both run
+// here) and keeps serving: same checkpoint and root, receipts verify, new submissions extend it. A
+// tampered export (changed entry, dropped line, changed checkpoint, forged cosignature) is refused
+// with the cause named, and the refused import leaves the store empty.
+import { copyFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import {
+  cosign,
+  cosignerVerifierKey,
+  generateKey,
+  hexEncode,
+  parseCheckpoint,
+  parsePolicy,
+  sha256,
+  verifyReceipt,
+  base64Encode,
+  formatCheckpoint,
+  signNote,
+} from '@vigil/client';
+import { createTestStore, storeSkipReason, testStoreKinds, type TestStore } from '../../src/db/testing.js';
+import { migrateToLatest, migrationsFolder } from '../../src/db/migrate.js';
+import type { Database } from '../../src/db/schema.js';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { runAdminCommand } from '../../src/admin.js';
+import { importLog } from '../../src/transfer/log.js';
+import { TransferError } from '../../src/transfer/dump.js';
+import { prepareLog, recordStream, serverEnv, spawnNode, SERVER_MAIN } from '../helpers/process.js';
+
+const WITNESS = generateKey('witness.test/w1');
+const kinds = testStoreKinds().filter((k) => storeSkipReason(k) === undefined);
+const pairs: [string, string][] =
+  kinds.length > 1
+    ? [
+        [kinds[0]!, kinds[1]!],
+        [kinds[1]!, kinds[0]!],
+      ]
+    : [[kinds[0]!, kinds[0]!]];
+
+/** The checkpoint text of a note (before its signature lines). */
+const body = (note: string) => note.slice(0, note.indexOf('\n\n') + 1);
+
+async function cli(store: TestStore, args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawnNode(SERVER_MAIN, args, serverEnv(store));
+  const { code } = await child.exited;
+  return { code, out: child.output() };
+}
+
+async function emptyTables(store: TestStore): Promise<string[]> {
+  const opened = await store.open<Database>();
+  try {
+    const full = [];
+    for (const table of ['entries', 'logs', 'checkpoints', 'tree_heads', 'tree_nodes'] as const)
+      if ((await opened.db.selectFrom(table).selectAll().limit(1).execute()).length > 0) full.push(table);
+    return full;
+  } finally {
+    await opened.close();
+  }
+}
+
+for (const [from, to] of pairs) {
+  t.test(`${from} -> export -> ${to}`, async (t) => {
+    const a = await createTestStore(from as TestStore['kind']);
+    const b = await createTestStore(to as TestStore['kind']);
+    const exportDir = join(await mkdtemp(join(tmpdir(), 'vigil-export-')), 'out');
+    t.teardown(async () => {
+      await a.cleanup();
+      await b.cleanup();
+      await rm(join(exportDir, '..'), { recursive: true, force: true });
+    });
+
+    // A log on A: 600 entries in three streams (crossing two full tiles), a blob, a witness and its
+    // cosignature, an incident-free history.
+    const log = await prepareLog(a);
+    let checkpointA: string;
+    {
+      const opened = await a.open<Database>();
+      const db = opened.db;
+      await runAdminCommand(db, {
+        command: 'witness add',
+        args: ['witness.test/w1', cosignerVerifierKey(WITNESS.signerKey)],
+      });
+      const app = await buildApp(loadConfig({}, { 'data-dir': a.dataDir, 'rate-address': '0' }), {
+        db,
+        logger: false,
+      });
+      await app.ready();
+      const post = async (entries: unknown[]) => {
+        const res = await app.inject({
+          method: 'POST',
+          url: '/v1/entries',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ entries }),
+        });
+        if (res.statusCode !== 200) throw new Error(res.body);
+        return res.json() as { checkpoint: string };
+      };
+      const blob = new TextEncoder().encode('a large tool result');
+      const hex = hexEncode(sha256(blob));
+      const s1 = recordStream(log.emitterKey, '11111111-1111-4111-8111-111111111111');
+      const withBlob = s1.next(1, { result: { $blob: { sha256: hex, size: blob.length } } })[0]!;
+      await post([{ ...withBlob, blobs: { [hex]: Buffer.from(blob).toString('base64') } }]);
+      for (const s of ['22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333']) {
+        const stream = recordStream(log.emitterKey, s);
+        await post(stream.next(100));
+        await post(stream.next(49, { method: 'tools/call', tool: 'echo' }));
+      }
+      const last = await post(s1.next(1));
+      const line = cosign(last.checkpoint, WITNESS.signerKey, 1_800_000_000n);
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/cosignatures',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        payload: `${last.checkpoint}${line}`,
+      });
+      t.equal(res.statusCode, 200, `answered ${res.statusCode}`);
+      checkpointA = (await app.inject('/checkpoint')).body;
+      t.equal(parseCheckpoint(body(checkpointA)).size, 300n, 'A holds 300 entries');
+      t.match(checkpointA, line, 'A serves the cosignature');
+      await app.close();
+      await opened.close();
+    }
+    const exported = await cli(a, ['export', exportDir]);
+    t.equal(exported.code, 0, exported.out);
+    t.match(exported.out, /exported log test\.example\/log at size 300/);
+    t.match(exported.out, /entries: 300 rows/);
+
+    t.equal((await cli(b, ['migrate'])).code, 0, 'B migrated');
+    const imported = await cli(b, ['import', exportDir]);
+    t.equal(imported.code, 0, imported.out);
+    t.match(imported.out, /imported log test\.example\/log at size 300/);
+
+    // The log runs on B with the same key: same checkpoint, receipts verify, new entries extend it.
+    await copyFile(join(a.dataDir, 'log.key'), join(b.dataDir, 'log.key'));
+    const { db } = await b.open<Database>();
+    const again = await importLog(db, exportDir).catch((err: TransferError) => err);
+    t.equal(
+      (again as TransferError).code,
+      'STORE_NOT_EMPTY',
+      'a second import into the same store is refused',
+    );
+    const app = await buildApp(loadConfig({}, { 'data-dir': b.dataDir, 'rate-address': '0' }), {
+      db,
+      logger: false,
+    });
+    await app.ready();
+    const checkpointB = (await app.inject('/checkpoint')).body;
+    t.equal(checkpointB, checkpointA, 'B serves the same checkpoint, with the cosignature');
+    const policy = parsePolicy(`log ${log.vkey}\nquorum none\n`);
+    for (const index of [0n, 255n, 256n, 299n]) {
+      const receipt = (await app.inject(`/v1/receipt/${index}`)).body;
+      const row = await db
+        .selectFrom('entries')
+        .select('entry')
+        .where('leaf_index', '=', index)
+        .executeTakeFirstOrThrow();
+      t.doesNotThrow(() => verifyReceipt(receipt, row.entry, policy), `receipt ${index} verifies on B`);
+    }
+    const tile = await app.inject('/tile/0/000');
+    t.equal(tile.statusCode, 200, 'the full level-0 tile is served');
+    t.equal(tile.rawPayload.length, 256 * 32);
+    const partial = await app.inject('/tile/1/000.p/1');
+    t.equal(partial.statusCode, 200, 'the level-1 tile over the rebuilt level-8 node is served');
+    const blob = await app.inject(
+      `/v1/blobs/${hexEncode(sha256(new TextEncoder().encode('a large tool result')))}`,
+    );
+    t.equal(blob.body, 'a large tool result', 'the blob moved');
+    const s4 = recordStream(log.emitterKey, '44444444-4444-4444-8444-444444444444');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/entries',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ entries: s4.next(3) }),
+    });
+    t.equal(res.statusCode, 200, `answered ${res.statusCode}`);
+    const answer = res.json() as { entries: { index: string }[]; checkpoint: string };
+    t.same(
+      answer.entries.map((e) => e.index),
+      ['300', '301', '302'],
+      'new entries follow the imported ones',
+    );
+    t.equal(parseCheckpoint(body(answer.checkpoint)).size, 303n);
+    const proof = await app.inject('/v1/proof/consistency?from=300&to=303');
+    t.equal(proof.statusCode, 200, 'the new checkpoint is consistent with the imported one');
+    await app.close();
+  });
+}
+
+t.test('tampered exports are refused, naming the cause, and leave the store empty', async (t) => {
+  // Postgres when it runs here (faster); the store kind does not change what is checked.
+  const kind = kinds.includes('postgres') ? 'postgres' : kinds[0]!;
+  const a = await createTestStore(kind);
+  const c = await createTestStore(kind);
+  const root = await mkdtemp(join(tmpdir(), 'vigil-export-'));
+  t.teardown(async () => {
+    await a.cleanup();
+    await c.cleanup();
+    await rm(root, { recursive: true, force: true });
+  });
+  const log = await prepareLog(a);
+  {
+    const opened = await a.open<Database>();
+    const db = opened.db;
+    await runAdminCommand(db, {
+      command: 'witness add',
+      args: ['witness.test/w1', cosignerVerifierKey(WITNESS.signerKey)],
+    });
+    const app = await buildApp(loadConfig({}, { 'data-dir': a.dataDir, 'rate-address': '0' }), {
+      db,
+      logger: false,
+    });
+    await app.ready();
+    const stream = recordStream(log.emitterKey, '55555555-5555-4555-8555-555555555555');
+    let note = '';
+    for (const n of [5, 5, 5]) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/entries',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ entries: stream.next(n) }),
+      });
+      note = (res.json() as { checkpoint: string }).checkpoint;
+    }
+    await app.inject({
+      method: 'POST',
+      url: '/v1/cosignatures',
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      payload: `${note}${cosign(note, WITNESS.signerKey, 1_800_000_000n)}`,
+    });
+    await app.close();
+    await opened.close();
+  }
+  const good = join(root, 'good');
+  t.equal((await cli(a, ['export', good])).code, 0);
+  {
+    const opened = await c.open<Database>();
+    const db = opened.db;
+    await migrateToLatest(db, migrationsFolder('log'));
+    await opened.close();
+  }
+
+  /**
+   * Copies the good export, lets `edit` change one file's lines, and imports the copy into C. With
+   * `recount`, the manifest's row count follows the edit (so the row count is not what catches it).
+   */
+  const attempt = async (
+    name: string,
+    file: string,
+    edit: (lines: string[]) => string[],
+    recount = false,
+  ) => {
+    const dir = join(root, name);
+    await cp(good, dir, { recursive: true });
+    const path = join(dir, file);
+    const lines = edit((await readFile(path, 'utf8')).split('\n').slice(0, -1));
+    await writeFile(path, `${lines.join('\n')}\n`);
+    if (recount) {
+      const manifestPath = join(dir, 'manifest.json');
+      const m = JSON.parse(await readFile(manifestPath, 'utf8')) as {
+        tables: { file: string; rows: string }[];
+      };
+      for (const table of m.tables) if (table.file === file) table.rows = String(lines.length);
+      await writeFile(manifestPath, JSON.stringify(m));
+    }
+    const opened = await c.open<Database>();
+    try {
+      return await importLog(opened.db, dir).then(
+        () => undefined,
+        (err: unknown) => err as TransferError,
+      );
+    } finally {
+      await opened.close();
+    }
+  };
+  const entryLine = (line: string, f: (entry: string) => string) => {
+    const row = JSON.parse(line) as { leaf_index: string; entry: string };
+    const text = Buffer.from(row.entry, 'base64').toString('utf8');
+    return JSON.stringify({ ...row, entry: Buffer.from(f(text)).toString('base64') });
+  };
+  const expectRefused = async (t: Test, err: TransferError | undefined, code: string, cause: RegExp) => {
+    t.ok(err instanceof TransferError, `refused (${err?.message})`);
+    t.equal(err?.code, code);
+    t.match(err?.message ?? '', cause);
+    t.same(await emptyTables(c), [], 'nothing half-loaded: the store is still empty');
+  };
+
+  t.test('a changed entry line', async (t) => {
+    const err = await attempt('changed-entry', 'entries.jsonl', (lines) =>
+      lines.map((l, i) => (i === 7 ? entryLine(l, (e) => e.replace('"peer":"', '"peer":"10.6.6.6 ')) : l)),
+    );
+    await expectRefused(t, err, 'EXPORT_ROOT_MISMATCH', /root .* but checkpoint 10 signs/);
+  });
+
+  t.test('a dropped entry line', async (t) => {
+    const err = await attempt(
+      'dropped-entry',
+      'entries.jsonl',
+      (lines) => lines.filter((_l, i) => i !== 3),
+      true,
+    );
+    await expectRefused(t, err, 'EXPORT_ENTRY_GAP', /expected entry 3, found 4/);
+  });
+
+  t.test('the last entry line dropped, row count unchanged', async (t) => {
+    const err = await attempt('dropped-last-count', 'entries.jsonl', (lines) => lines.slice(0, -1));
+    await expectRefused(
+      t,
+      err,
+      'EXPORT_ROW_COUNT_MISMATCH',
+      /entries\.jsonl has 14 rows, the manifest says 15/,
+    );
+  });
+
+  t.test('the last entry line dropped', async (t) => {
+    const err = await attempt('dropped-last', 'entries.jsonl', (lines) => lines.slice(0, -1), true);
+    await expectRefused(t, err, 'EXPORT_ROOT_MISMATCH', /checkpoint 15 is beyond the 14 exported entries/);
+  });
+
+  t.test('a changed checkpoint root', async (t) => {
+    const err = await attempt('changed-checkpoint', 'checkpoints.jsonl', (lines) =>
+      lines.map((l, i) => {
+        if (i !== 2) return l;
+        const row = JSON.parse(l) as { root_hash: string };
+        return JSON.stringify({ ...row, root_hash: base64Encode(new Uint8Array(32)) });
+      }),
+    );
+    await expectRefused(
+      t,
+      err,
+      'EXPORT_CHECKPOINT_INVALID',
+      /checkpoint 10: its row does not match its signed note/,
+    );
+  });
+
+  t.test('a checkpoint signed by another key', async (t) => {
+    const other = generateKey('test.example/log');
+    const err = await attempt('forged-checkpoint', 'checkpoints.jsonl', (lines) =>
+      lines.map((l, i) => {
+        if (i !== 3) return l;
+        const row = JSON.parse(l) as { tree_size: string; root_hash: string };
+        const note = signNote(
+          formatCheckpoint({
+            origin: 'test.example/log',
+            size: BigInt(row.tree_size),
+            root: Buffer.from(row.root_hash, 'base64'),
+            extensions: [],
+          }),
+          [other.signerKey],
+        );
+        return JSON.stringify({ ...row, note });
+      }),
+    );
+    await expectRefused(t, err, 'EXPORT_CHECKPOINT_INVALID', /checkpoint 15: not signed by the log key/);
+  });
+
+  t.test('a forged cosignature', async (t) => {
+    const stranger = generateKey('witness.test/w1');
+    const err = await attempt('forged-cosignature', 'cosignatures.jsonl', (lines) =>
+      lines.map((l) => {
+        const row = JSON.parse(l) as { line: string };
+        const checkpoint = `test.example/log\n15\n${base64Encode(new Uint8Array(32))}\n`;
+        return JSON.stringify({
+          ...row,
+          line: cosign(signNote(checkpoint, [stranger.signerKey]), stranger.signerKey, 1n),
+        });
+      }),
+    );
+    await expectRefused(
+      t,
+      err,
+      'EXPORT_COSIGNATURE_INVALID',
+      /cosignature of witness\.test\/w1 on checkpoint 15/,
+    );
+  });
+
+  t.test('a table this version does not know', async (t) => {
+    const err = await attempt('unknown-table', 'manifest.json', (lines) => {
+      const m = JSON.parse(lines.join('\n')) as { tables: unknown[] };
+      m.tables.push({ name: 'sealed_payloads', file: 'sealed_payloads.jsonl', rows: '0' });
+      return [JSON.stringify(m)];
+    });
+    await expectRefused(t, err, 'EXPORT_TABLE_UNKNOWN', /sealed_payloads/);
+  });
+
+  t.test('the untouched export imports', async (t) => {
+    const opened = await c.open<Database>();
+    try {
+      const r = await importLog(opened.db, good);
+      t.equal(r.treeSize, 15n);
+    } finally {
+      await opened.close();
+    }
+    t.same(await emptyTables(c), ['entries', 'logs', 'checkpoints', 'tree_heads']);
+  });
+});
