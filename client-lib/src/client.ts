@@ -30,6 +30,8 @@ export interface LogInfo {
   witnesses: { name: string; vkey: string; url?: string }[];
   quorum: number;
   emitters: { name: string; vkey: string; revoked: boolean }[];
+  /** The log's operator emitter (it signs the registry records); absent on logs older than it. */
+  operator?: { name: string; vkey: string };
   limits: Record<string, unknown>;
 }
 
@@ -189,6 +191,9 @@ export class LogClient {
       witnesses: Array.isArray(b.witnesses) ? b.witnesses : [],
       quorum: typeof b.quorum === 'number' ? b.quorum : 0,
       emitters: Array.isArray(b.emitters) ? b.emitters : [],
+      ...(typeof b.operator?.name === 'string' && typeof b.operator.vkey === 'string'
+        ? { operator: { name: b.operator.name, vkey: b.operator.vkey } }
+        : {}),
       limits: typeof b.limits === 'object' && b.limits !== null ? b.limits : {},
     };
   }

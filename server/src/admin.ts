@@ -2,10 +2,11 @@
 // running PostgreSQL's Unix socket in the data directory, or by starting it when the service is down),
 // then notifies ADMIN_CHANNEL so a running service forgets what it cached.
 import type { Kysely } from 'kysely';
-import { parseVerifierKey, cosignerKeyFromVerifierKey } from '@vigil/client';
+import { operatorNameFor, parseVerifierKey, cosignerKeyFromVerifierKey } from '@vigil/client';
 import type { Database } from './db/schema.js';
 import {
   deleteWitness,
+  getLog,
   insertEmitter,
   insertWitness,
   listEmitters,
@@ -39,6 +40,11 @@ export async function runAdminCommand(db: Kysely<Database>, cmd: AdminCommand): 
       const key = parseVerifierKey(b);
       if (key.type !== 1) throw new Error('an emitter key must be an Ed25519 (type 0x01) vkey');
       if (key.name !== a) throw new Error(`the vkey is named ${key.name}, not ${a}`);
+      const log = await getLog(db);
+      if (log && a === operatorNameFor(log.origin))
+        throw new Error(`${a} is the log's operator emitter; it is registered by the log itself`);
+      // The running log appends the emitter.add record (signed by its operator emitter) within
+      // seconds, and before the first record of this emitter in any case.
       if (!(await insertEmitter(db, a, b))) throw new Error(`emitter ${a} exists already`);
       return `added emitter ${a}`;
     }

@@ -1,7 +1,7 @@
 // buildApp(config, deps): the log's Fastify instance, never listening (main.ts listens).
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Kysely } from 'kysely';
-import { verifierKeyFromSignerKey } from '@vigil/client';
+import { operatorNameFor, parseSignerKey, verifierKeyFromSignerKey } from '@vigil/client';
 import { useNodeCrypto } from '@vigil/client/node';
 import type { Config } from './config.js';
 import type { Database } from './db/schema.js';
@@ -15,6 +15,7 @@ import { WitnessPusher } from './tlog/witness-push.js';
 import { RecordVerifier } from './tlog/verify.js';
 import { Slots } from './tlog/slots.js';
 import { checkLogKey, readKeyFile } from './tlog/signer.js';
+import { loadOperatorKey, type OperatorKey } from './tlog/registry.js';
 import { entriesRoutes } from './routes/entries.js';
 import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
@@ -25,6 +26,11 @@ export interface AppDeps {
   db: Kysely<Database>;
   /** Signer key text; default: read from config.keyFile. */
   signerKey?: string;
+  /**
+   * The operator emitter's signer key text; default: read from config.operatorKeyFile, which is
+   * created when missing and the tree has no operator yet.
+   */
+  operatorKey?: string;
   hooks?: SequencerHooks;
   /**
    * Takes the sequencing lock (Postgres advisory lock); resolves false when another instance holds
@@ -36,6 +42,9 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger'];
   https?: { key: Buffer; cert: Buffer };
 }
+
+/** How often the sequencer compares the emitters table with the tree's registry. */
+const REGISTRY_SYNC_MS = 2000;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -56,13 +65,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ...(deps.https ? { https: { ...deps.https, minVersion: 'TLSv1.2' as const } } : {}),
   }) as unknown as FastifyInstance;
   registerErrorHandler(app);
+  const operator = await operatorKeyOf(config, deps, log.origin);
+  if (operator.created)
+    app.log.warn(
+      { file: config.operatorKeyFile, vkey: operator.vkey },
+      'wrote new operator key (mode 0600): keep it with the log key',
+    );
   const tiles = new TileReader(deps.db);
-  const tlog = new LogService(deps.db, tiles, log.origin, log.vkey);
+  const tlog = new LogService(deps.db, tiles, log.origin, log.vkey, {
+    name: operator.name,
+    vkey: operator.vkey,
+  });
   const metrics = new Metrics();
   const sequencer = new Sequencer({
     db: deps.db,
     origin: log.origin,
     signerKey,
+    operator,
     logger: app.log.child({ origin: log.origin }),
     tiles,
     batchSize: config.batchSize,
@@ -100,6 +119,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(async (a) => searchRoutes(a, ctx));
   await app.register(async (a) => cosignatureRoutes(a, ctx));
 
+  // The emitters table is written by admin commands of other processes: the registry follows it
+  // within REGISTRY_SYNC_MS (a new emitter's first record registers it at once in any case).
+  const syncTimer = setInterval(() => sequencer.syncRegistry(), REGISTRY_SYNC_MS);
+  syncTimer.unref();
   let lockTimer: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
     if (!deps.tryLock || (await deps.tryLock())) {
@@ -124,9 +147,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     pusher.start();
   });
   app.addHook('onClose', async () => {
+    clearInterval(syncTimer);
     if (lockTimer) clearInterval(lockTimer);
     await pusher.stop();
     await sequencer.close();
   });
   return app;
+}
+
+/** The operator key: given, or from its file (created for a log whose tree has no operator yet). */
+async function operatorKeyOf(
+  config: Config,
+  deps: AppDeps,
+  origin: string,
+): Promise<OperatorKey & { created: boolean }> {
+  if (deps.operatorKey === undefined) return loadOperatorKey(deps.db, config.operatorKeyFile, origin);
+  const name = operatorNameFor(origin);
+  if (parseSignerKey(deps.operatorKey).name !== name)
+    throw new Error(`the operator key must be named ${name}`);
+  const vkey = verifierKeyFromSignerKey(deps.operatorKey);
+  return { name, signerKey: deps.operatorKey, vkey, created: false };
 }

@@ -21,6 +21,9 @@ export const configSchema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // --key-file / VIGIL_LOG_KEY_FILE: the log's signer key. Default <data-dir>/log.key.
   keyFile: z.string().min(1).optional(),
+  // --operator-key-file / VIGIL_OPERATOR_KEY_FILE: the operator emitter's signer key (registry records).
+  // Default <data-dir>/operator.key; never the log key.
+  operatorKeyFile: z.string().min(1).optional(),
   // --origin / VIGIL_ORIGIN: origin for `init`/`start` on an empty store. Default vigil.local/log.
   origin: z.string().min(1).optional(),
   // --batch-size / VIGIL_BATCH_SIZE: most entries one sequencer commit takes. Default 4096.
@@ -66,7 +69,7 @@ export const configSchema = z.object({
 });
 
 /** Validated settings. */
-export type Config = z.infer<typeof configSchema> & { keyFile: string };
+export type Config = z.infer<typeof configSchema> & { keyFile: string; operatorKeyFile: string };
 
 /** Flag name -> config key; also the env var name for each key. */
 export const settings: { key: keyof z.infer<typeof configSchema>; flag: string; env: string }[] = [
@@ -78,6 +81,7 @@ export const settings: { key: keyof z.infer<typeof configSchema>; flag: string; 
   { key: 'tlsKey', flag: 'tls-key', env: 'TLS_KEY_FILE' },
   { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL' },
   { key: 'keyFile', flag: 'key-file', env: 'VIGIL_LOG_KEY_FILE' },
+  { key: 'operatorKeyFile', flag: 'operator-key-file', env: 'VIGIL_OPERATOR_KEY_FILE' },
   { key: 'origin', flag: 'origin', env: 'VIGIL_ORIGIN' },
   { key: 'batchSize', flag: 'batch-size', env: 'VIGIL_BATCH_SIZE' },
   { key: 'queueSize', flag: 'queue-size', env: 'VIGIL_QUEUE_SIZE' },
@@ -123,5 +127,9 @@ export function loadConfig(
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
     throw new ConfigError('--tls-cert / TLS_CERT_FILE and --tls-key / TLS_KEY_FILE must be given together');
   }
-  return { ...c, keyFile: c.keyFile ?? join(c.dataDir, 'log.key') };
+  return {
+    ...c,
+    keyFile: c.keyFile ?? join(c.dataDir, 'log.key'),
+    operatorKeyFile: c.operatorKeyFile ?? join(c.dataDir, 'operator.key'),
+  };
 }

@@ -24,15 +24,4 @@ export { buildApp } from './app.js';
 export type { AppDeps } from './app.js';
 export { loadConfig, configSchema, ConfigError } from './config.js';
 export type { Config } from './config.js';
-export {
-  BatchInserter,
-  TransferError,
-  dumpTable,
-  prepareExportDir,
-  readManifest,
-  readTable,
-  refuseNonEmpty,
-  writeManifest,
-} from './transfer/dump.js';
-export type { ColumnType, Manifest, ManifestTable, TableSpec } from './transfer/dump.js';
 export { exportLog, importLog, LOG_TABLES } from './transfer/log.js';

@@ -18,10 +18,11 @@ import type { Database } from './db/schema.js';
 import { getLog } from './db/repository.js';
 import { buildApp } from './app.js';
 import { createKeyFile, initLog, readKeyFile } from './tlog/signer.js';
+import { loadOperatorKey } from './tlog/registry.js';
 import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
 import { ADMIN_CHANNEL, runAdminCommand, type AdminCommand } from './admin.js';
 import { exportLog, importLog } from './transfer/log.js';
-import { TransferError } from './transfer/dump.js';
+import { TransferError } from '@vigil/store';
 
 const USAGE = `usage: vigil-server <command> [flags]
   start                      embedded quick start: initialise an empty data dir, then serve
@@ -33,7 +34,8 @@ const USAGE = `usage: vigil-server <command> [flags]
   quorum <k>
   export <dir>               write the whole log to a new directory (manifest + JSON Lines)
   import <dir>               load an export into an empty, migrated store (verifies every root)
-flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file --origin
+flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file
+       --operator-key-file --origin
        --batch-size --queue-size --max-body-bytes --rate-emitter --rate-address --witness-interval
        --lock-retry --verify-on-start --url`;
 
@@ -102,6 +104,11 @@ async function ensureLog(store: OpenDatabase<Database>, config: Config, origin: 
   const key = await readKeyFile(config.keyFile);
   await initLog(store.db, origin, key.signerKey);
   console.log(`created log ${origin} with key ${vkey}`);
+  const operator = await loadOperatorKey(store.db, config.operatorKeyFile, origin);
+  console.log(
+    `${operator.created ? 'wrote new' : 'using existing'} operator key ${config.operatorKeyFile}` +
+      `${operator.created ? ' (mode 0600)' : ''}: ${operator.vkey}`,
+  );
   return vkey;
 }
 
@@ -173,10 +180,14 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
     app.server.keepAliveTimeout = 10_000;
     const address = await app.listen({ host: config.host, port: config.port });
     // Admin commands write the database from the CLI and then notify ADMIN_CHANNEL: forget cached
-    // emitters at once (a revocation takes effect before the next submission is checked).
+    // emitters at once (a revocation takes effect before the next submission is checked) and append
+    // the registry records the change calls for.
     admin = new pg.Client({ connectionString: store.connectionString });
     admin.on('error', (err) => app.log.warn({ err }, 'admin notification session lost'));
-    admin.on('notification', () => app.vigil.tlog.invalidate());
+    admin.on('notification', () => {
+      app.vigil.tlog.invalidate();
+      app.vigil.sequencer.syncRegistry();
+    });
     await admin.connect();
     await admin.query(`listen ${ADMIN_CHANNEL}`);
     const { origin, vkey } = app.vigil.tlog;

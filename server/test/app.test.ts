@@ -76,9 +76,10 @@ forEachStore(t, async (t, store) => {
       entries: { index: string; receipt: string; leafHash: string; entry: string }[];
       checkpoint: string;
     };
+    // Entries 0 and 1: the operator's registration of itself and of em1, appended at start.
     t.same(
       body.entries.map((e) => e.index),
-      ['0', '1'],
+      ['2', '3'],
     );
     for (const e of body.entries) {
       const got = await app.inject({ url: `/v1/entries/${e.index}` });
@@ -96,7 +97,7 @@ forEachStore(t, async (t, store) => {
     t.equal(again.statusCode, 200);
     const dup = (again.json() as { entries: { index: string; entry: string; leafHash: string }[] })
       .entries[0]!;
-    t.equal(dup.index, '1');
+    t.equal(dup.index, '3');
     t.same(
       [...hashLeaf(base64Decode(dup.entry))],
       [...base64Decode(dup.leafHash)],
@@ -117,10 +118,10 @@ forEachStore(t, async (t, store) => {
     };
     const root = await rootFromNodes(checkpoint.size, tileNodeReader(checkpoint.size, readTile));
     t.same([...root], [...checkpoint.root]);
-    const bundle = await app.inject({ url: '/tile/entries/000.p/2' });
+    const bundle = await app.inject({ url: '/tile/entries/000.p/4' });
     t.equal(bundle.statusCode, 200);
     t.equal(bundle.headers['content-type'], 'application/octet-stream');
-    t.equal((await app.inject({ url: '/tile/0/000.p/3' })).statusCode, 404);
+    t.equal((await app.inject({ url: '/tile/0/000.p/5' })).statusCode, 404);
   });
 
   t.test('stream continuity and conflicts', async (t) => {
@@ -247,8 +248,8 @@ forEachStore(t, async (t, store) => {
     const blob = await app.inject({ url: `/v1/blobs/${hex}` });
     t.equal(blob.statusCode, 200);
     t.equal(blob.body, 'hello blob');
-    const proof = await app.inject({ url: '/v1/proof/consistency?from=2&to=3' });
+    const proof = await app.inject({ url: '/v1/proof/consistency?from=4&to=5' });
     t.equal(proof.statusCode, 200, proof.body);
-    t.ok((await app.inject({ url: '/metrics' })).body.includes('vigil_tree_size 3'));
+    t.ok((await app.inject({ url: '/metrics' })).body.includes('vigil_tree_size 5'));
   });
 });

@@ -83,7 +83,7 @@ forEachStore(t, async (t, store) => {
     const json = JSON.parse(res.body) as { entries: { index: string }[] };
     t.same(
       json.entries.map((e) => e.index),
-      ['2', '3', '4'],
+      ['4', '5', '6'],
     );
     const { code, signal } = await child.exited;
     t.equal(code, 0, child.output());
@@ -149,7 +149,7 @@ forEachStore(t, async (t, store) => {
     t.ok(refused.headers.get('retry-after'), 'with Retry-After');
     const cp = await fetch(`${b.url}/checkpoint`);
     t.equal(cp.status, 200, 'the second serves reads');
-    t.match(await cp.text(), /^test\.example\/log\n2\n/);
+    t.match(await cp.text(), /^test\.example\/log\n4\n/);
     t.equal((await fetch(`${b.url}/v1/entries/1`)).status, 200);
     t.equal((await fetch(`${b.url}/healthz`)).status, 200);
 
@@ -166,7 +166,7 @@ forEachStore(t, async (t, store) => {
     t.equal(taken.status, 200, JSON.stringify(taken.body));
     t.same(
       taken.body.entries?.map((e) => e.index),
-      ['2', '3'],
+      ['4', '5'],
     );
     t.match(b.child.output(), /took the sequencing lock/);
   });

@@ -30,3 +30,14 @@ export {
   postgresSkipReason,
 } from './testing.js';
 export type { TestPostgresDatabase, TestStore } from './testing.js';
+export {
+  BatchInserter,
+  TransferError,
+  dumpTable,
+  prepareExportDir,
+  readManifest,
+  readTable,
+  refuseNonEmpty,
+  writeManifest,
+} from './transfer.js';
+export type { ColumnType, Manifest, ManifestTable, TableSpec } from './transfer.js';

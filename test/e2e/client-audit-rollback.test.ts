@@ -38,7 +38,7 @@ t.test(
     exits(t, second, 1, 'exit 1');
     t.match(
       second.stdout,
-      /CHECKPOINT_ROLLBACK\s+checkpoint rollback for vigil\.test\/log: presented size 12, already verified size 24/,
+      /CHECKPOINT_ROLLBACK\s+checkpoint rollback for vigil\.test\/log: presented size 14, already verified size 27/,
     );
     const stateless = await audit(log);
     t.equal(stateless.code, 0, 'without the state the old view looks fine: the state is what catches it');

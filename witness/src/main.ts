@@ -13,7 +13,7 @@ import { loadConfig, SETTINGS, type WitnessConfig } from './config.js';
 import { migrateWitness, openWitnessStore, pendingWitnessMigrations } from './db/open.js';
 import { inspect } from 'node:util';
 import { exportWitness, importWitness } from './transfer.js';
-import { TransferError } from '@vigil/server';
+import { TransferError } from '@vigil/store';
 
 const USAGE = `usage: vigil-witness <command> [options]
 

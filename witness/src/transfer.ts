@@ -15,7 +15,7 @@ import {
   refuseNonEmpty,
   writeManifest,
   type TableSpec,
-} from '@vigil/server';
+} from '@vigil/store';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { WitnessDatabase } from './db/schema.js';
 

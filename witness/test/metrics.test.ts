@@ -2,7 +2,7 @@
 // evidence stored, and the cosigned size per log, in the Prometheus text format.
 import t from 'tap';
 import { cosignerVerifierKey } from '@vigil/client';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { formatAddCheckpointRequest } from '../src/witness/request.js';
 import { FakeLogServer, eventually } from './fake-log.js';
 import { openTestWitness, TestLog, WITNESS_KEY, type TestWitness } from './helpers.js';

@@ -12,7 +12,7 @@ import {
   testStoreKinds,
   TransferError,
   type TestStore,
-} from '@vigil/server';
+} from '@vigil/store';
 import type { WitnessDatabase } from '../src/db/schema.js';
 import { migrateWitness } from '../src/db/open.js';
 import { formatAddCheckpointRequest } from '../src/witness/request.js';

@@ -25,6 +25,7 @@ import {
 } from '../merkle/index.js';
 import { verifyCheckpoint, type Policy } from '../policy/index.js';
 import { parseVerifierKey, type VerifierKey } from '../note/index.js';
+import { KeyBook, parseOperatorKey, type KeyBookState } from './key-book.js';
 import { parseEntryWithRecord, verifyRecordSignature, type Entry } from '../record.js';
 import { decodeEntryBundle } from '../tiles/index.js';
 import {
@@ -42,6 +43,12 @@ export type AuditProblemCode =
   | 'ROOT_MISMATCH'
   | 'ENTRY_MALFORMED'
   | 'EMITTER_UNKNOWN'
+  | 'EMITTER_UNREGISTERED'
+  | 'EMITTER_REVOKED'
+  | 'EMITTER_KEY_MISMATCH'
+  | 'EMITTER_KEY_CHANGED'
+  | 'OPERATOR_KEY_CHANGED'
+  | 'REGISTRY_INVALID'
   | 'SIGNATURE_INVALID'
   | 'SEQ_GAP'
   | 'SEQ_DUPLICATE'
@@ -70,9 +77,9 @@ export interface StreamState {
   closed: boolean;
 }
 
-/** What an audit run keeps between runs (JSON). */
+/** What an audit run keeps between runs (JSON). Version 2 added `keys` (the registry). */
 export interface AuditState {
-  version: 1;
+  version: 2;
   origin: string;
   size: string;
   root: string;
@@ -85,6 +92,8 @@ export interface AuditState {
   tail?: string[];
   streams: Record<string, StreamState>;
   emitters: Record<string, number>;
+  /** The operator trusted, the registry as the tree holds it, keys pinned for older entries. */
+  keys: KeyBookState;
   problems: AuditProblem[];
 }
 
@@ -116,8 +125,14 @@ export interface AuditStateStorage extends CheckpointStorage {
 export interface AuditOptions {
   client: LogClient;
   policy: Policy;
-  /** Emitter name -> vkey. Undefined: take them from the log's /v1/log (revoked ones included). */
+  /**
+   * Emitter name -> vkey, an independent list trusted instead of the log's for signatures (and for
+   * the operator's key when it lists the operator). Undefined: keys come from the tree's registry,
+   * and for entries older than the registry from /v1/log (pinned in the state at first use).
+   */
   emitterKeys?: Map<string, string>;
+  /** The operator emitter's vkey, given independently: the root of trust for the registry. */
+  operatorKey?: string;
   storage: AuditStateStorage;
   /** Largest tolerated |time - received| in ms for a record that claims to be from the future; default 5 min. */
   maxSkewMs?: number;
@@ -219,7 +234,19 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     throw err;
   }
 
-  const keys = options.emitterKeys ?? new Map((await client.logInfo()).emitters.map((e) => [e.name, e.vkey]));
+  const info = await client.logInfo();
+  const known = new Set((state?.problems ?? []).map(problemKey));
+  /** A standing problem (found again every run while it lasts) is new only the first time. */
+  const standing = (p: AuditProblem): void => {
+    if (!known.has(problemKey(p))) problem(p);
+  };
+  const keyState: KeyBookState = structuredClone(state?.keys ?? { registry: {}, legacyKeys: {} });
+  trustOperator(keyState, options, info.operator).forEach(standing);
+  const book = new KeyBook(
+    keyState,
+    options.emitterKeys,
+    new Map(info.emitters.map((e) => [e.name, e.vkey])),
+  );
   const startSize = state === undefined ? 0n : BigInt(state.size);
   let range: CompactRange =
     state === undefined
@@ -228,7 +255,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const streams: Record<string, StreamState> = structuredClone(state?.streams ?? {});
   const emitters: Record<string, number> = { ...(state?.emitters ?? {}) };
   const size = checkpoint.size;
-  const checkSignature = signatureChecker(keys, options.verifySignature);
+  const checkSignature = signatureChecker(options.verifySignature);
   // Tiles processed but not yet reported: their problems (some waiting for a signature check) and
   // the audited size after them. Reported strictly in order, so problems stay in entry order.
   const inFlight: { problems: PendingProblem[]; done: bigint }[] = [];
@@ -245,10 +272,21 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   // Fetches run TILES_AHEAD tiles ahead of the checks, so the log's answer time overlaps our work.
   const widthOf = (tile: bigint): number => Number(size - tile * 256n >= 256n ? 256n : size - tile * 256n);
   const fetched = new Map<bigint, Promise<[Uint8Array, Uint8Array]>>();
+  // A read that fails names what it was reading (the audit cannot go on without it).
+  const naming =
+    (what: string) =>
+    (err: unknown): never => {
+      throw new Error(`${what} could not be read: ${(err as Error).message}`, { cause: err });
+    };
   const fetchAhead = (from: bigint): void => {
     for (let k = from; k < from + TILES_AHEAD && k * 256n < size; k++) {
       if (fetched.has(k)) continue;
-      const p = Promise.all([client.readEntryBundle(k, widthOf(k)), client.readTile(0, k, widthOf(k))]);
+      const w = widthOf(k);
+      const entriesOf = `entries ${k * 256n}..${k * 256n + BigInt(w) - 1n}`;
+      const p = Promise.all([
+        client.readEntryBundle(k, w).catch(naming(`entry bundle ${k} (${entriesOf})`)),
+        client.readTile(0, k, w).catch(naming(`level-0 tile 0/${k} (leaf hashes of ${entriesOf})`)),
+      ]);
       p.catch(() => undefined); // awaited below in order; an early return must not leave it unhandled
       fetched.set(k, p);
     }
@@ -256,7 +294,16 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   for (let tile = startSize / 256n; startSize < size && tile * 256n < size; tile++) {
     const width = widthOf(tile);
     fetchAhead(tile);
-    const [bundleBytes, tileBytes] = await fetched.get(tile)!;
+    let bundleBytes: Uint8Array;
+    let tileBytes: Uint8Array;
+    try {
+      [bundleBytes, tileBytes] = await fetched.get(tile)!;
+    } catch (err) {
+      // The run ends here: the signature checks still in flight for earlier tiles are dropped
+      // (their verifier is closed next), never left to fail unhandled.
+      for (const t of inFlight) for (const p of t.problems) void Promise.resolve(p).catch(() => undefined);
+      throw err;
+    }
     fetched.delete(tile);
     const tileProblems: PendingProblem[] = [];
     const tileProblem = (p: PendingProblem): void => {
@@ -301,7 +348,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         });
       }
       leafHashes.push(leafHash);
-      checkEntry(index, bytes, checkSignature, streams, emitters, maxSkewMs, tileProblem);
+      checkEntry(index, bytes, book, checkSignature, streams, emitters, maxSkewMs, tileProblem);
     }
     range = appendLeafHashes(range, leafHashes);
     if (tile === (size - 1n) / 256n && size % 256n !== 0n) {
@@ -314,6 +361,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     await report(window);
   }
   await report(0);
+  book.compareServed(new Map(info.emitters.map((e) => [e.name, e.revoked === true]))).forEach(standing);
 
   const root = rootOfCompactRange(range);
   if (!bytesEqual(root, checkpoint.root)) {
@@ -323,7 +371,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     });
   }
   const next: AuditState = {
-    version: 1,
+    version: 2,
     origin,
     size: size.toString(),
     root: base64Encode(checkpoint.root),
@@ -331,6 +379,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     tail,
     streams,
     emitters,
+    keys: keyState,
     problems: state?.problems ?? [],
   };
   return finish(next, newProblems, startSize);
@@ -346,7 +395,9 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     if (s !== undefined && !treeBroken && s.origin !== '') {
       await storage.saveState({ ...s, problems: merged });
     }
-    const streamList = Object.entries(s?.streams ?? {});
+    // The operator emitter's stream lives as long as the log: never listed as unclosed.
+    const operatorName = s?.keys?.operator?.name;
+    const streamList = Object.entries(s?.streams ?? {}).filter(([, st]) => st.emitter !== operatorName);
     const open = streamList
       .filter(([, st]) => !st.closed)
       .map(([stream, st]) => ({ stream, emitter: st.emitter, lastIndex: st.lastIndex, lastSeq: st.lastSeq }));
@@ -375,6 +426,44 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   }
 }
 
+/**
+ * Chooses the operator key this run trusts: `--operator-key`, else the one earlier runs pinned, else
+ * the independent list's key for the operator's name, else the one /v1/log presents (first use).
+ * Returns the problems: a trusted operator the log no longer presents, a flag that contradicts the
+ * pinned key.
+ */
+function trustOperator(
+  keys: KeyBookState,
+  options: AuditOptions,
+  presented: { name: string; vkey: string } | undefined,
+): AuditProblem[] {
+  const problems: AuditProblem[] = [];
+  const given = options.operatorKey !== undefined ? parseOperatorKey(options.operatorKey) : undefined;
+  const pinned = keys.operator;
+  if (given !== undefined && pinned !== undefined && given.vkey !== pinned.vkey) {
+    problems.push({
+      code: 'OPERATOR_KEY_CHANGED',
+      message: `the operator key given (${given.vkey}) is not the one earlier runs trusted (${pinned.vkey})`,
+    });
+  }
+  const listed = presented !== undefined ? options.emitterKeys?.get(presented.name) : undefined;
+  const trusted =
+    given ??
+    pinned ??
+    (listed !== undefined && presented !== undefined ? { name: presented.name, vkey: listed } : presented);
+  if (trusted !== undefined && (presented?.vkey !== trusted.vkey || presented.name !== trusted.name)) {
+    problems.push({
+      code: 'OPERATOR_KEY_CHANGED',
+      message:
+        presented === undefined
+          ? `the log presents no operator emitter; the trusted operator key is ${trusted.vkey}`
+          : `the log presents operator key ${presented.vkey}; the trusted operator key is ${trusted.vkey}`,
+    });
+  }
+  if (trusted !== undefined) keys.operator = trusted;
+  return problems;
+}
+
 function startSizeOf(s: AuditState | undefined): bigint {
   return s === undefined ? 0n : BigInt(s.size);
 }
@@ -383,17 +472,19 @@ function startSizeOf(s: AuditState | undefined): bigint {
  * Checks an entry's emitter signature over the record's canonical bytes (sliced from the entry):
  * its problem, if any, maybe once a check finishes.
  */
-type SignatureCheck = (entry: Entry, record: Uint8Array, index: bigint) => PendingProblem | undefined;
+type SignatureCheck = (
+  entry: Entry,
+  record: Uint8Array,
+  index: bigint,
+  vkey: string,
+) => PendingProblem | undefined;
 
 /**
- * The signature check of `checkEntry`: EMITTER_UNKNOWN or SIGNATURE_INVALID. Without a verifier this
- * is `verifyRecordSignature` inline; with one, the same steps (key type 0x01, canonical base64, 64
- * bytes, over the record's canonical bytes) with the equation checked by the verifier.
+ * The signature check of `checkEntry` with the key the KeyBook chose: SIGNATURE_INVALID. Without a
+ * verifier this is `verifyRecordSignature` inline; with one, the same steps (key type 0x01, canonical
+ * base64, 64 bytes, over the record's canonical bytes) with the equation checked by the verifier.
  */
-function signatureChecker(
-  keys: Map<string, string>,
-  verifier: SignatureVerifier | undefined,
-): SignatureCheck {
+function signatureChecker(verifier: SignatureVerifier | undefined): SignatureCheck {
   const parsed = new Map<string, VerifierKey | undefined>();
   const keyOf = (vkey: string): VerifierKey | undefined => {
     if (!parsed.has(vkey)) {
@@ -407,15 +498,7 @@ function signatureChecker(
     }
     return parsed.get(vkey);
   };
-  return (entry, record, index) => {
-    const vkey = keys.get(entry.emitter);
-    if (vkey === undefined) {
-      return {
-        code: 'EMITTER_UNKNOWN',
-        index: index.toString(),
-        message: `entry ${index} names emitter ${entry.emitter}, whose key is not known`,
-      };
-    }
+  return (entry, record, index, vkey) => {
     const invalid = (): AuditProblem => ({
       code: 'SIGNATURE_INVALID',
       index: index.toString(),
@@ -441,10 +524,11 @@ function signatureChecker(
   };
 }
 
-/** Checks one entry: shape, emitter signature, stream continuity, clock skew. */
+/** Checks one entry: shape, emitter registration and signature, stream continuity, clock skew. */
 function checkEntry(
   index: bigint,
   bytes: Uint8Array,
+  book: KeyBook,
   checkSignature: SignatureCheck,
   streams: Record<string, StreamState>,
   emitters: Record<string, number>,
@@ -465,8 +549,22 @@ function checkEntry(
     return;
   }
   emitters[entry.emitter] = (emitters[entry.emitter] ?? 0) + 1;
-  const signatureProblem = checkSignature(entry, record, index);
-  if (signatureProblem !== undefined) problem(signatureProblem);
+  if (book.isRegistryRecord(entry)) {
+    book.applyRegistryRecord(entry, index).forEach(problem);
+  } else {
+    const decision = book.decide(entry.emitter, index);
+    if (decision.problem !== undefined) problem(decision.problem);
+    if (decision.vkey !== undefined) {
+      const signatureProblem = checkSignature(entry, record, index, decision.vkey);
+      if (signatureProblem !== undefined) problem(signatureProblem);
+    } else if (decision.problem === undefined) {
+      problem({
+        code: 'EMITTER_UNKNOWN',
+        index: at,
+        message: `entry ${index} names emitter ${entry.emitter}, whose key is not known`,
+      });
+    }
+  }
   const r = entry.record;
   const stream = r.stream;
   const seq = r.seq;

@@ -22,8 +22,13 @@ export function fileAuditStorage(dir: string): AuditStateStorage {
         throw err;
       }
       const s = JSON.parse(text) as AuditState;
-      if (s.version !== 1 || typeof s.size !== 'string' || !Array.isArray(s.range)) {
-        throw new Error(`audit state ${file} is not a version 1 state file; move it aside to start over`);
+      if ((s.version as number) === 1) {
+        throw new Error(
+          `audit state ${file} is version 1, from before emitter keys were learnt from the tree; move it aside to audit from the start`,
+        );
+      }
+      if (s.version !== 2 || typeof s.size !== 'string' || !Array.isArray(s.range) || !s.keys) {
+        throw new Error(`audit state ${file} is not a version 2 state file; move it aside to start over`);
       }
       return s;
     },

@@ -69,6 +69,7 @@ export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
       follow: { type: 'boolean' },
       json: { type: 'boolean' },
       emitters: { type: 'string' },
+      'operator-key': { type: 'string' },
       'fail-on-unclosed': { type: 'boolean' },
       'max-skew': { type: 'string' },
       interval: { type: 'string' },
@@ -114,6 +115,7 @@ export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
         maxSkewMs,
         failOnUnclosed: values['fail-on-unclosed'] === true,
         ...(emitterKeys !== undefined ? { emitterKeys } : {}),
+        ...(typeof values['operator-key'] === 'string' ? { operatorKey: values['operator-key'] } : {}),
         ...(onProgress !== undefined ? { onProgress } : {}),
       });
 

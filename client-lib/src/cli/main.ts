@@ -20,7 +20,8 @@ commands:
          [--since T] [--until T] [--limit N] [--json]   search the log, verify every result
   evidence verify <file> (--policy FILE | --log-key VKEY)   check witness evidence offline
   audit --log URL --policy FILE [--state DIR] [--follow] [--json] [--emitters FILE]
-        [--fail-on-unclosed] [--max-skew 5m] [--interval 10s]   audit the whole log
+        [--operator-key VKEY] [--fail-on-unclosed] [--max-skew 5m] [--interval 10s]
+                                                audit the whole log
   mcp ...                                       MCP capture (vigil mcp --help)
   reconcile ...                                 compare client- and server-side captures
 `;

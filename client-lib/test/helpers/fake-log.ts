@@ -47,6 +47,8 @@ export interface FakeLog {
   /** Replace the bytes served in entry bundles at these indices (tamper tests). */
   tamper: Map<bigint, Uint8Array>;
   emitters: Map<string, string>;
+  /** The operator emitter /v1/log presents (none: a log older than the registry). */
+  operator: { name: string; vkey: string } | undefined;
   /** Blobs received, by hex SHA-256 (base64 as submitted). */
   blobs: Map<string, string>;
   /** Alters entries returned by /v1/search. */
@@ -98,6 +100,7 @@ export async function startFakeLog(
     checkpointOverride: undefined,
     tamper: new Map(),
     emitters: options.emitters ?? new Map(),
+    operator: undefined,
     blobs: new Map(),
     appendRaw(entries) {
       log.entries.push(...entries);
@@ -257,6 +260,7 @@ export async function startFakeLog(
             quorum: 0,
             limits: {},
             emitters: [...log.emitters].map(([name, vkey]) => ({ name, vkey, revoked: false })),
+            ...(log.operator !== undefined ? { operator: log.operator } : {}),
           }),
         );
       }

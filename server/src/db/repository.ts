@@ -549,3 +549,49 @@ export async function listIncidents(db: Db, limit: number): Promise<Incident[]> 
     created: r.created_at,
   }));
 }
+
+/**
+ * The registry records in the tree: entries of the operator emitter with kind `emitter.add` or
+ * `emitter.revoke`, oldest first, with their stored leaf hash (the caller checks the bytes against it).
+ */
+export async function getRegistryEntries(
+  db: Db,
+  operator: string,
+  limit = 1_000_000,
+): Promise<{ index: bigint; entry: Uint8Array; leafHash: Uint8Array }[]> {
+  const rows = await db
+    .selectFrom('entries')
+    .select(['leaf_index', 'entry', 'leaf_hash'])
+    .where('emitter', '=', operator)
+    .where('kind', 'in', ['emitter.add', 'emitter.revoke'])
+    .orderBy('leaf_index')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ index: r.leaf_index, entry: r.entry, leafHash: r.leaf_hash }));
+}
+
+/** The newest entry of an emitter (its stream, seq and record hash), or undefined. */
+export async function getLastEntryOf(
+  db: Db,
+  emitter: string,
+): Promise<{ index: bigint; stream: string; seq: bigint; recordHash: string } | undefined> {
+  const row = await db
+    .selectFrom('entries')
+    .select(['leaf_index', 'stream', 'seq', 'record_hash'])
+    .where('emitter', '=', emitter)
+    .orderBy('leaf_index', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row && { index: row.leaf_index, stream: row.stream, seq: row.seq, recordHash: row.record_hash };
+}
+
+/** Whether an emitter has any entry (one index lookup). */
+export async function hasEntries(db: Db, emitter: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('entries')
+    .select('leaf_index')
+    .where('emitter', '=', emitter)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

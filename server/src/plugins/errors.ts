@@ -26,6 +26,10 @@ export const statusByCode: Record<string, number> = {
   EMITTER_UNKNOWN: 403,
   EMITTER_REVOKED: 403,
   SIGNATURE_INVALID: 403,
+  // "the keys an auditor checks against come from the tree, not from a mutable table": a table key
+  // the tree's registry does not hold, and the operator emitter, which writes only through the log.
+  EMITTER_KEY_MISMATCH: 403,
+  EMITTER_RESERVED: 403,
   // "non-canonical numbers" and malformed records (core RECORD_INVALID)
   RECORD_INVALID: 400,
   ENCODING_INVALID: 400,

@@ -142,11 +142,29 @@ export async function entriesRoutes(app: FastifyInstance, ctx: RouteContext): Pr
       const inline = parsed.data.entries.length <= INLINE_VERIFY_MAX;
       for (const [i, e] of parsed.data.entries.entries()) {
         const where = `entries[${i}]`;
+        if (e.emitter === ctx.tlog.operator.name)
+          throw new HttpError(
+            'EMITTER_RESERVED',
+            `${where}: the operator emitter writes only through the log`,
+          );
         const emitter = await ctx.tlog.emitter(e.emitter);
         if (!emitter)
           throw new HttpError('EMITTER_UNKNOWN', `${where}: emitter ${e.emitter} is not registered`);
         if (emitter.revoked)
           throw new HttpError('EMITTER_REVOKED', `${where}: emitter ${e.emitter} is revoked`);
+        // The tree's registration is what counts: a key the table holds but the tree never registered
+        // (a changed row) is refused before any signature is checked. The sequencer checks it again.
+        const registered = ctx.sequencer.registration(e.emitter);
+        if (registered?.revokedAt !== undefined)
+          throw new HttpError(
+            'EMITTER_REVOKED',
+            `${where}: emitter ${e.emitter} was revoked at entry ${registered.revokedAt}`,
+          );
+        if (registered !== undefined && registered.vkey !== emitter.vkey)
+          throw new HttpError(
+            'EMITTER_KEY_MISMATCH',
+            `${where}: emitter ${e.emitter} has another key in the log's registry (entry ${registered.index})`,
+          );
         const record = e.record;
         let canonical: string;
         try {
@@ -218,6 +236,7 @@ export async function entriesRoutes(app: FastifyInstance, ctx: RouteContext): Pr
           emitter: e.emitter,
           record,
           sig: e.sig,
+          vkey: emitter.vkey,
           peer,
           stream: record.stream,
           seq: BigInt(record.seq),

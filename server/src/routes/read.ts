@@ -178,7 +178,8 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
       vkey: tlog.vkey,
       witnesses: witnesses.map((w) => ({ name: w.name, vkey: w.vkey, ...(w.url ? { url: w.url } : {}) })),
       quorum: await tlog.quorum(),
-      emitters: await listEmitters(tlog.db),
+      operator: tlog.operator,
+      emitters: [{ ...tlog.operator, revoked: false }, ...(await listEmitters(tlog.db))],
       limits: {
         maxEntriesPerRequest: 1000,
         maxEntryBytes: 65535,

@@ -2,8 +2,15 @@
 // database (tree_heads, moved only by compare-and-swap inside the batch transaction) is the truth.
 // If the process dies between two writes, the next start sees either the whole batch (entries, nodes,
 // checkpoint, tree head: one transaction) or none of it.
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import {
+  EMITTER_ADD,
+  EMITTER_REVOKE,
+  signRecord,
+  utf8,
+  sha256,
+  type RegistryChange,
   appendLeafHashes,
   bytesEqual,
   canonicalJson,
@@ -32,6 +39,8 @@ import {
   casTreeHead,
   getEntriesForCheck,
   getEntryByStreamSeq,
+  getLastEntryOf,
+  hasEntries,
   getStreamHeads,
   getTreeHead,
   getLeafHashes,
@@ -43,18 +52,22 @@ import {
   insertIncident,
   insertTreeNodes,
   listCheckpointsDesc,
+  listEmitters,
   type Db,
   type NewEntry,
   type StreamHead,
   type TreeHead,
 } from '../db/repository.js';
 import { TileReader } from './tiles.js';
+import { EmitterRegistry, type OperatorKey, type Registration } from './registry.js';
 
 /** One validated record waiting to be sequenced (signature already verified by the route). */
 export interface Submission {
   emitter: string;
   record: Record<string, unknown>;
   sig: string;
+  /** The emitter key the route verified `sig` with (checked against the tree's registry here). */
+  vkey: string;
   peer: string;
   stream: string;
   seq: bigint;
@@ -100,7 +113,10 @@ export type SequencerErrorCode =
   | 'QUEUE_FULL'
   | 'NOT_SEQUENCER'
   | 'SEQUENCER_STOPPED'
-  | 'SEQUENCER_HALTED';
+  | 'SEQUENCER_HALTED'
+  | 'EMITTER_KEY_MISMATCH'
+  | 'EMITTER_REVOKED'
+  | 'EMITTER_RESERVED';
 
 /** A refusal by the sequencer; plugins/errors.ts maps the code to a status. */
 export class SequencerError extends Error {
@@ -126,6 +142,8 @@ export interface SequencerOptions {
   db: Kysely<Database>;
   origin: string;
   signerKey: string;
+  /** The operator emitter: signs the registry records the sequencer appends. */
+  operator: OperatorKey;
   logger: FastifyBaseLogger;
   tiles: TileReader;
   batchSize: number;
@@ -166,6 +184,16 @@ export class Sequencer {
   #streams = new Map<string, StreamHead>();
   /** Leaf hashes of the committed partial level-0 tile (fewer than 256), to cache each full tile. */
   #tail: Uint8Array[] = [];
+  /** The emitter registry as the committed tree holds it; changed only after a commit. */
+  #registry = new EmitterRegistry();
+  /** The operator emitter's stream (continued across restarts); undefined until its first record. */
+  #operatorStream: string | undefined;
+  /** The next cycle compares the emitters table with the registry (set by syncRegistry). */
+  #syncWanted = false;
+  /** Table keys already reported as differing from the tree (logged and recorded once a process). */
+  #reportedMismatch = new Set<string>();
+  /** Revoked emitters the tree never registered and that have no entries: nothing to register. */
+  #revokedUnused = new Set<string>();
 
   constructor(options: SequencerOptions) {
     this.#o = options;
@@ -189,6 +217,28 @@ export class Sequencer {
     return this.#state === 'active' ? this.#head : undefined;
   }
 
+  /** The tree's registration of an emitter while active (undefined: not registered, or not active). */
+  registration(name: string): Registration | undefined {
+    return this.#state === 'active' ? this.#registry.get(name) : undefined;
+  }
+
+  /** The operator emitter's stream, once it has one. */
+  get operatorStream(): string | undefined {
+    return this.#operatorStream;
+  }
+
+  /**
+   * Asks the next cycle to bring the tree's registry up to the emitters table: an emitter.add for
+   * each active name the tree lacks, an emitter.revoke for each revoked one it holds as active. A
+   * table key that differs from the registered one is never registered: it is logged and recorded
+   * as an incident. Called at start, after admin commands and periodically.
+   */
+  syncRegistry(): void {
+    if (this.#state !== 'active') return;
+    this.#syncWanted = true;
+    this.#kick();
+  }
+
   /** Enters standby: reads are served elsewhere, writes answer 503 NOT_SEQUENCER. */
   standby(reason: string): void {
     this.#state = 'standby';
@@ -210,9 +260,13 @@ export class Sequencer {
       this.#tail = partial === 0n ? [] : await getLeafHashes(db, head.size - partial, Number(partial));
       this.#head = head;
       this.#streams.clear();
+      this.#registry = await EmitterRegistry.load(db, this.#o.operator);
+      const operatorLast = await getLastEntryOf(db, this.#o.operator.name);
+      this.#operatorStream = operatorLast?.stream;
       this.#state = 'active';
       this.#reason = '';
-      logger.info({ size: head.size.toString() }, 'sequencer active');
+      logger.info({ size: head.size.toString(), registered: this.#registry.size }, 'sequencer active');
+      this.syncRegistry();
     } catch (err) {
       this.#state = 'halted';
       this.#reason = `stored tree does not match the newest checkpoint: ${(err as Error).message}`;
@@ -304,7 +358,7 @@ export class Sequencer {
   #kick(): void {
     if (this.#running) return;
     this.#running = (async () => {
-      while (this.#queue.length > 0 && this.#state === 'active') {
+      while ((this.#queue.length > 0 || this.#syncWanted) && this.#state === 'active') {
         const batch: Pending[] = [];
         let n = 0;
         while (this.#queue.length > 0 && (n === 0 || n + this.#queue[0]!.subs.length <= this.#o.batchSize)) {
@@ -343,9 +397,42 @@ export class Sequencer {
     const { db, logger, hooks } = this.#o;
     const started = process.hrtime.bigint();
     const oldSize = this.#range.size;
+    const { operator } = this.#o;
+    // 0. Registry changes this batch commits first: what a sync found in the emitters table, and a
+    // registration for each emitter of the batch that the tree does not hold yet (the route checked
+    // it against the table). Each emitter's registration is committed before its first record.
+    const incidents: Parameters<typeof insertIncident>[1][] = [];
+    let changes: RegistryChange[];
+    // A failed read or commit is not retried at once (no busy loop): the periodic sync asks again,
+    // and an unregistered emitter's next record registers it in its own batch.
+    const sync = this.#syncWanted;
+    this.#syncWanted = false;
+    try {
+      changes = sync ? await this.#changesFromTable(incidents) : [];
+    } catch (err) {
+      logger.error({ err }, 'reading the emitters table failed');
+      for (const p of batch) p.reject(err as Error);
+      return;
+    }
+    const pendingAdds = new Map(changes.filter((c) => c.kind === EMITTER_ADD).map((c) => [c.name, c.vkey]));
+    for (const p of batch) {
+      for (const s of p.subs) {
+        if (s.emitter === operator.name || this.#registry.get(s.emitter) || pendingAdds.has(s.emitter))
+          continue;
+        pendingAdds.set(s.emitter, s.vkey);
+        changes.push({ kind: EMITTER_ADD, name: s.emitter, vkey: s.vkey });
+      }
+    }
+    if (changes.length > 0 && this.#registry.start === undefined) {
+      changes.unshift({ kind: EMITTER_ADD, name: operator.name, vkey: operator.vkey });
+    }
+    if (batch.length === 0 && changes.length === 0 && incidents.length === 0) return;
+    const operatorStream = changes.length > 0 ? (this.#operatorStream ?? randomUUID()) : undefined;
+
     // 1. Stream heads for streams we have not cached.
     const unknown = new Set<string>();
     for (const p of batch) for (const s of p.subs) if (!this.#streams.has(s.stream)) unknown.add(s.stream);
+    if (operatorStream !== undefined && !this.#streams.has(operatorStream)) unknown.add(operatorStream);
     let fetched: Map<string, StreamHead>;
     try {
       fetched = unknown.size > 0 ? await getStreamHeads(db, [...unknown]) : new Map();
@@ -363,15 +450,26 @@ export class Sequencer {
     const accepted: { sub: Submission; index: bigint }[] = [];
     const byStreamSeq = new Map<string, { sub: Submission; index: bigint }>();
     const answers: { p: Pending; items: ItemResult[] | undefined; dupOf: (bigint | undefined)[] }[] = [];
-    const incidents: Parameters<typeof insertIncident>[1][] = [];
     const failures = new Map<Pending, SequencerError>();
     let nextIndex = oldSize;
+    // The operator's registry records come first, chained on its stream.
+    if (operatorStream !== undefined) {
+      let head = headOf(operatorStream);
+      for (const change of changes) {
+        const sub = this.#operatorSubmission(operatorStream, head, change);
+        accepted.push({ sub, index: nextIndex++ });
+        head = { seq: sub.seq, recordHash: sub.recordHash, owner: sub.emitter };
+      }
+      batchHeads.set(operatorStream, head);
+    }
     for (const p of batch) {
       const overlay = new Map<string, StreamHead>();
       const mine: { sub: Submission; index: bigint }[] = [];
       const dupOf: (bigint | undefined)[] = [];
       let failure: SequencerError | undefined;
       for (const sub of p.subs) {
+        failure = this.#registryRefusal(sub, pendingAdds, operatorStream, incidents);
+        if (failure) break;
         const head = overlay.get(sub.stream) ?? headOf(sub.stream);
         // A stream belongs to the emitter that opened it (DESIGN.md "Emitter administration"): stream
         // ids are public, so another emitter's record for it is refused before it can take a seq.
@@ -562,6 +660,16 @@ export class Sequencer {
     // receipts and tile reads of fresh entries need no query.
     this.#range = range;
     this.#head = newHead;
+    if (operatorStream !== undefined) {
+      this.#operatorStream = operatorStream;
+      try {
+        changes.forEach((c, i) => this.#registry.apply(c, oldSize + BigInt(i), operator.name));
+      } catch (err) {
+        // Committed records the registry refuses: memory can no longer follow the database.
+        this.#fatal(err as Error, batch);
+        return;
+      }
+    }
     if (this.#tail.length === Number(oldSize % BigInt(TILE_WIDTH))) {
       let tail = this.#tail.concat(newEntries.map((e) => e.leafHash));
       let tileIndex = oldSize / BigInt(TILE_WIDTH);
@@ -586,7 +694,8 @@ export class Sequencer {
     let stored: GetNode | undefined;
     const getNode: GetNode = (level, index) =>
       known.get(nodeKey(level, index)) ?? (stored ??= this.#o.tiles.nodeReader(newHead.size))(level, index);
-    let k = 0;
+    // accepted[] begins with the operator's registry records, which answer no request.
+    let k = operatorStream !== undefined ? changes.length : 0;
     for (const a of answers) {
       const failure = failures.get(a.p);
       if (failure) {
@@ -610,6 +719,129 @@ export class Sequencer {
     if (newEntries.length > 0) {
       logger.debug({ oldSize: oldSize.toString(), newSize: newSize.toString() }, 'sequenced batch');
     }
+  }
+
+  /**
+   * The registry changes the emitters table asks for: an emitter.add for each active name the tree
+   * lacks, an emitter.revoke for each revoked name the tree holds as active. A table key that is not
+   * the registered one is never followed: it goes to the log at error and to the incidents (once a
+   * process), and the tree's key stays the one records are checked against.
+   */
+  async #changesFromTable(incidents: Parameters<typeof insertIncident>[1][]): Promise<RegistryChange[]> {
+    const changes: RegistryChange[] = [];
+    for (const e of await listEmitters(this.#o.db)) {
+      if (e.name === this.#o.operator.name) continue;
+      const registered = this.#registry.get(e.name);
+      if (registered === undefined) {
+        if (!e.revoked) {
+          changes.push({ kind: EMITTER_ADD, name: e.name, vkey: e.vkey });
+        } else if (!this.#revokedUnused.has(e.name)) {
+          // Revoked before the registry existed (a log older than it): its past entries need its key
+          // in the tree, and its revocation after it. Revoked before any use: nothing to record.
+          if (await hasEntries(this.#o.db, e.name)) {
+            changes.push({ kind: EMITTER_ADD, name: e.name, vkey: e.vkey });
+            changes.push({ kind: EMITTER_REVOKE, name: e.name, vkey: e.vkey });
+          } else {
+            this.#revokedUnused.add(e.name);
+          }
+        }
+        continue;
+      }
+      if (registered.vkey !== e.vkey) {
+        this.#keyMismatch(e.name, e.vkey, registered, incidents);
+        continue;
+      }
+      if (e.revoked && registered.revokedAt === undefined)
+        changes.push({ kind: EMITTER_REVOKE, name: e.name, vkey: e.vkey });
+    }
+    return changes;
+  }
+
+  #keyMismatch(
+    name: string,
+    vkey: string,
+    registered: Registration,
+    incidents: Parameters<typeof insertIncident>[1][],
+  ): void {
+    const key = `${name}\n${vkey}`;
+    if (this.#reportedMismatch.has(key)) return;
+    this.#reportedMismatch.add(key);
+    const detail = `the emitters table holds key ${vkey} for ${name}; the log registered ${registered.vkey} at entry ${registered.index}`;
+    this.#o.logger.error({ emitter: name, registeredAt: registered.index.toString() }, detail);
+    incidents.push({
+      kind: 'emitter_key_mismatch',
+      emitter: name,
+      stream: null,
+      seq: null,
+      leafIndex: registered.index,
+      detail,
+    });
+  }
+
+  /** Why a submission is refused by the registry (checked before its stream), or undefined. */
+  #registryRefusal(
+    sub: Submission,
+    pendingAdds: Map<string, string>,
+    operatorStream: string | undefined,
+    incidents: Parameters<typeof insertIncident>[1][],
+  ): SequencerError | undefined {
+    if (sub.emitter === this.#o.operator.name || sub.stream === (operatorStream ?? this.#operatorStream))
+      return new SequencerError(
+        'EMITTER_RESERVED',
+        'the operator emitter and its stream write only through the log',
+      );
+    const registered = this.#registry.get(sub.emitter);
+    if (registered !== undefined) {
+      if (registered.vkey !== sub.vkey) {
+        this.#keyMismatch(sub.emitter, sub.vkey, registered, incidents);
+        return new SequencerError(
+          'EMITTER_KEY_MISMATCH',
+          `emitter ${sub.emitter}: the log registered another key at entry ${registered.index}`,
+        );
+      }
+      if (registered.revokedAt !== undefined)
+        return new SequencerError(
+          'EMITTER_REVOKED',
+          `emitter ${sub.emitter} was revoked at entry ${registered.revokedAt}`,
+        );
+      return undefined;
+    }
+    if (pendingAdds.get(sub.emitter) !== sub.vkey)
+      return new SequencerError(
+        'EMITTER_KEY_MISMATCH',
+        `emitter ${sub.emitter}: another key is being registered in this batch`,
+      );
+    return undefined;
+  }
+
+  /** A registry record of the operator emitter at the next seq of its stream, signed. */
+  #operatorSubmission(stream: string, head: StreamHead | null, change: RegistryChange): Submission {
+    const time = new Date();
+    const record: Record<string, unknown> = {
+      v: 1,
+      stream,
+      seq: head === null ? 0 : Number(head.seq + 1n),
+      ...(head !== null ? { prev: head.recordHash } : {}),
+      time: time.toISOString(),
+      kind: change.kind,
+      name: change.name,
+      vkey: change.vkey,
+    };
+    const canonical = canonicalJson(record);
+    return {
+      emitter: this.#o.operator.name,
+      record,
+      sig: signRecord(record, this.#o.operator.signerKey),
+      vkey: this.#o.operator.vkey,
+      peer: 'log',
+      stream,
+      seq: head === null ? 0n : head.seq + 1n,
+      prev: head?.recordHash,
+      recordHash: base64Encode(sha256(utf8(canonical))),
+      canonical,
+      blobs: [],
+      search: { kind: change.kind, session: null, method: null, tool: null, recordTime: time },
+    };
   }
 
   #fatal(err: Error, batch: Pending[]): void {

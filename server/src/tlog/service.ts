@@ -29,6 +29,8 @@ export class LogService {
   readonly tiles: TileReader;
   readonly origin: string;
   readonly vkey: string;
+  /** The operator emitter (name and vkey): listed in /v1/log, refused as a submitter. */
+  readonly operator: { name: string; vkey: string };
   #emitters = new Map<string, { info: EmitterInfo | undefined; at: number }>();
   #headSource: (() => TreeHead | undefined) | undefined;
   #cosigned: { size: bigint; note: string; at: number } | undefined;
@@ -36,11 +38,18 @@ export class LogService {
   /** Bumped on every stored cosignature, so a read that raced with it is not cached. */
   #cosignatures = 0;
 
-  constructor(db: Kysely<Database>, tiles: TileReader, origin: string, vkey: string) {
+  constructor(
+    db: Kysely<Database>,
+    tiles: TileReader,
+    origin: string,
+    vkey: string,
+    operator: { name: string; vkey: string },
+  ) {
     this.db = db;
     this.tiles = tiles;
     this.origin = origin;
     this.vkey = vkey;
+    this.operator = operator;
   }
 
   /** An emitter by name: cached a few seconds; an unknown name is always re-read. */

@@ -36,7 +36,7 @@ import {
   writeManifest,
   type Manifest,
   type TableSpec,
-} from './dump.js';
+} from '@vigil/store';
 
 export const LOG_EXPORT_FORMAT = 'vigil-log-export';
 export const LOG_EXPORT_VERSION = 1;

@@ -60,7 +60,7 @@ forEachStore(t, async (t, store) => {
     const line = cosign(note3, W1.signerKey, NOW);
     const res = await postCosigned(note3 + line);
     t.equal(res.statusCode, 200, res.body);
-    t.same(res.json(), { accepted: ['witness.test/w1'], size: '3' });
+    t.same(res.json(), { accepted: ['witness.test/w1'], size: '5' });
     const cp = await app.inject({ url: '/checkpoint' });
     t.ok(cp.body.endsWith(line), '/checkpoint carries the line');
     t.equal(verifyCosignature(cp.body, W1.verifierKey), NOW);

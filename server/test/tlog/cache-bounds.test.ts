@@ -37,10 +37,16 @@ forEachStore(t, async (t, store) => {
   });
   await app.ready();
   t.teardown(() => app.close());
-  const stream = recordStream(log.emitterKey, '4f5a6b7c-7777-4777-8888-9999aaaabbbb');
+  // Entries 0 and 1: the operator's registrations of itself and of em1, appended at start.
+  await app.vigil.sequencer.flush();
   const leafHashes: Uint8Array[] = [];
+  for (const index of [0, 1]) {
+    const res = await app.inject({ url: `/v1/entries/${index}` });
+    leafHashes.push(base64Decode((res.json() as { leafHash: string }).leafHash));
+  }
+  const stream = recordStream(log.emitterKey, '4f5a6b7c-7777-4777-8888-9999aaaabbbb');
   let cp: Checkpoint | undefined;
-  for (const n of [300, 300, 100]) {
+  for (const n of [298, 300, 100]) {
     const res = await app.inject({
       method: 'POST',
       url: '/v1/entries',

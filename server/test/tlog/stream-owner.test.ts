@@ -112,10 +112,7 @@ forEachStore(t, async (t, store) => {
     const r2 = record(STREAM, 2, r1);
     const ok = await post([by('owner', r2)]);
     t.equal(ok.status, 200);
-    t.same(
-      ok.body.entries?.map((e) => e.index),
-      ['2'],
-    );
+    t.equal(ok.body.entries?.length, 1, 'sequenced as a new entry');
     // After a restart the owner comes from the store (the seq 0 entry), not from memory.
     await app.close();
     app = await start();

@@ -89,6 +89,7 @@ forEachStore(t, async (t, store) => {
   t.teardown(() => app.close());
 
   t.test('no witnessed checkpoint before the first push', async (t) => {
+    // Entries 0 and 1 are the operator's registry records; these two make size 4.
     await post(app, 2);
     const res = await app.inject({ url: '/checkpoint/witnessed' });
     t.equal(res.statusCode, 404);
@@ -99,11 +100,11 @@ forEachStore(t, async (t, store) => {
 
   t.test('push: add-checkpoint, cosignature stored and served', async (t) => {
     await app.vigil.pusher.pushOnce();
-    const cos = await getCosignatures(db, 2n);
+    const cos = await getCosignatures(db, 4n);
     t.same(
       cos.map((c) => c.witness),
       [WITNESS_NAME],
-      'cosignature for size 2 stored',
+      'cosignature for size 4 stored',
     );
     const cp = await app.inject({ url: '/checkpoint' });
     t.equal(cp.statusCode, 200);
@@ -126,24 +127,24 @@ forEachStore(t, async (t, store) => {
   });
 
   t.test('409: a restarted log resends with the witness size and a consistency proof', async (t) => {
-    // A new app has a new pusher that does not know the witness is at size 2: it sends old 0.
+    // A new app has a new pusher that does not know the witness is at size 4: it sends old 0.
     await app.close();
     app = await open();
     await post(app, 3);
     await app.vigil.pusher.pushOnce();
-    const cos = await getCosignatures(db, 5n);
+    const cos = await getCosignatures(db, 7n);
     t.same(
       cos.map((c) => c.witness),
       [WITNESS_NAME],
-      'cosignature for size 5 stored after the 409',
+      'cosignature for size 7 stored after the 409',
     );
     const status = await fetch(`${witness.url}/v1/witness`);
     const body = (await status.json()) as { logs: { origin: string; size: string }[] };
-    t.equal(body.logs.find((l) => l.origin === origin)?.size, '5', 'the witness moved to size 5');
+    t.equal(body.logs.find((l) => l.origin === origin)?.size, '7', 'the witness moved to size 7');
     const witnessed = await app.inject({ url: '/checkpoint/witnessed' });
-    t.ok(witnessed.body.startsWith(`${origin}\n5\n`), 'witnessed checkpoint is at size 5');
+    t.ok(witnessed.body.startsWith(`${origin}\n7\n`), 'witnessed checkpoint is at size 7');
     // Nothing new: a second round sends nothing and stores nothing.
     await app.vigil.pusher.pushOnce();
-    t.equal((await getCosignatures(db, 5n)).length, 1);
+    t.equal((await getCosignatures(db, 7n)).length, 1);
   });
 });

@@ -26,7 +26,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { runAdminCommand } from '../../src/admin.js';
 import { importLog } from '../../src/transfer/log.js';
-import { TransferError } from '../../src/transfer/dump.js';
+import { TransferError } from '@vigil/store';
 import { prepareLog, recordStream, serverEnv, spawnNode, SERVER_MAIN } from '../helpers/process.js';
 
 const WITNESS = generateKey('witness.test/w1');

@@ -11,7 +11,7 @@ import {
   utf8,
   verifyCosignature,
 } from '@vigil/client';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { Puller } from '../../src/pull/puller.js';
 import { openTestWitness, TestLog, WITNESS_KEY } from '../helpers.js';
 import { FakeLogServer } from '../fake-log.js';

@@ -6,7 +6,7 @@ import t from 'tap';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cosignerVerifierKey, hexEncode, sha256, utf8, verifyCosignature } from '@vigil/client';
-import { forEachStore } from '@vigil/server';
+import { forEachStore } from '@vigil/store';
 import { openTestWitness, testConfig, TestLog, WITNESS_KEY } from '../helpers.js';
 import { eventually, FakeLogServer } from '../fake-log.js';
 
