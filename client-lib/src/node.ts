@@ -78,3 +78,4 @@ export { nobleCryptoProvider, getCryptoProvider, setCryptoProvider } from './cry
 export * from './node-client.js';
 export * from './mcp/node.js';
 export { threadpoolSignatureVerifier, workerPoolSignatureVerifier } from './audit/node-verifier.js';
+export { FileModeError, checkDataDirMode, checkKeyFileMode } from './file-mode.js';

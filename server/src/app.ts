@@ -13,10 +13,12 @@ import { Metrics } from './tlog/metrics.js';
 import { RateLimiter } from './tlog/rate-limit.js';
 import { WitnessPusher } from './tlog/witness-push.js';
 import { RecordVerifier } from './tlog/verify.js';
+import { Slots } from './tlog/slots.js';
 import { checkLogKey, readKeyFile } from './tlog/signer.js';
 import { loadOperatorKey, type OperatorKey } from './tlog/registry.js';
 import { entriesRoutes } from './routes/entries.js';
 import { readRoutes } from './routes/read.js';
+import { searchRoutes } from './routes/search.js';
 import { cosignatureRoutes } from './routes/cosignatures.js';
 import type { RouteContext } from './routes/context.js';
 
@@ -99,6 +101,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     emitterLimiter: new RateLimiter(config.rateEmitter),
     pusher,
     verifier: new RecordVerifier(),
+    searchSlots: new Slots(config.searchConcurrency, config.searchQueue),
   };
   app.decorate('vigil', ctx);
 
@@ -113,6 +116,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   await app.register(async (a) => entriesRoutes(a, ctx));
   await app.register(async (a) => readRoutes(a, ctx));
+  await app.register(async (a) => searchRoutes(a, ctx));
   await app.register(async (a) => cosignatureRoutes(a, ctx));
 
   // The emitters table is written by admin commands of other processes: the registry follows it

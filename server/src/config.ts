@@ -47,6 +47,25 @@ export const configSchema = z.object({
   // --verify-on-start / VIGIL_VERIFY_ON_START: `full` rehashes every stored entry at start; `quick`
   // recomputes the root from the stored tile hashes only. Default full.
   verifyOnStart: z.enum(['full', 'quick']).default('full'),
+  // --search-concurrency / VIGIL_SEARCH_CONCURRENCY: searches answered at once. Default 2 (one per
+  // core of the reference machine); the rest of the pool, the loop and memory stay for the write path
+  // and the other reads.
+  searchConcurrency: z.coerce.number().int().min(1).max(64).default(2),
+  // --search-queue / VIGIL_SEARCH_QUEUE: searches waiting for a turn; beyond it GET /v1/search answers
+  // 503 SEARCH_BUSY with Retry-After. Default 32.
+  searchQueue: z.coerce.number().int().min(0).max(10_000).default(32),
+  // --search-max-bytes / VIGIL_SEARCH_MAX_BYTES: most bytes of one search answer; a longer result stops
+  // early with a `next` cursor. At least 256 KiB, so one entry (65,535 bytes) and its receipt always
+  // fit. Default 4 MiB.
+  searchMaxBytes: z.coerce
+    .number()
+    .int()
+    .min(256 * 1024)
+    .max(256 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
+  // --search-timeout / VIGIL_SEARCH_TIMEOUT_MS: a search answer not fully sent by then is cut off (the
+  // connection closes), so a client that reads slowly cannot hold a search slot. Default 30 s.
+  searchTimeoutMs: z.coerce.number().int().min(100).default(30_000),
 });
 
 /** Validated settings. */
@@ -72,6 +91,10 @@ export const settings: { key: keyof z.infer<typeof configSchema>; flag: string; 
   { key: 'witnessIntervalMs', flag: 'witness-interval', env: 'VIGIL_WITNESS_INTERVAL_MS' },
   { key: 'lockRetryMs', flag: 'lock-retry', env: 'VIGIL_LOCK_RETRY_MS' },
   { key: 'verifyOnStart', flag: 'verify-on-start', env: 'VIGIL_VERIFY_ON_START' },
+  { key: 'searchConcurrency', flag: 'search-concurrency', env: 'VIGIL_SEARCH_CONCURRENCY' },
+  { key: 'searchQueue', flag: 'search-queue', env: 'VIGIL_SEARCH_QUEUE' },
+  { key: 'searchMaxBytes', flag: 'search-max-bytes', env: 'VIGIL_SEARCH_MAX_BYTES' },
+  { key: 'searchTimeoutMs', flag: 'search-timeout', env: 'VIGIL_SEARCH_TIMEOUT_MS' },
 ];
 
 /** Thrown by loadConfig with every issue, one a line. */

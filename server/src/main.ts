@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // vigil-server: the only place that reads process.env and calls process.exit.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import closeWithGrace from 'close-with-grace';
+import { checkDataDirMode, checkKeyFileMode } from '@vigil/client/node';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -122,7 +123,20 @@ async function cmdInit(config: Config): Promise<void> {
   }
 }
 
+/**
+ * The data directory must not be writable by others (they could swap the key or the store), and
+ * the log key neither (refuse) nor readable by others (warn loudly, make it 0600): the same rule as
+ * vigil-witness, shared through @vigil/client. The embedded store's data directory is created 0700.
+ */
+async function checkFileModes(config: Config): Promise<void> {
+  if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  if (existsSync(config.dataDir)) await checkDataDirMode(config.dataDir);
+  if (existsSync(config.keyFile))
+    await checkKeyFileMode(config.keyFile, 'log key', (line) => console.error(line));
+}
+
 async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
+  await checkFileModes(config);
   const store = await openStore(config, 'own');
   let lock: AdvisoryLock | undefined;
   let admin: pg.Client | undefined;

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import { cosignerVerifierKey, generateKey, parseSignerKey } from '@vigil/client';
-import { useNodeCrypto } from '@vigil/client/node';
+import { checkDataDirMode, checkKeyFileMode, useNodeCrypto } from '@vigil/client/node';
 import { ZodError } from 'zod';
 import { parseInterval, runAdminCommand, type AdminCommand } from './admin.js';
 import { buildApp } from './app.js';
@@ -33,10 +34,16 @@ every command takes --data-dir (VIGIL_DATA_DIR, default ./data); see witness/REA
 
 class UsageError extends Error {}
 
-/** Reads and checks the witness key file once; the key text is never printed or logged. */
+/**
+ * Reads and checks the witness key file once; the key text is never printed or logged. The data
+ * directory and the key follow the same mode rule as vigil-server's (shared through @vigil/client):
+ * writable by others refuses the start, a key readable by others is made 0600 with a warning.
+ */
 async function readSignerKey(config: WitnessConfig): Promise<string> {
   let text: string;
   try {
+    if (existsSync(config.dataDir)) await checkDataDirMode(config.dataDir);
+    await checkKeyFileMode(config.keyFile, 'witness key', (line) => process.stderr.write(`${line}\n`));
     text = (await fs.readFile(config.keyFile, 'utf8')).trim();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -47,10 +54,6 @@ async function readSignerKey(config: WitnessConfig): Promise<string> {
   const key = parseSignerKey(text);
   if (key.seed.length !== 32)
     throw new UsageError(`witness key ${config.keyFile} does not hold a 32-byte seed`);
-  const mode = (await fs.stat(config.keyFile)).mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    process.stderr.write(`warning: ${config.keyFile} has mode ${mode.toString(8)}; it should be 600\n`);
-  }
   return text;
 }
 

@@ -99,6 +99,22 @@ forEachStore(t, async (t, testStore) => {
   t.equal(again.code, 1, 'init never overwrites an identity');
   t.match(again.stderr, /already has a witness identity/);
   t.equal((await run(['vkey'], env)).stdout.trim(), vkey);
+  // The key-mode rule shared with vigil-server: readable by others is fixed loudly, writable refuses.
+  const keyPath = path.join(dataDir, 'witness.key');
+  await fs.chmod(keyPath, 0o644);
+  const fixed = await run(['vkey'], env);
+  t.equal(fixed.code, 0, fixed.stderr);
+  t.match(
+    fixed.stderr,
+    `WARNING: witness key ${keyPath} had mode 644: others could read it. Its mode is now 600.`,
+  );
+  t.equal((await fs.stat(keyPath)).mode & 0o777, 0o600, 'made 0600');
+  await fs.chmod(keyPath, 0o666);
+  const writable = await run(['vkey'], env);
+  t.equal(writable.code, 1);
+  t.match(writable.stderr, `witness key ${keyPath} has mode 666: others can write it`);
+  t.equal(writable.stdout, '', 'no vkey from a key others can write');
+  await fs.chmod(keyPath, 0o600);
 
   if (testStore.databaseUrl !== undefined) {
     const refused = await run(['serve', '--port', '0'], env);

@@ -331,22 +331,36 @@ export async function getEntryByStreamSeq(
   return row && toStored(row);
 }
 
-/** The last (highest seq) record of each given stream. */
-export async function getStreamHeads(
-  db: Db,
-  streams: readonly string[],
-): Promise<Map<string, { seq: bigint; recordHash: string }>> {
-  const out = new Map<string, { seq: bigint; recordHash: string }>();
+/** A stream's newest record and the emitter that owns the stream. */
+export interface StreamHead {
+  seq: bigint;
+  recordHash: string;
+  /** The emitter whose record opened the stream (seq 0): the only one that may extend it. */
+  owner: string;
+}
+
+/**
+ * The last (highest seq) record of each given stream, with its owner: the emitter of its seq 0 record
+ * (a stream always starts at seq 0). Both come from the (stream, seq) unique index.
+ */
+export async function getStreamHeads(db: Db, streams: readonly string[]): Promise<Map<string, StreamHead>> {
+  const out = new Map<string, StreamHead>();
   for (const part of chunks(streams, 500)) {
-    const rows = await db
+    const heads = db
       .selectFrom('entries')
-      .select(['stream', 'seq', 'record_hash'])
+      .select(['stream', 'seq', 'record_hash', 'emitter'])
       .distinctOn('stream')
       .where('stream', 'in', part)
       .orderBy('stream')
       .orderBy('seq', 'desc')
+      .as('h');
+    const rows = await db
+      .selectFrom(heads)
+      .leftJoin('entries as o', (j) => j.onRef('o.stream', '=', 'h.stream').on('o.seq', '=', 0n))
+      .select(['h.stream', 'h.seq', 'h.record_hash', 'h.emitter', 'o.emitter as owner'])
       .execute();
-    for (const r of rows) out.set(r.stream, { seq: r.seq, recordHash: r.record_hash });
+    for (const r of rows)
+      out.set(r.stream, { seq: r.seq, recordHash: r.record_hash, owner: r.owner ?? r.emitter });
   }
   return out;
 }

@@ -46,6 +46,9 @@ export const statusByCode: Record<string, number> = {
   NO_WITNESSED_CHECKPOINT: 404,
   // Streams: "409 with the expected seq"; conflicting resubmission is 409 + incident.
   SEQ_CONFLICT: 409,
+  // "A stream belongs to the emitter whose record opened it; another emitter's record for that stream
+  // is refused" (recorded as an incident).
+  STREAM_NOT_OWNED: 403,
   // Cosignatures from pull witnesses, checked against configured witness keys.
   NOTE_MALFORMED: 400,
   CHECKPOINT_MALFORMED: 400,
@@ -56,13 +59,20 @@ export const statusByCode: Record<string, number> = {
   RATE_LIMITED: 429,
   // "A full queue answers 503 with Retry-After"; a standby instance answers writes 503.
   QUEUE_FULL: 503,
+  // Searches are bounded: "excess searches answer 503 with Retry-After" (DESIGN.md "Log server").
+  SEARCH_BUSY: 503,
   NOT_SEQUENCER: 503,
   SEQUENCER_HALTED: 503,
   SEQUENCER_STOPPED: 503,
 };
 
 /** Codes whose 503 carries Retry-After (seconds). */
-const retryAfter: Record<string, string> = { QUEUE_FULL: '1', NOT_SEQUENCER: '5', RATE_LIMITED: '1' };
+const retryAfter: Record<string, string> = {
+  QUEUE_FULL: '1',
+  SEARCH_BUSY: '1',
+  NOT_SEQUENCER: '5',
+  RATE_LIMITED: '1',
+};
 
 /** Installs the error handler and the 404 handler. */
 export function registerErrorHandler(app: FastifyInstance): void {

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../tlog/metrics.js';
 import type { RateLimiter } from '../tlog/rate-limit.js';
 import type { Sequencer } from '../tlog/sequencer.js';
+import type { Slots } from '../tlog/slots.js';
 import type { LogService } from '../tlog/service.js';
 import type { WitnessPusher } from '../tlog/witness-push.js';
 import type { RecordVerifier } from '../tlog/verify.js';
@@ -16,6 +17,8 @@ export interface RouteContext {
   emitterLimiter: RateLimiter;
   pusher: WitnessPusher;
   verifier: RecordVerifier;
+  /** Turns for GET /v1/search (config.searchConcurrency at once, config.searchQueue waiting). */
+  searchSlots: Slots;
 }
 
 /** A size or index from a URL or JSON: canonical decimal, then BigInt. */

@@ -1,5 +1,5 @@
-// Read endpoints: checkpoints, tiles, entries, receipts, proofs, search, blobs, incidents, log info,
-// health and metrics. DESIGN.md "HTTP API"; c2sp.org/tlog-tiles.
+// Read endpoints: checkpoints, tiles, entries, receipts, proofs, blobs, incidents, log info, health
+// and metrics (search: search.ts). DESIGN.md "HTTP API"; c2sp.org/tlog-tiles.
 import type { FastifyInstance } from 'fastify';
 import {
   TILE_WIDTH,
@@ -16,11 +16,9 @@ import {
   latestCosignedSizes,
   listEmitters,
   listIncidents,
-  searchEntries,
   type TreeHead,
 } from '../db/repository.js';
 import { parseIndex, type RouteContext } from './context.js';
-import { isDbText } from './text.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -145,47 +143,6 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
     return { proof: proof.map(base64Encode) };
   });
 
-  app.get<{ Querystring: Record<string, string | undefined> }>('/v1/search', async (request) => {
-    const q = request.query;
-    const limit = q.limit === undefined ? 100 : Number(parseIndex(q.limit, 'limit'));
-    if (limit < 1 || limit > 1000) throw new HttpError('REQUEST_MALFORMED', 'limit must be 1..1000');
-    const date = (v: string | undefined, what: string): Date | undefined => {
-      if (v === undefined) return undefined;
-      const d = new Date(v);
-      if (Number.isNaN(d.getTime())) throw new HttpError('REQUEST_MALFORMED', `${what} is not a time`);
-      return d;
-    };
-    for (const [key, v] of Object.entries(q)) {
-      if (typeof v !== 'string') throw new HttpError('REQUEST_MALFORMED', `${key} is given more than once`);
-      if (!isDbText(v))
-        throw new HttpError('REQUEST_MALFORMED', `${key} has a NUL or a lone utf-16 surrogate`);
-    }
-    const h = await head();
-    const rows = await searchEntries(tlog.db, {
-      emitter: q.emitter,
-      stream: q.stream,
-      session: q.session,
-      method: q.method,
-      tool: q.tool,
-      since: date(q.since, 'since'),
-      until: date(q.until, 'until'),
-      after: q.after === undefined ? undefined : parseIndex(q.after, 'after'),
-      maxIndex: h.size,
-      limit,
-    });
-    const note = await tlog.noteWithCosignatures(h);
-    const getNode = tlog.tiles.nodeReader(h.size);
-    const entries = [];
-    for (const r of rows) {
-      entries.push({
-        index: r.index.toString(),
-        entry: parseEntry(r.entry),
-        receipt: await tlog.receipt(r.index, h, note, getNode),
-      });
-    }
-    return { entries, checkpoint: note };
-  });
-
   app.get<{ Params: { hex: string } }>('/v1/blobs/:hex', async (request, reply) => {
     const hex = request.params.hex;
     if (!/^[0-9a-f]{64}$/.test(hex))
@@ -231,6 +188,9 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
         queueSize: ctx.config.queueSize,
         rateEmitter: ctx.config.rateEmitter,
         rateAddress: ctx.config.rateAddress,
+        searchMaxLimit: 1000,
+        searchMaxBytes: ctx.config.searchMaxBytes,
+        searchConcurrency: ctx.config.searchConcurrency,
       },
     };
   });

@@ -55,6 +55,7 @@ import {
   listEmitters,
   type Db,
   type NewEntry,
+  type StreamHead,
   type TreeHead,
 } from '../db/repository.js';
 import { TileReader } from './tiles.js';
@@ -108,6 +109,7 @@ export interface SequencedRequest {
 
 export type SequencerErrorCode =
   | 'SEQ_CONFLICT'
+  | 'STREAM_NOT_OWNED'
   | 'QUEUE_FULL'
   | 'NOT_SEQUENCER'
   | 'SEQUENCER_STOPPED'
@@ -159,8 +161,6 @@ interface Pending {
   resolve: (r: SequencedRequest) => void;
   reject: (err: Error) => void;
 }
-
-type StreamHead = { seq: bigint; recordHash: string };
 
 const STREAM_CACHE_MAX = 100_000;
 
@@ -458,7 +458,7 @@ export class Sequencer {
       for (const change of changes) {
         const sub = this.#operatorSubmission(operatorStream, head, change);
         accepted.push({ sub, index: nextIndex++ });
-        head = { seq: sub.seq, recordHash: sub.recordHash };
+        head = { seq: sub.seq, recordHash: sub.recordHash, owner: sub.emitter };
       }
       batchHeads.set(operatorStream, head);
     }
@@ -471,6 +471,23 @@ export class Sequencer {
         failure = this.#registryRefusal(sub, pendingAdds, operatorStream, incidents);
         if (failure) break;
         const head = overlay.get(sub.stream) ?? headOf(sub.stream);
+        // A stream belongs to the emitter that opened it (DESIGN.md "Emitter administration"): stream
+        // ids are public, so another emitter's record for it is refused before it can take a seq.
+        if (head && head.owner !== sub.emitter) {
+          incidents.push({
+            kind: 'stream_not_owned',
+            emitter: sub.emitter,
+            stream: sub.stream,
+            seq: sub.seq,
+            leafIndex: null,
+            detail: `emitter ${sub.emitter} sent seq ${sub.seq} for stream ${sub.stream} of emitter ${head.owner}: ${sub.canonical.slice(0, 4096)}`,
+          });
+          failure = new SequencerError(
+            'STREAM_NOT_OWNED',
+            `stream ${sub.stream} belongs to another emitter (incident recorded)`,
+          );
+          break;
+        }
         const expected = head ? head.seq + 1n : 0n;
         if (sub.seq < expected) {
           const key = `${sub.stream}\n${sub.seq}`;
@@ -536,7 +553,7 @@ export class Sequencer {
         const item = { sub, index: nextIndex + BigInt(mine.length) };
         mine.push(item);
         dupOf.push(undefined);
-        overlay.set(sub.stream, { seq: sub.seq, recordHash: sub.recordHash });
+        overlay.set(sub.stream, { seq: sub.seq, recordHash: sub.recordHash, owner: sub.emitter });
       }
       if (failure) {
         failures.set(p, failure);
