@@ -7,6 +7,7 @@
 import {
   DEFAULT_FIELDS_BUDGET,
   type ClassifiedMessage,
+  classifyMessage,
   parseMessage,
   sha256Hex,
   shrinkToFit,
@@ -30,6 +31,10 @@ export const MCP_KINDS = {
   stderr: 'mcp.stderr',
   processStart: 'mcp.process.start',
   processExit: 'mcp.process.exit',
+  /** An HTTP request forwarded without a message in it (a GET stream, a DELETE, an empty POST). */
+  httpRequest: 'mcp.http.request',
+  /** A message larger than the proxy holds: forwarded unchanged, recorded by its size. */
+  oversized: 'mcp.message.oversized',
 } as const;
 
 /** JSON-RPC error code of the answer to a request that was refused because the log was unreachable. */
@@ -130,17 +135,27 @@ export class McpCapture {
     context: MessageContext,
     raw: string,
   ): Observation {
-    const fields = this.messageFields(direction, classified, context, raw);
-    const blobs: Record<string, Uint8Array> = {};
-    const bounded = shrinkToFit(fields, this.budget, blobs) as JsonObject;
-    const options = Object.keys(blobs).length > 0 ? { blobs } : {};
-    const needsAck =
-      this.mode === 'sync' && direction === 'client_to_server' && classified.type === 'request';
-    if (needsAck) {
-      const written = this.sink.record(bounded, { ...options, acknowledged: true });
-      return { classified, gate: withTimeout(written, this.syncTimeoutMs) };
-    }
-    const written = this.sink.record(bounded, { ...options, acknowledged: false });
+    // A batch is recorded member by member (each request found by its method and tool, answers
+    // correlated), all members sharing the batch's rawSha256; an empty batch stays one raw record.
+    const members = classified.type === 'batch' ? (classified.message as JsonValue[]) : [];
+    const parts =
+      members.length === 0
+        ? [{ classified, batch: undefined }]
+        : members.map((m, index) => ({
+            classified: classifyMessage(m),
+            batch: { index, size: members.length },
+          }));
+    const needsAck = this.mode === 'sync' && direction === 'client_to_server' && isGated(classified);
+    const rawSha256 = sha256Hex(raw);
+    const writes = parts.map((part) => {
+      const fields = this.messageFields(direction, part.classified, context, raw, rawSha256, part.batch);
+      const blobs: Record<string, Uint8Array> = {};
+      const bounded = shrinkToFit(fields, this.budget, blobs) as JsonObject;
+      const options = Object.keys(blobs).length > 0 ? { blobs } : {};
+      return this.sink.record(bounded, { ...options, acknowledged: needsAck });
+    });
+    const written = Promise.all(writes).then(() => {});
+    if (needsAck) return { classified, gate: withTimeout(written, this.syncTimeoutMs) };
     // Spool mode: what the client sends is durable before the server sees it (nothing runs that the
     // spool does not hold). What the server sends is forwarded at once and made durable by the next
     // group fsync: losing it in a crash loses a record of an answer, never of an action.
@@ -155,6 +170,8 @@ export class McpCapture {
     classified: ClassifiedMessage,
     context: MessageContext,
     raw: string,
+    rawSha256: string,
+    batch?: { index: number; size: number },
   ): JsonObject {
     const fields: JsonObject = {
       kind: MCP_KINDS.message,
@@ -162,7 +179,7 @@ export class McpCapture {
       direction,
       session: context.session,
       messageType: classified.type,
-      rawSha256: sha256Hex(raw),
+      rawSha256,
     };
     if (context.mcpSessionId !== undefined) fields['mcp.session.id'] = context.mcpSessionId;
     this.learnVersion(classified, context);
@@ -220,7 +237,8 @@ export class McpCapture {
     if (context.principal !== undefined) fields['principal'] = context.principal as unknown as JsonObject;
     if (context.http !== undefined) fields['http'] = dropUndefined(context.http as unknown as JsonObject);
     if (context.synthesized === true) fields['synthesized'] = true;
-    if (classified.message !== undefined && classified.type !== 'batch')
+    if (batch !== undefined) fields['batch'] = batch;
+    if (classified.message !== undefined && (classified.type !== 'batch' || batch !== undefined))
       fields['message'] = classified.message;
     else fields['raw'] = raw;
     return fields;
@@ -341,10 +359,30 @@ export function createCapture(options: CaptureOptions): McpCapture {
 }
 
 /**
- * The JSON-RPC error answering a client-to-server request that sync mode refused to forward because
- * the log did not acknowledge its record. Same id as the request (JSON-RPC 2.0 section 5).
+ * Whether the server could act on a client-to-server message, so that sync mode forwards it only
+ * after the log acknowledged its record: a request, a batch holding anything gated, and anything that
+ * is neither a notification nor an answer (not JSON, or JSON that is not JSON-RPC: a lenient server
+ * may still act on it, so it is not let through unlogged).
  */
-export function refusalFor(id: string | number, reason: string): JsonObject {
+export function isGated(classified: ClassifiedMessage): boolean {
+  switch (classified.type) {
+    case 'notification':
+    case 'result':
+    case 'error':
+      return false;
+    case 'batch':
+      return (classified.message as JsonValue[]).some((m) => isGated(classifyMessage(m)));
+    default:
+      return true;
+  }
+}
+
+/**
+ * The JSON-RPC error answering a client-to-server request that sync mode refused to forward because
+ * the log did not acknowledge its record. Same id as the request; `null` when the message had no
+ * usable id (JSON-RPC 2.0 section 5).
+ */
+export function refusalFor(id: string | number | null, reason: string): JsonObject {
   return {
     jsonrpc: '2.0',
     id,
@@ -354,6 +392,23 @@ export function refusalFor(id: string | number, reason: string): JsonObject {
       data: { vigil: 'AUDIT_LOG_UNAVAILABLE' },
     },
   };
+}
+
+/**
+ * The answer to a gated message that was not forwarded: the refusal of a request, an array of
+ * refusals for a batch (one per gated member, JSON-RPC 2.0 section 6), undefined for what gets no
+ * answer (notifications and answers).
+ */
+export function refusalOf(classified: ClassifiedMessage, reason: string): JsonValue | undefined {
+  if (classified.type === 'batch') {
+    const out = (classified.message as JsonValue[])
+      .map((m) => classifyMessage(m))
+      .filter((m) => isGated(m))
+      .map((m) => refusalFor(m.type === 'request' ? (m.id ?? null) : null, reason));
+    return out.length > 0 ? out : undefined;
+  }
+  if (!isGated(classified)) return undefined;
+  return refusalFor(classified.type === 'request' ? (classified.id ?? null) : null, reason);
 }
 
 /** OTel `error.type`: the JSON-RPC error code, or `tool_error` for a tool result with `isError`. */

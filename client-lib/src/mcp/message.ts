@@ -28,8 +28,8 @@ const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !==
 /**
  * Classifies a parsed JSON value as a JSON-RPC 2.0 message (JSON-RPC 2.0 section 4-5). A value is a
  * request when it has a string `method` and a string or number `id`, a notification with a method and
- * no id, a result or error by those members. Arrays are `batch` (recorded whole, never split: the
- * MCP revisions that allowed batches are gone and the SDK drops them on stdio).
+ * no id, a result or error by those members. Arrays are `batch`: capture records each member as
+ * its own message (2025-03-26 allowed batches and servers built then still act on them).
  */
 export function classifyMessage(value: JsonValue): ClassifiedMessage {
   if (Array.isArray(value)) return { type: 'batch', message: value };

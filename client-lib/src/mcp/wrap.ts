@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { type McpCapture, MCP_KINDS, type MessageContext, refusalFor } from './capture.js';
+import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
 import { type Line, LineSplitter } from './line-splitter.js';
 import type { Principal } from './types.js';
 
@@ -185,14 +185,15 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
         await observation.gate;
         return line.bytes;
       } catch (err) {
-        if (classified.type !== 'request' || classified.id === undefined || classified.id === null) {
+        // Sync mode: a gated message (a request, a batch holding one, an unclassifiable line) is not
+        // forwarded; the client gets an error with the same id (an array of them for a batch).
+        const refusal = refusalOf(classified, err instanceof Error ? err.message : String(err));
+        if (refusal === undefined) {
           warn(`forwarding a message whose record failed: ${String(err)}`);
           return line.bytes;
         }
-        // Sync mode: the request is not forwarded; the client gets an error with the same id.
-        const refusal = refusalFor(classified.id, err instanceof Error ? err.message : String(err));
         const text = JSON.stringify(refusal);
-        warn(`refused request ${text.length > 0 ? String(classified.id) : ''}: audit log unavailable`);
+        warn(`refused a ${classified.type} message: audit log unavailable`);
         capture.observeText('server_to_client', text, { ...context, synthesized: true });
         toClient.enqueue(async () => Buffer.from(text + '\n'));
         return undefined;

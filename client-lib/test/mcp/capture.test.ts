@@ -1,5 +1,6 @@
 import t from 'tap';
-import { AUDIT_UNAVAILABLE_CODE, createCapture, refusalFor } from '../../src/mcp/capture.js';
+import { AUDIT_UNAVAILABLE_CODE, createCapture, refusalFor, refusalOf } from '../../src/mcp/capture.js';
+import { sha256Hex } from '../../src/mcp/message.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { canonicalJson } from '../../src/record.js';
 import type { JsonValue } from '../../src/mcp/types.js';
@@ -80,15 +81,64 @@ t.test('unanswered and cancelled requests are recorded when the session ends', a
   t.equal(u[0]?.['gen_ai.tool.name'], 'slow');
 });
 
-t.test('raw lines: non-JSON and batches keep their text', async (t) => {
+t.test('raw lines: non-JSON and an empty batch keep their text', async (t) => {
   const sink = new MemorySink();
   const capture = createCapture({ sink, transport: 'stdio', mode: 'spool' });
   capture.observeText('server_to_client', 'hello there', ctx);
-  capture.observeText('client_to_server', '[{"jsonrpc":"2.0","id":1,"method":"a"}]', ctx);
+  capture.observeText('client_to_server', '[]', ctx);
   const m = sink.ofKind('mcp.message');
   t.match(m[0], { messageType: 'invalid', raw: 'hello there' });
   t.notOk('message' in (m[0] ?? {}));
-  t.match(m[1], { messageType: 'batch', raw: '[{"jsonrpc":"2.0","id":1,"method":"a"}]' });
+  t.match(m[1], { messageType: 'batch', raw: '[]' });
+});
+
+t.test('a batch is recorded member by member and its answers correlate', async (t) => {
+  const sink = new MemorySink();
+  const capture = createCapture({ sink, transport: 'streamable-http', mode: 'spool' });
+  const batch =
+    '[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm","arguments":{"path":"/"}}},' +
+    '{"jsonrpc":"2.0","method":"notifications/initialized"},7]';
+  capture.observeText('client_to_server', batch, ctx);
+  capture.observeText('server_to_client', '[{"jsonrpc":"2.0","id":1,"result":{"content":[]}}]', ctx);
+  const m = sink.ofKind('mcp.message');
+  t.same(
+    m.map((f) => [f['messageType'], f['batch'], f['mcp.method.name'], f['gen_ai.tool.name']]),
+    [
+      ['request', { index: 0, size: 3 }, 'tools/call', 'rm'],
+      ['notification', { index: 1, size: 3 }, 'notifications/initialized', undefined],
+      ['other', { index: 2, size: 3 }, undefined, undefined],
+      ['result', { index: 0, size: 1 }, 'tools/call', 'rm'],
+    ],
+  );
+  t.match(m[0], { message: { params: { arguments: { path: '/' } } }, rawSha256: sha256Hex(batch) });
+  t.equal(m[1]?.['rawSha256'], sha256Hex(batch), 'the members share the batch hash');
+  t.match(m[3], { matched: true, correlation: { requester: 'client', id: 1 } });
+});
+
+t.test('sync mode gates what the server could act on; refusals answer each gated member', async (t) => {
+  const sink = new MemorySink();
+  sink.logDown = new Error('ECONNREFUSED');
+  const capture = createCapture({ sink, transport: 'stdio', mode: 'sync' });
+  const cases: [string, unknown][] = [
+    ['[{"jsonrpc":"2.0","id":"a","method":"tools/call"},{"jsonrpc":"2.0","method":"n"}]', [{ id: 'a' }]],
+    ['not json', { id: null }],
+    ['{"jsonrpc":"2.0","method":7,"id":3}', { id: null }],
+    ['[{"jsonrpc":"2.0","id":2,"method":"ping"},5]', [{ id: 2 }, { id: null }]],
+  ];
+  for (const [text, refusal] of cases) {
+    const o = capture.observeText('client_to_server', text, ctx);
+    const err = await o.gate.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    t.ok(err instanceof Error, `${text}: waits for the log and is refused`);
+    t.match(refusalOf(o.classified, 'down'), refusal);
+  }
+  for (const text of ['{"jsonrpc":"2.0","method":"n"}', '[{"jsonrpc":"2.0","id":1,"result":{}}]', '[]']) {
+    const o = capture.observeText('client_to_server', text, ctx);
+    await o.gate;
+    t.equal(refusalOf(o.classified, 'down'), undefined, `${text}: not gated`);
+  }
 });
 
 t.test('sync mode gates only client-to-server requests on the acknowledgement', async (t) => {
