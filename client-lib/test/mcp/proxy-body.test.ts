@@ -141,3 +141,11 @@ t.test('a gzip bomb does not expand past the body limit', async (t) => {
   );
   t.same(upstream.seen.slice(seenBefore), []);
 });
+
+t.test('a body past the limit is answered 413 and never forwarded', async (t) => {
+  const seenBefore = upstream.seen.length;
+  const res = await post({}, Buffer.alloc(3 * 1024 * 1024, 0x20));
+  t.equal(res.status, 413);
+  t.match(await res.json(), { code: 'BODY_TOO_LARGE' });
+  t.same(upstream.seen.slice(seenBefore), []);
+});

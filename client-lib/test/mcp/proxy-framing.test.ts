@@ -132,3 +132,25 @@ t.test('bodiless GET and DELETE still pass through, each with its own framing', 
     'every request forwarded without a message is recorded',
   );
 });
+
+t.test(
+  'ambiguous framing (Content-Length and chunked, two lengths) is refused before any upstream',
+  async (t) => {
+    const sink = new MemorySink();
+    const capture = createCapture({ sink, transport: 'streamable-http', mode: 'sync' });
+    const proxy = await startProxy({ upstream: upstream.url, port: 0, capture });
+    t.teardown(() => proxy.close());
+    const hidden = smuggled('ambiguous');
+    const length = Buffer.byteLength(hidden);
+    const seenBefore = upstream.seen.length;
+    for (const bytes of [
+      `POST /mcp HTTP/1.1\r\nHost: proxy\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n` +
+        `${length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`,
+      `POST /mcp HTTP/1.1\r\nHost: proxy\r\nContent-Length: 2\r\nContent-Length: ${length + 2}\r\n\r\n{}${hidden}`,
+    ]) {
+      t.match(await rawExchange(proxy.port, bytes), /^HTTP\/1\.1 400 /);
+    }
+    t.same(upstream.seen.slice(seenBefore), [], 'nothing reached the upstream');
+    t.notOk(upstream.runs.includes('ambiguous'));
+  },
+);
