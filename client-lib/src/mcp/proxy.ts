@@ -1,9 +1,12 @@
 /**
  * `vigil mcp proxy`: a Streamable HTTP reverse proxy in front of an MCP server that records every
- * JSON-RPC message in both directions (DESIGN.md "MCP capture"; MCP.md 1.3, 1.4, 3.3). POST bodies
- * are recorded before they are forwarded (sync mode: requests only after the log acknowledged);
+ * JSON-RPC message in both directions (DESIGN.md "MCP capture"; MCP.md 1.3, 1.4, 3.3). Every request
+ * is read to its end and forwarded with its own framing: a body only on POST, decoded (content coding,
+ * charset) and recorded before it is forwarded as the recorded text (sync mode: anything the server
+ * could act on only after the log acknowledged); a request without a message is recorded as such.
  * SSE responses are forwarded chunk by chunk as they arrive and parsed on the side; replayed events
- * (GET with Last-Event-ID) are recognised by their event id and not recorded twice. Node only.
+ * (GET with Last-Event-ID) are recognised by their event id and not recorded twice; an answer past the
+ * body limit is forwarded unchanged and recorded by its size. Node only.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -35,7 +38,10 @@ export interface ProxyOptions {
   requireAuth?: boolean;
   /** RFC 9728 protected resource metadata URL for the `WWW-Authenticate` challenge. */
   resourceMetadataUrl?: string;
-  /** Largest POST body accepted (default 16 MiB; the SDK's stdio cap is 10 MiB). */
+  /**
+   * Largest POST body accepted, before and after decompression (default 16 MiB; the SDK's stdio cap
+   * is 10 MiB); also the most the proxy holds of one answer (an SSE event, a JSON body) to record it.
+   */
   maxBodyBytes?: number;
   onWarning?: (message: string) => void;
 }
@@ -241,12 +247,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }
 
     const headers: Record<string, string | string[]> = {};
-    const connectionTokens = new Set(
-      (header(req.headers, 'connection') ?? '').split(',').map((x) => x.trim().toLowerCase()),
-    );
     for (const [k, v] of Object.entries(req.headers)) {
-      if (v !== undefined && !HOP_BY_HOP.has(k) && !connectionTokens.has(k) && !REWRITTEN.has(k))
-        headers[k] = v;
+      if (v !== undefined && !HOP_BY_HOP.has(k) && !REWRITTEN.has(k)) headers[k] = v;
     }
     headers['host'] = upstream.host;
     if (body !== undefined) {
@@ -347,7 +349,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           chunks.length = 0;
         }
         if (!streaming) chunks.push(chunk as Buffer);
-        else if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+        else if (!res.write(chunk)) await writable(res);
       }
       if (streaming) {
         res.end();
@@ -419,6 +421,19 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         server.closeAllConnections();
       }),
   };
+}
+
+/** Resolves when `res` takes more bytes again, or is closed (a client that left). */
+function writable(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
 
 /** Reads a request body up to `max` bytes; undefined when larger. */
