@@ -69,9 +69,10 @@ const HOP_BY_HOP = new Set([
 
 /**
  * Request headers the proxy sets itself: the body goes upstream decoded (no content coding) with its
- * own length, and `Expect` would ask the upstream to wait for a body the proxy already holds.
+ * own length; `Expect` would ask the upstream to wait for a body the proxy already holds; answers are
+ * asked for without a content coding (`identity`) so that what is recorded is what the server said.
  */
-const REWRITTEN = new Set(['content-encoding', 'expect']);
+const REWRITTEN = new Set(['content-encoding', 'expect', 'accept-encoding']);
 
 /** Answers `status` with a JSON body and closes the connection (its framing is not trusted again). */
 function refuse(res: ServerResponse, status: number, body: unknown): void {
@@ -251,6 +252,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (v !== undefined && !HOP_BY_HOP.has(k) && !REWRITTEN.has(k)) headers[k] = v;
     }
     headers['host'] = upstream.host;
+    headers['accept-encoding'] = 'identity';
     if (body !== undefined) {
       headers['content-length'] = String(body.length);
       if (forwardContentType !== undefined) headers['content-type'] = forwardContentType;

@@ -3,6 +3,8 @@
 // SDK's own express app, which acts on all of them. With the log down none may run; with the log up
 // each is recorded as the request it is (found by its tool) and runs. Unknown codings are refused,
 // and a gzip bomb never expands past the body limit.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { createCapture } from '../../src/mcp/capture.js';
@@ -148,4 +150,33 @@ t.test('a body past the limit is answered 413 and never forwarded', async (t) =>
   t.equal(res.status, 413);
   t.match(await res.json(), { code: 'BODY_TOO_LARGE' });
   t.same(upstream.seen.slice(seenBefore), []);
+});
+
+t.test('answers are asked for without a content coding, so the record is what the server said', async (t) => {
+  const headersSeen: string[] = [];
+  const plain = http.createServer((req, res) => {
+    headersSeen.push(String(req.headers['accept-encoding']));
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"jsonrpc":"2.0","id":1,"result":{"said":"plainly"}}');
+    });
+  });
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => plain.close(() => resolve())));
+  const own = new MemorySink();
+  const p = await startProxy({
+    upstream: `http://127.0.0.1:${(plain.address() as AddressInfo).port}/mcp`,
+    port: 0,
+    capture: createCapture({ sink: own, transport: 'streamable-http', mode: 'spool' }),
+  });
+  t.teardown(() => p.close());
+  const res = await fetch(p.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip, br' },
+    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+  });
+  t.match(await res.json(), { result: { said: 'plainly' } });
+  t.same(headersSeen, ['identity']);
+  t.match(own.ofKind('mcp.message')[1], { messageType: 'result', message: { result: { said: 'plainly' } } });
 });
