@@ -75,8 +75,9 @@ export interface Observation {
   classified: ClassifiedMessage;
   /**
    * Resolves when the message may be forwarded, rejects when it must not be (sync mode: the log did
-   * not acknowledge a client-to-server request in time; spool mode: a client-to-server message could
-   * not be spooled). Already resolved when nothing waits.
+   * not acknowledge a gated client-to-server message in time, see `isGated`; spool mode: a
+   * client-to-server message could not be spooled). Already resolved when nothing waits. For a batch
+   * it covers the records of every member; `refusalOf` gives the answer to send instead.
    */
   gate: Promise<void>;
 }
@@ -114,7 +115,10 @@ export class McpCapture {
     this.onError = options.onError ?? (() => {});
   }
 
-  /** Records one message given as text (a stdio line without its terminator, an HTTP body, SSE data). */
+  /**
+   * Records one message given as text (a stdio line without its terminator, an HTTP body, SSE data);
+   * a batch as one record per member.
+   */
   observeText(direction: Direction, text: string, context: MessageContext): Observation {
     return this.observeClassified(direction, parseMessage(text), context, text);
   }
