@@ -144,6 +144,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (v !== undefined) (requestFacts as unknown as Record<string, string>)[k] = v;
     };
     put('contentType', 'content-type');
+    put('contentEncoding', 'content-encoding');
     put('mcpMethod', 'mcp-method');
     put('mcpName', 'mcp-name');
     put('mcpProtocolVersion', 'mcp-protocol-version');

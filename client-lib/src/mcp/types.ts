@@ -36,6 +36,8 @@ export interface HttpFacts {
   path: string;
   status?: number;
   contentType?: string;
+  /** The request's `Content-Encoding`: the recorded body is the decoded one (proxy). */
+  contentEncoding?: string;
   mcpMethod?: string;
   mcpName?: string;
   mcpProtocolVersion?: string;

@@ -102,6 +102,18 @@ for (const [name, make] of variants) {
       ],
       'recorded as the request it is, found by its tool',
     );
+    t.same(
+      recordedCalls(up)[0]?.['http'],
+      {
+        method: 'POST',
+        path: '/mcp',
+        contentType: sent.headers['content-type'] ?? 'application/json',
+        ...(sent.headers['content-encoding'] !== undefined
+          ? { contentEncoding: sent.headers['content-encoding'] }
+          : {}),
+      },
+      'the record names the encoding and charset the body came in',
+    );
   });
 }
 
