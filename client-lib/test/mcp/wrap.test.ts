@@ -165,6 +165,37 @@ t.test('sync: a batch line holding a tools/call waits for the log like a request
   });
 });
 
+t.test(
+  'sync: a request with an unusable id, and a line that is not JSON, wait for the log too',
+  async (t) => {
+    const sink = new MemorySink();
+    const h = harness('sync', sink);
+    sink.logDown = new Error('ECONNREFUSED');
+    h.stdin.write('{"jsonrpc":"2.0","method":"tools/call","id":{"not":"an id"}}\n');
+    h.stdin.write('{"jsonrpc":"2.0","method":"tools/call"\n');
+    await h.waitLines(2);
+    sink.logDown = undefined;
+    h.stdin.end('{"jsonrpc":"2.0","id":3,"method":"ping"}\n');
+    await h.done;
+    const out = h
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
+    t.equal(out.length, 3);
+    t.match(out[0], { id: null, error: { code: -32000 } });
+    t.match(out[1], { id: null, error: { code: -32000 } });
+    t.match(out[2], { id: 3, result: {} });
+    t.equal(h.stderrText(), 'got ping\n', 'the server saw only the ping');
+    t.notMatch(h.output(), /not json/, 'nor the broken line');
+    t.equal(
+      sink.ofKind('mcp.message').filter((f) => f['synthesized'] === true).length,
+      2,
+      'both refusals are recorded',
+    );
+  },
+);
+
 t.test('sync: a request waits for the acknowledgement before the server sees it', async (t) => {
   const sink = new MemorySink();
   sink.hold();
