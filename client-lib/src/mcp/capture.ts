@@ -4,13 +4,8 @@
  * that never got an answer, and decides when a message may be forwarded (audit modes, DESIGN.md "MCP
  * capture"). Browser-safe.
  */
-import {
-  DEFAULT_FIELDS_BUDGET,
-  type ClassifiedMessage,
-  parseMessage,
-  sha256Hex,
-  shrinkToFit,
-} from './message.js';
+import { base64Encode, utf8 } from '../encoding.js';
+import { DEFAULT_FIELDS_BUDGET, type ClassifiedMessage, parseMessage, shrinkToFit } from './message.js';
 import type {
   AuditMode,
   Direction,
@@ -22,6 +17,7 @@ import type {
   RecordSink,
   Side,
 } from './types.js';
+import { commitBytes, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PART_BYTES, type WireLimits } from './wire.js';
 
 /** Record kinds written by capture (besides `stream.open`/`stream.close`, which the emitter writes). */
 export const MCP_KINDS = {
@@ -30,6 +26,8 @@ export const MCP_KINDS = {
   stderr: 'mcp.stderr',
   processStart: 'mcp.process.start',
   processExit: 'mcp.process.exit',
+  /** One sealed part of a large message or stderr line (mcp/wire.ts), written before its record. */
+  part: 'mcp.part',
 } as const;
 
 /** JSON-RPC error code of the answer to a request that was refused because the log was unreachable. */
@@ -63,6 +61,15 @@ export interface CaptureOptions {
   fieldsBudget?: number;
   /** Called for a record that could not be written when nobody awaits it. */
   onError?: (error: unknown) => void;
+  /**
+   * Raw bytes per sealed part of a large message (default 1 MiB): each part is a record of its own,
+   * so one message never makes a record or a submission the log refuses (mcp/wire.ts).
+   */
+  partBytes?: number;
+  /** Largest message whose bytes are kept (default 64 MiB); a larger one gets a `$oversize` marker. */
+  maxMessageBytes?: number;
+  /** Salt source for tests (default: 16 random bytes per sealed value). */
+  salt?: () => Uint8Array;
 }
 
 /** What `observe` returns: the classified message and when it may be forwarded. */
@@ -96,6 +103,7 @@ export class McpCapture {
   private readonly budget: number;
   private readonly syncTimeoutMs: number;
   private readonly onError: (error: unknown) => void;
+  private readonly wireLimits: WireLimits;
   /** Open requests per session; owned by this object, touched only in `observe`/`endSession`. */
   private readonly pending = new Map<string, Map<string, Pending>>();
   private readonly versions = new Map<string, string>();
@@ -107,11 +115,21 @@ export class McpCapture {
     this.budget = options.fieldsBudget ?? DEFAULT_FIELDS_BUDGET;
     this.syncTimeoutMs = options.syncTimeoutMs ?? 5000;
     this.onError = options.onError ?? (() => {});
+    this.wireLimits = {
+      partBytes: options.partBytes ?? DEFAULT_PART_BYTES,
+      maxBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    if (options.salt !== undefined) this.wireLimits.salt = options.salt;
   }
 
-  /** Records one message given as text (a stdio line without its terminator, an HTTP body, SSE data). */
-  observeText(direction: Direction, text: string, context: MessageContext): Observation {
-    return this.observeClassified(direction, parseMessage(text), context, text);
+  /**
+   * Records one message given as text (a stdio line without its terminator, an HTTP body, SSE data).
+   * `wire` are the exact bytes it came as (a stdio line with its terminator, an HTTP body); default
+   * the UTF-8 of `text`. The record commits to them salted (`wire`); bytes that are not UTF-8 are
+   * recorded as base64 (`rawBase64`), never through a lossy decoding.
+   */
+  observeText(direction: Direction, text: string, context: MessageContext, wire?: Uint8Array): Observation {
+    return this.observeClassified(direction, parseMessage(text), context, text, wire ?? utf8(text));
   }
 
   /**
@@ -121,7 +139,7 @@ export class McpCapture {
    */
   observeValue(direction: Direction, value: JsonValue, context: MessageContext): Observation {
     const raw = JSON.stringify(value) ?? 'null';
-    return this.observeClassified(direction, parseMessage(raw), context, raw);
+    return this.observeClassified(direction, parseMessage(raw), context, raw, utf8(raw));
   }
 
   private observeClassified(
@@ -129,18 +147,24 @@ export class McpCapture {
     classified: ClassifiedMessage,
     context: MessageContext,
     raw: string,
+    wire: Uint8Array,
   ): Observation {
-    const fields = this.messageFields(direction, classified, context, raw);
-    const blobs: Record<string, Uint8Array> = {};
+    const fields = this.messageFields(direction, classified, context, raw, wire);
+    const commitment = commitBytes(wire, this.wireLimits);
+    fields['wire'] = commitment.ref;
+    const blobs: Record<string, Uint8Array> = { ...commitment.blobs };
+    // Small messages keep their content in the record (large values moved to blobs); a message over
+    // the budget is carried by its sealed parts alone, never parsed apart and re-serialised here.
     const bounded = shrinkToFit(fields, this.budget, blobs) as JsonObject;
     const options = Object.keys(blobs).length > 0 ? { blobs } : {};
+    const parts = this.writeParts(context.session, commitment.parts);
     const needsAck =
       this.mode === 'sync' && direction === 'client_to_server' && classified.type === 'request';
     if (needsAck) {
       const written = this.sink.record(bounded, { ...options, acknowledged: true });
-      return { classified, gate: withTimeout(written, this.syncTimeoutMs) };
+      return { classified, gate: withTimeout(allOf(parts, written), this.syncTimeoutMs) };
     }
-    const written = this.sink.record(bounded, { ...options, acknowledged: false });
+    const written = allOf(parts, this.sink.record(bounded, { ...options, acknowledged: false }));
     // Spool mode: what the client sends is durable before the server sees it (nothing runs that the
     // spool does not hold). What the server sends is forwarded at once and made durable by the next
     // group fsync: losing it in a crash loses a record of an answer, never of an action.
@@ -149,12 +173,33 @@ export class McpCapture {
     return { classified, gate: Promise.resolve() };
   }
 
+  /**
+   * Writes the `mcp.part` records of a commitment, in order, before the record that lists them (the
+   * sink keeps call order). Each carries one sealed part beside it.
+   */
+  private writeParts(session: string, parts: ReturnType<typeof commitBytes>['parts']): Promise<void>[] {
+    return parts.map((part, index) =>
+      this.sink.record(
+        {
+          kind: MCP_KINDS.part,
+          transport: this.transport,
+          session,
+          index,
+          of: parts.length,
+          part: part.ref as unknown as JsonObject,
+        },
+        { blobs: { [part.ref.$sealed.sha256]: part.bytes }, acknowledged: false },
+      ),
+    );
+  }
+
   /** The `mcp.message` fields of a message, and the correlation bookkeeping it implies. */
   private messageFields(
     direction: Direction,
     classified: ClassifiedMessage,
     context: MessageContext,
     raw: string,
+    wire: Uint8Array,
   ): JsonObject {
     const fields: JsonObject = {
       kind: MCP_KINDS.message,
@@ -162,7 +207,6 @@ export class McpCapture {
       direction,
       session: context.session,
       messageType: classified.type,
-      rawSha256: sha256Hex(raw),
     };
     if (context.mcpSessionId !== undefined) fields['mcp.session.id'] = context.mcpSessionId;
     this.learnVersion(classified, context);
@@ -220,9 +264,15 @@ export class McpCapture {
     if (context.principal !== undefined) fields['principal'] = context.principal as unknown as JsonObject;
     if (context.http !== undefined) fields['http'] = dropUndefined(context.http as unknown as JsonObject);
     if (context.synthesized === true) fields['synthesized'] = true;
-    if (classified.message !== undefined && classified.type !== 'batch')
+    if (wire.length > this.budget) {
+      // The content is in the sealed parts of `wire`; the clear fields above still say what it was.
+    } else if (!isUtf8(wire)) {
+      fields['rawBase64'] = base64Encode(wire);
+    } else if (classified.message !== undefined && classified.type !== 'batch') {
       fields['message'] = classified.message;
-    else fields['raw'] = raw;
+    } else {
+      fields['raw'] = raw;
+    }
     return fields;
   }
 
@@ -321,6 +371,24 @@ export class McpCapture {
     await Promise.all(writes);
   }
 
+  /**
+   * Records one stderr line of a stdio server: `line` as text when it is UTF-8 and small, else
+   * `lineBase64` (not UTF-8) or, over the budget, `lineWire` (its sealed parts, mcp/wire.ts).
+   */
+  stderrLine(session: string, text: string, bytes: Uint8Array): Promise<void> {
+    const fields: JsonObject = { kind: MCP_KINDS.stderr, session };
+    if (bytes.length > this.budget) {
+      const commitment = commitBytes(bytes, this.wireLimits);
+      const parts = this.writeParts(session, commitment.parts);
+      fields['lineWire'] = commitment.ref;
+      const options = Object.keys(commitment.blobs).length > 0 ? { blobs: commitment.blobs } : {};
+      return allOf(parts, this.sink.record({ transport: this.transport, ...fields }, options));
+    }
+    if (isUtf8(bytes)) fields['line'] = text;
+    else fields['lineBase64'] = base64Encode(bytes);
+    return this.event(fields);
+  }
+
   /** Records a non-message event (stderr line, process start or exit) without waiting for the log. */
   event(fields: JsonObject): Promise<void> {
     const blobs: Record<string, Uint8Array> = {};
@@ -376,6 +444,22 @@ function errorTypeOf(classified: ClassifiedMessage): string | undefined {
     return 'tool_error';
   }
   return undefined;
+}
+
+/** Whether `bytes` are well-formed UTF-8 (WHATWG decoder in fatal mode). */
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves when every part and then the record are written; rejects with the first failure. */
+function allOf(parts: Promise<void>[], record: Promise<void>): Promise<void> {
+  if (parts.length === 0) return record;
+  return Promise.all([...parts, record]).then(() => undefined);
 }
 
 function dropUndefined(o: JsonObject): JsonObject {

@@ -155,6 +155,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           'client_to_server',
           body.toString('utf8'),
           context(requestSession, requestFacts, mcpSessionId),
+          body,
         );
         try {
           await observation.gate;
@@ -269,6 +270,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           'server_to_client',
           payload.toString('utf8'),
           context(session, responseFacts, sid),
+          payload,
         );
       }
     } else {

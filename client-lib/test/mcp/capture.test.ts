@@ -2,6 +2,8 @@ import t from 'tap';
 import { AUDIT_UNAVAILABLE_CODE, createCapture, refusalFor } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { canonicalJson } from '../../src/record.js';
+import { isSealedRef, openSealedBytes, sealBytes } from '../../src/sealed.js';
+import { utf8 } from '../../src/encoding.js';
 import type { JsonValue } from '../../src/mcp/types.js';
 
 const ctx = { session: 's1' };
@@ -51,7 +53,8 @@ t.test('correlates by session, requesting side and typed id', async (t) => {
     'gen_ai.tool.name': 'echo',
     'error.type': 'tool_error',
   });
-  t.type(m[4]?.['rawSha256'], 'string');
+  t.ok(isSealedRef(m[4]?.['wire']), 'the wire bytes are committed to, salted');
+  t.notOk('rawSha256' in (m[4] ?? {}), 'no unsalted digest of the message');
 });
 
 t.test('unanswered and cancelled requests are recorded when the session ends', async (t) => {
@@ -150,19 +153,98 @@ t.test('spool mode gates client-to-server messages on the durable write, not ans
   t.match(errors, [/disk full/], 'the failed answer record is reported');
 });
 
-t.test('large messages go to blobs within the budget', async (t) => {
+t.test('a message over the budget is carried by its sealed bytes, within the budget', async (t) => {
   const sink = new MemorySink();
   const capture = createCapture({ sink, transport: 'stdio', mode: 'spool' });
   const text = 'y'.repeat(200_000);
-  capture.observeText(
-    'server_to_client',
-    JSON.stringify({ jsonrpc: '2.0', id: 3, result: { content: [{ type: 'text', text }] } }),
-    ctx,
+  const wire = JSON.stringify({ jsonrpc: '2.0', id: 3, result: { content: [{ type: 'text', text }] } });
+  capture.observeText('server_to_client', wire, ctx);
+  const r = sink.records[0]!;
+  t.equal(sink.records.length, 1, 'one record: S rides beside it');
+  t.ok(canonicalJson(r.fields).length < 48 * 1024);
+  t.match(r.fields, { 'jsonrpc.request.id': '3', messageType: 'result' });
+  t.notOk('message' in r.fields, 'the content is not copied into the record');
+  const ref = r.fields['wire'];
+  if (!isSealedRef(ref)) throw new Error('wire is not a sealed reference');
+  const s = r.options.blobs?.[ref.$sealed.sha256];
+  if (s === undefined) throw new Error('S does not travel with the record');
+  t.equal(new TextDecoder().decode(openSealedBytes(ref, s)), wire, 'S opens to the exact message');
+});
+
+t.test('a message over the part size is split into mcp.part records, each within the limits', async (t) => {
+  const sink = new MemorySink();
+  const capture = createCapture({ sink, transport: 'stdio', mode: 'sync', partBytes: 64 * 1024 });
+  const wire = utf8(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 9,
+      method: 'tools/call',
+      params: { name: 'big', arguments: { x: 'z'.repeat(300_000) } },
+    }),
   );
-  const r = sink.records[0];
-  t.ok(r?.options.blobs !== undefined && Object.keys(r.options.blobs).length === 1);
-  t.ok(JSON.stringify(r?.fields).length < 48 * 1024);
-  t.match(r?.fields, { message: { id: 3 }, 'jsonrpc.request.id': '3' });
+  const obs = capture.observeText('client_to_server', new TextDecoder().decode(wire), ctx, wire);
+  await obs.gate;
+  const parts = sink.records.filter((r) => r.fields['kind'] === 'mcp.part');
+  const message = sink.records.at(-1)!;
+  t.equal(parts.length, Math.ceil(wire.length / (64 * 1024)));
+  t.equal(sink.records.indexOf(message), parts.length, 'the parts come before the message record');
+  t.equal(message.options.acknowledged, true, 'the request itself still waits for the log');
+  t.match(message.fields, { 'gen_ai.tool.name': 'big', 'jsonrpc.request.id': '9' });
+  const listed = (message.fields['wire'] as { $sealedParts: { size: number; parts: unknown[] } })
+    .$sealedParts;
+  t.equal(listed.size, wire.length);
+  const rebuilt: number[] = [];
+  parts.forEach((p, i) => {
+    const ref = p.fields['part'];
+    if (!isSealedRef(ref)) throw new Error('part is not sealed');
+    t.same(listed.parts[i], ref.$sealed, `part ${i} is listed in order`);
+    t.ok(Object.keys(p.options.blobs ?? {}).length === 1, `part ${i} carries its own S`);
+    t.ok(p.options.blobs![ref.$sealed.sha256]!.length < 64 * 1024 * 1.4 + 100, `part ${i} is bounded`);
+    rebuilt.push(...openSealedBytes(ref, p.options.blobs![ref.$sealed.sha256]!));
+  });
+  t.same(Buffer.from(rebuilt).equals(Buffer.from(wire)), true, 'the parts open to the exact bytes');
+});
+
+t.test('a message beyond every limit gets a marker with its size and salted digest', async (t) => {
+  const sink = new MemorySink();
+  const salt = new Uint8Array(16).fill(7);
+  const capture = createCapture({
+    sink,
+    transport: 'stdio',
+    mode: 'spool',
+    partBytes: 1024,
+    maxMessageBytes: 4096,
+    salt: () => salt,
+  });
+  const wire = utf8(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { t: 'q'.repeat(10_000) } }));
+  await capture.observeText('server_to_client', new TextDecoder().decode(wire), ctx, wire).gate;
+  t.equal(sink.records.length, 1);
+  const marker = sink.records[0]!.fields['wire'] as {
+    $oversize: { size: number; salt: string; sha256: string };
+  };
+  t.equal(marker.$oversize.size, wire.length);
+  t.equal(marker.$oversize.salt, Buffer.from(salt).toString('base64'));
+  t.equal(marker.$oversize.sha256, sealBytes(wire, salt).ref.$sealed.sha256, 'digest of S, streamed');
+  t.same(sink.records[0]!.options.blobs, undefined, 'nothing of the content travels');
+});
+
+t.test('bytes that are not utf-8 are recorded as base64 of the exact bytes', async (t) => {
+  const sink = new MemorySink();
+  const capture = createCapture({ sink, transport: 'stdio', mode: 'spool' });
+  const wire = Buffer.from([
+    ...Buffer.from('{"jsonrpc":"2.0","method":"x","params":{"s":"'),
+    0xff,
+    0xc3,
+    ...Buffer.from('"}}\n'),
+  ]);
+  capture.observeText('server_to_client', wire.toString('utf8').trimEnd(), ctx, wire);
+  const f = sink.records[0]!.fields;
+  t.equal(f['rawBase64'], wire.toString('base64'));
+  t.notOk('message' in f, 'no lossy (U+FFFD) copy of the message');
+  t.equal(f['mcp.method.name'], 'x', 'still classified');
+  const ref = f['wire'];
+  if (!isSealedRef(ref)) throw new Error('no wire commitment');
+  t.ok(Buffer.from(openSealedBytes(ref, sink.records[0]!.options.blobs![ref.$sealed.sha256]!)).equals(wire));
 });
 
 t.test('SDK values are recorded as they go on the wire (undefined members dropped)', async (t) => {

@@ -1,0 +1,82 @@
+/**
+ * Salted commitments to the exact bytes of a message (DESIGN.md "Readers and sealed payloads": never
+ * a hash of unsalted content), split so that no record and no submission outgrows the log's limits
+ * (DESIGN.md "Large payloads"; server: entry <= 65,535 bytes, body <= its maxBodyBytes). Browser-safe.
+ *
+ * Three shapes, by size of the bytes B:
+ * - B <= partBytes: `{"$sealed":{"sha256","size"}}`, S = canonical {"salt","value":"<base64 of B>"},
+ *   S travels beside the record (its blobs).
+ * - partBytes < B <= maxBytes: `{"$sealedParts":{"size":|B|,"parts":[{"sha256","size"},...]}}`. B is
+ *   cut into chunks of partBytes; chunk k is sealed with its own salt into S_k, and each S_k travels
+ *   beside its own `mcp.part` record written just before the record that lists it. A reader opens
+ *   every S_k, decodes its base64 value and concatenates: B exactly.
+ * - B > maxBytes: `{"$oversize":{"size":|B|,"salt":"<base64>","sha256":"<hex SHA-256 of S>"}}`: the
+ *   bytes are not kept; S is never built (hashed as it is streamed), and whoever holds B can show
+ *   it is the message by recomputing S with the recorded salt.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { randomBytes } from '../crypto.js';
+import { base64Encode, hexEncode, utf8 } from '../encoding.js';
+import { SALT_SIZE, sealBytes, type SealedRef } from '../sealed.js';
+import type { JsonObject } from './types.js';
+
+/** Raw bytes per sealed part: S_k is about 4/3 of it and a submission carries it base64 again. */
+export const DEFAULT_PART_BYTES = 1024 * 1024;
+
+/** Largest message whose bytes are kept (in parts); beyond it only size and salted digest. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** The commitment for a record and what has to travel with it. */
+export interface WireCommitment {
+  /** The value for the record's field. */
+  ref: JsonObject;
+  /** Sealed bytes carried by the record itself (the single-part shape), keyed by hex SHA-256. */
+  blobs: Record<string, Uint8Array>;
+  /** Sealed parts, in order: each is written as its own `mcp.part` record before the record. */
+  parts: { ref: SealedRef; bytes: Uint8Array }[];
+}
+
+/** Sizes that bound a commitment; `salt` is for tests (default: 16 random bytes each). */
+export interface WireLimits {
+  partBytes: number;
+  maxBytes: number;
+  salt?: () => Uint8Array;
+}
+
+/** Commits to `bytes` in the shape their size calls for (see the module comment). */
+export function commitBytes(bytes: Uint8Array, limits: WireLimits): WireCommitment {
+  const salt = limits.salt ?? (() => randomBytes(SALT_SIZE));
+  if (bytes.length <= limits.partBytes) {
+    const sealed = sealBytes(bytes, salt());
+    return {
+      ref: sealed.ref as unknown as JsonObject,
+      blobs: { [sealed.ref.$sealed.sha256]: sealed.bytes },
+      parts: [],
+    };
+  }
+  if (bytes.length > limits.maxBytes) return { ref: oversize(bytes, salt()), blobs: {}, parts: [] };
+  const parts: WireCommitment['parts'] = [];
+  for (let at = 0; at < bytes.length; at += limits.partBytes) {
+    const sealed = sealBytes(bytes.subarray(at, at + limits.partBytes), salt());
+    parts.push({ ref: sealed.ref, bytes: sealed.bytes });
+  }
+  return {
+    ref: { $sealedParts: { size: bytes.length, parts: parts.map((p) => ({ ...p.ref.$sealed })) } },
+    blobs: {},
+    parts,
+  };
+}
+
+/**
+ * The `$oversize` marker: SHA-256 of S = `{"salt":"<b64>","value":"<base64 of bytes>"}` (RFC 8785: a
+ * base64 string needs no escaping), fed in slices of 3 * 2^16 bytes so that S is never held whole.
+ */
+function oversize(bytes: Uint8Array, salt: Uint8Array): JsonObject {
+  const saltText = base64Encode(salt);
+  const h = sha256.create();
+  h.update(utf8(`{"salt":"${saltText}","value":"`));
+  const step = 3 * 65536;
+  for (let at = 0; at < bytes.length; at += step) h.update(utf8(base64Encode(bytes.subarray(at, at + step))));
+  h.update(utf8('"}'));
+  return { $oversize: { size: bytes.length, salt: saltText, sha256: hexEncode(h.digest()) } };
+}
