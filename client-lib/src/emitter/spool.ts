@@ -6,6 +6,7 @@
  *   segments/NNNNNNNNNNNNNNNN.spool   one segment per emitter run (and more when one grows past the limit)
  *   cursor                JSON {"segment":n,"offset":k}: every byte before it has a verified receipt
  *   quarantine/           torn tails cut off at recovery, kept for the operator
+ *   refused/              records the log refused for good (Spool.refuse), kept for the operator
  *
  * A segment line is `<16 hex: SHA-256 prefix of the JSON> <JSON>\n`. `append` resolves only after
  * write + fdatasync, and concurrent appends share one fsync (group commit).
@@ -354,6 +355,32 @@ export class Spool {
         await fs.rm(path.join(this.segmentsDir, segmentName(n)), { force: true });
       }
     }
+  }
+
+  /**
+   * Sets aside pending records the log refused for good, so that they never block the ones behind
+   * them: writes records [from, count) to `refused/<stream>.<seq>.spool` (same line format, fsynced),
+   * then acks the first `count`. The records before `from` must have verified receipts. If the process
+   * dies between the two steps, the next start finds them pending again and refuses them again into
+   * the same file.
+   */
+  async refuse(from: number, count: number): Promise<string> {
+    if (!(from >= 0 && from < count && count <= this.queue.length))
+      throw new RangeError(`refuse records ${from}..${count}, ${this.queue.length} pending`);
+    const dir = path.join(this.dir, 'refused');
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    const first = this.queue[from]!.item.record;
+    const file = path.join(dir, `${first.stream}.${first.seq}.spool`);
+    const h = await fs.open(file, 'w', 0o600);
+    try {
+      for (const p of this.queue.slice(from, count)) await h.write(formatSpoolLine(p.item));
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await fsyncDir(dir);
+    await this.ack(count);
+    return file;
   }
 
   /** Waits for in-flight writes, closes the active segment and releases the lock. */
