@@ -7,7 +7,7 @@
  * Pure and browser-safe: the caller brings the salt (from `randomBytes(SALT_SIZE)`), so the same
  * inputs always give the same bytes and the functions read no clock or randomness.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256 } from './crypto.js';
 import { base64Decode, base64Encode, hexEncode, utf8, utf8Decode } from './encoding.js';
 import { TlogError } from './errors.js';
 import { canonicalJson } from './record.js';

@@ -60,6 +60,11 @@ export interface EmitterOptions {
   /** Records per POST; default 256 (the log takes up to 1,000). */
   batchSize?: number;
   /**
+   * Bytes a POST aims at (default 4 MiB; never more than the log's body limit): a record with large
+   * blobs goes in a POST of its own rather than in one of many MiB that the process must build whole.
+   */
+  postBytes?: number;
+  /**
    * How long the shipper lets spool-mode records gather before it POSTs them, so that a burst (or an
    * answer and the next request) shares one POST; default 10 ms, 0 to post at once. A sync emit,
    * flush() and close() never wait for it.
@@ -603,7 +608,7 @@ export class Emitter {
 
   /** The longest head of `items` whose POST body stays within the log's limit (at least one item). */
   private fit(items: readonly SpoolItem[]): readonly SpoolItem[] {
-    const limit = this.limits.maxBodyBytes - 64;
+    const limit = Math.min(this.limits.maxBodyBytes, this.options.postBytes ?? 4 * 1024 * 1024) - 64;
     let total = 0;
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;

@@ -74,6 +74,9 @@ interface Pending {
 
 const SEGMENT_RE = /^([0-9]{16})\.spool$/;
 
+/** Characters of spool lines joined into one write (see flushLoop). */
+const WRITE_PIECE = 1024 * 1024;
+
 function checksum(json: string): string {
   return createHash('sha256').update(json).digest('hex').slice(0, 16);
 }
@@ -311,7 +314,20 @@ export class Spool {
         const segment = this.activeSegment;
         let end = this.activeSize;
         const ends = batch.lines.map((l) => (end += Buffer.byteLength(l)));
-        await this.active.write(batch.lines.join(''));
+        // Written in pieces of about WRITE_PIECE characters: a group commit of records with large
+        // blobs is never joined into one string (and one buffer) of its whole size.
+        let piece: string[] = [];
+        let pieceSize = 0;
+        for (const line of batch.lines) {
+          piece.push(line);
+          pieceSize += line.length;
+          if (pieceSize >= WRITE_PIECE) {
+            await this.active.write(piece.join(''));
+            piece = [];
+            pieceSize = 0;
+          }
+        }
+        if (piece.length > 0) await this.active.write(piece.join(''));
         await this.active.datasync();
         this.activeSize = end;
         batch.items.forEach((item, i) => this.queue.push({ item, segment, end: ends[i]! }));

@@ -4,7 +4,7 @@
  * that never got an answer, and decides when a message may be forwarded (audit modes, DESIGN.md "MCP
  * capture"). Browser-safe.
  */
-import { base64Encode, utf8 } from '../encoding.js';
+import { base64Encode, isUtf8, utf8 } from '../encoding.js';
 import { DEFAULT_FIELDS_BUDGET, type ClassifiedMessage, parseMessage, shrinkToFit } from './message.js';
 import type {
   AuditMode,
@@ -150,6 +150,11 @@ export class McpCapture {
     wire: Uint8Array,
   ): Observation {
     const fields = this.messageFields(direction, classified, context, raw, wire);
+    if (wire.length > this.budget && classified.message !== undefined) {
+      // Its parsed form is not recorded (see messageFields): do not keep it alive while it ships.
+      const { message: _message, ...facts } = classified;
+      classified = facts;
+    }
     const commitment = commitBytes(wire, this.wireLimits);
     fields['wire'] = commitment.ref;
     const blobs: Record<string, Uint8Array> = { ...commitment.blobs };
@@ -444,16 +449,6 @@ function errorTypeOf(classified: ClassifiedMessage): string | undefined {
     return 'tool_error';
   }
   return undefined;
-}
-
-/** Whether `bytes` are well-formed UTF-8 (WHATWG decoder in fatal mode). */
-function isUtf8(bytes: Uint8Array): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Resolves when every part and then the record are written; rejects with the first failure. */
