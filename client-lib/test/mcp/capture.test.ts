@@ -3,6 +3,8 @@ import { AUDIT_UNAVAILABLE_CODE, createCapture, refusalFor } from '../../src/mcp
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { canonicalJson } from '../../src/record.js';
 import { isSealedRef, openSealedBytes, sealBytes } from '../../src/sealed.js';
+import { reconcile } from '../../src/mcp/reconcile.js';
+import type { JsonObject } from '../../src/mcp/types.js';
 import { utf8 } from '../../src/encoding.js';
 import type { JsonValue } from '../../src/mcp/types.js';
 
@@ -256,4 +258,29 @@ t.test('SDK values are recorded as they go on the wire (undefined members droppe
   const fields = sink.records[0]!.fields;
   t.same(fields['message'], { method: 'tools/list', jsonrpc: '2.0', id: 1 });
   t.doesNotThrow(() => canonicalJson(fields), 'the record can be signed (RFC 8785)');
+});
+
+t.test('reconcile still sees large (sealed-only) messages: a missing answer is reported', async (t) => {
+  const big = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { name: 'x', arguments: { a: 'p'.repeat(100_000) } },
+  });
+  const answer = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    result: { content: [{ type: 'text', text: 'r'.repeat(100_000) }] },
+  });
+  const side = (withAnswer: boolean): JsonObject[] => {
+    const sink = new MemorySink();
+    const capture = createCapture({ sink, transport: 'stdio', mode: 'spool' });
+    capture.observeText('client_to_server', big, ctx);
+    if (withAnswer) capture.observeText('server_to_client', answer, ctx);
+    return sink.ofKind('mcp.message');
+  };
+  t.same(reconcile(side(true), side(true)).findings, [], 'the same large exchange on both sides agrees');
+  t.match(reconcile(side(true), side(false)).findings, [
+    { problem: 'response_missing_in_b', method: 'tools/call', tool: 'x' },
+  ]);
 });
