@@ -242,7 +242,7 @@ export class Emitter {
    */
   emit(
     fields: RecordFields,
-    options: { mode?: EmitMode; blobs?: Record<string, Uint8Array> } = {},
+    options: { mode?: EmitMode; blobs?: Record<string, Uint8Array>; syncTimeoutMs?: number } = {},
   ): Promise<EmitterReceipt | undefined> {
     if (typeof fields.kind !== 'string' || fields.kind === '') {
       return Promise.reject(new TlogError('RECORD_INVALID', 'record kind must be a non-empty string'));
@@ -295,7 +295,7 @@ export class Emitter {
     const ack =
       mode === 'sync'
         ? new Promise<EmitterReceipt>((resolve, reject) => {
-            const timeoutMs = this.options.syncTimeoutMs ?? 10_000;
+            const timeoutMs = options.syncTimeoutMs ?? this.options.syncTimeoutMs ?? 10_000;
             const timer = setTimeout(() => {
               this.waiters.delete(key);
               reject(

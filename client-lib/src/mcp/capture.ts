@@ -166,8 +166,14 @@ export class McpCapture {
     const needsAck =
       this.mode === 'sync' && direction === 'client_to_server' && classified.type === 'request';
     if (needsAck) {
-      const written = this.sink.record(bounded, { ...options, acknowledged: true });
-      return { classified, gate: withTimeout(allOf(parts, written), this.syncTimeoutMs) };
+      // A large request has its parts to ship first: one more second for each MiB of it.
+      const timeoutMs = this.syncTimeoutMs + Math.floor(wire.length / (1024 * 1024)) * 1000;
+      const written = this.sink.record(bounded, {
+        ...options,
+        acknowledged: true,
+        ...(timeoutMs > this.syncTimeoutMs ? { timeoutMs } : {}),
+      });
+      return { classified, gate: withTimeout(allOf(parts, written), timeoutMs) };
     }
     const written = allOf(parts, this.sink.record(bounded, { ...options, acknowledged: false }));
     // Spool mode: what the client sends is durable before the server sees it (nothing runs that the

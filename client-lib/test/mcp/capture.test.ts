@@ -284,3 +284,20 @@ t.test('reconcile still sees large (sealed-only) messages: a missing answer is r
     { problem: 'response_missing_in_b', method: 'tools/call', tool: 'x' },
   ]);
 });
+
+t.test('sync mode gives a large request one more second per MiB to reach the log', async (t) => {
+  const sink = new MemorySink();
+  const capture = createCapture({ sink, transport: 'stdio', mode: 'sync', syncTimeoutMs: 5000 });
+  const text = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { a: 'm'.repeat(2_600_000) },
+  });
+  await capture.observeText('client_to_server', text, ctx).gate;
+  const request = sink.records.at(-1)!;
+  t.equal(request.options.acknowledged, true);
+  t.equal(request.options.timeoutMs, 7000);
+  await capture.observeText('client_to_server', '{"jsonrpc":"2.0","id":2,"method":"ping"}', ctx).gate;
+  t.equal(sink.records.at(-1)!.options.timeoutMs, undefined, 'a small request keeps the default');
+});
