@@ -66,7 +66,7 @@ export interface CaptureOptions {
    * so one message never makes a record or a submission the log refuses (mcp/wire.ts).
    */
   partBytes?: number;
-  /** Largest message whose bytes are kept (default 64 MiB); a larger one gets a `$oversize` marker. */
+  /** Largest message whose bytes are kept (default 32 MiB); a larger one gets a `$oversize` marker. */
   maxMessageBytes?: number;
   /** Salt source for tests (default: 16 random bytes per sealed value). */
   salt?: () => Uint8Array;
