@@ -17,8 +17,11 @@ import { registerEmitter, searchUntil, spawnNode, type Found } from '../helpers/
 
 const MIB = 1024 * 1024;
 const BIG = 20 * MIB;
-/** Peak RSS allowed to the wrapper or proxy while 20 MiB messages pass (measured: see the report). */
-const RSS_BOUND_MIB = 512;
+/**
+ * Peak RSS allowed to the wrapper or proxy while 20 MiB messages pass. Measured on 2 cores: wrap
+ * 397-444 MiB, proxy 384-389 MiB; before the fix 716 and 797 MiB (and capture stopped).
+ */
+const RSS_BOUND_MIB = 600;
 
 const log = await startLog();
 t.teardown(() => log.stop());
