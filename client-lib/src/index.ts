@@ -16,6 +16,7 @@ export * from './tiles/index.js';
 export * from './receipt/index.js';
 export * from './policy/index.js';
 export * from './record.js';
+export * from './sealed.js';
 export * from './client.js';
 export * from './checkpoint-store/checkpoint-store.js';
 export * from './audit/auditor.js';

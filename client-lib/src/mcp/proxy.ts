@@ -18,6 +18,7 @@ import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
 import { InvalidTokenError, PrincipalResolver } from './jwt.js';
 import { sha256Hex } from './message.js';
 import { SseParser } from './sse.js';
+import type { OversizeHasher } from './wire.js';
 import type { HttpFacts, JsonObject, Principal } from './types.js';
 
 /** Options of `startProxy`. */
@@ -163,8 +164,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       return c;
     };
 
-    /** A server message past the bound: forwarded unchanged, recorded as its size only. */
-    const recordOversized = (c: MessageContext, size: number): void => {
+    /**
+     * A server message past the bound: forwarded unchanged, recorded by its size and its `$oversize`
+     * marker (`wire`: size in bytes and salted digest, hashed as it streamed, mcp/wire.ts).
+     */
+    const recordOversized = (c: MessageContext, size: number, wire: JsonObject | undefined): void => {
       const fields: JsonObject = {
         kind: MCP_KINDS.oversized,
         direction: 'server_to_client',
@@ -172,6 +176,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         size,
         limit: maxBody,
       };
+      if (wire !== undefined) fields['wire'] = wire;
       if (c.mcpSessionId !== undefined) fields['mcp.session.id'] = c.mcpSessionId;
       if (c.http !== undefined) fields['http'] = c.http as unknown as JsonObject;
       capture
@@ -220,9 +225,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       body = decoded.bytes;
       forwardContentType = decoded.contentType;
       const messageContext = context(requestSession, requestFacts, mcpSessionId);
+      // `wire` commits to the bytes forwarded upstream (the decoded text as UTF-8), which is what the
+      // server acts on; the coding the client sent them in is recorded beside it
+      // (http.contentEncoding, and the content type's charset in http.contentType).
       const observation =
         decoded.text.length > 0
-          ? capture.observeText('client_to_server', decoded.text, messageContext)
+          ? capture.observeText('client_to_server', decoded.text, messageContext, decoded.bytes)
           : undefined;
       const recorded = observation?.gate ?? capture.event(httpRequestRecord());
       try {
@@ -302,7 +310,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       res.writeHead(status, outHeaders);
       res.flushHeaders();
       let legacySession = session;
-      const parser = new SseParser({ maxEventChars: maxBody });
+      const parser = new SseParser({
+        maxEventChars: maxBody,
+        oversizeHasher: () => capture.oversizeHasher(),
+      });
       // What the server sends never waits for the log or the spool (capture.ts, audit modes): each
       // chunk is forwarded as it arrives and its events recorded right after.
       const record = (chunkEvents: ReturnType<SseParser['push']>): void => {
@@ -320,7 +331,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           if (event.id !== undefined) facts.eventId = event.id;
           const sessionId = sid ?? (legacySession !== session ? legacySession : undefined);
           if (event.oversized !== undefined) {
-            recordOversized(context(legacySession, facts, sessionId), event.oversized.size);
+            recordOversized(
+              context(legacySession, facts, sessionId),
+              event.oversized.size,
+              event.oversized.wire,
+            );
             continue;
           }
           capture.observeText('server_to_client', event.data, context(legacySession, facts, sessionId));
@@ -341,22 +356,28 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     } else if (contentType.startsWith('application/json')) {
       const chunks: Buffer[] = [];
       let size = 0;
-      let streaming = false;
+      let streaming: OversizeHasher | undefined;
       for await (const chunk of upstreamRes) {
         size += (chunk as Buffer).length;
-        if (!streaming && size > maxBody) {
-          // Too large to hold: forwarded as it comes, recorded as its size only.
-          streaming = true;
+        if (streaming === undefined && size > maxBody) {
+          // Too large to hold: forwarded as it comes, recorded as its size and salted digest.
+          streaming = capture.oversizeHasher();
           res.writeHead(status, outHeaders);
-          for (const c of chunks) res.write(c);
+          for (const c of chunks) {
+            streaming.update(c);
+            res.write(c);
+          }
           chunks.length = 0;
         }
-        if (!streaming) chunks.push(chunk as Buffer);
-        else if (!res.write(chunk)) await writable(res);
+        if (streaming === undefined) chunks.push(chunk as Buffer);
+        else {
+          streaming.update(chunk as Buffer);
+          if (!res.write(chunk)) await writable(res);
+        }
       }
-      if (streaming) {
+      if (streaming !== undefined) {
         res.end();
-        recordOversized(context(session, responseFacts, sid), size);
+        recordOversized(context(session, responseFacts, sid), size, streaming.digest());
       } else {
         const payload = Buffer.concat(chunks);
         outHeaders['content-length'] = String(payload.length);
@@ -368,6 +389,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
             'server_to_client',
             payload.toString('utf8'),
             context(session, responseFacts, sid),
+            payload,
           );
         }
       }

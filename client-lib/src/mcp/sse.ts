@@ -3,8 +3,10 @@
  * fed the bytes as they arrive, it returns each complete event. The proxy forwards the bytes
  * untouched and uses the events only to record the messages. Work is linear in the input: each chunk
  * is scanned once and a line is joined once, when it ends. One event holds at most `maxEventChars`
- * characters of data; past that the parser only counts (`oversized`). Browser-safe.
+ * characters of data; past that the parser only counts (`oversized`) and, when given a hasher, feeds
+ * the data's UTF-8 to it as it streams (a size and salted digest of what was not kept). Browser-safe.
  */
+import type { JsonObject } from './types.js';
 
 /** One dispatched event. `data` joins the data lines with `\n`; `id` is absent when none was set. */
 export interface SseEvent {
@@ -12,14 +14,25 @@ export interface SseEvent {
   data: string;
   id?: string;
   retry?: number;
-  /** Set when the data passed the parser's bound: `data` is then empty and `size` counts its characters. */
-  oversized?: { size: number };
+  /**
+   * Set when the data passed the parser's bound: `data` is then empty, `size` counts its characters
+   * and `wire` is the hasher's digest of the data's UTF-8 (when the parser was given a hasher).
+   */
+  oversized?: { size: number; wire?: JsonObject };
 }
 
 /** Options of `SseParser`. */
 export interface SseParserOptions {
   /** Most characters of data one event may hold (default 16 Mi). */
   maxEventChars?: number;
+  /** Makes a hasher for the data of an event past the bound (mcp/wire.ts OversizeHasher). */
+  oversizeHasher?: () => StreamHasher;
+}
+
+/** Takes the bytes of a message as they stream and gives its record's digest. */
+export interface StreamHasher {
+  update(bytes: Uint8Array): void;
+  digest(): JsonObject;
 }
 
 /** Characters kept of an over-long line: enough for its field name. */
@@ -42,12 +55,20 @@ export class SseParser {
   private id: string | undefined;
   private retry: number | undefined;
   private sawField = false;
+  private readonly makeHasher: (() => StreamHasher) | undefined;
+  private readonly encoder = new TextEncoder();
+  /** The hasher of the oversized event being read; whether the current over-long line feeds it. */
+  private hasher: StreamHasher | undefined;
+  private lineHashed = false;
+  /** The start of an over-long line too short yet to tell its field (fewer than 6 characters). */
+  private pendingLine: string | undefined;
 
   /** Requires `maxEventChars` >= 1 when given. */
   constructor(options: SseParserOptions = {}) {
     const max = options.maxEventChars ?? 16 * 1024 * 1024;
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`maxEventChars is ${max}, want >= 1`);
     this.maxEventChars = max;
+    this.makeHasher = options.oversizeHasher;
   }
 
   /** Feeds bytes; returns the events they completed. */
@@ -88,14 +109,52 @@ export class SseParser {
   private append(text: string, from: number, to: number): void {
     if (to <= from) return;
     this.lineChars += to - from;
-    if (this.lineOverLong) return;
+    if (this.lineOverLong) {
+      // The prefix grows to PREFIX_CHARS whatever the chunks, so the field name is always known.
+      const prefix = this.lineParts[0]!;
+      if (prefix.length < PREFIX_CHARS)
+        this.lineParts[0] = prefix + text.slice(from, Math.min(to, from + PREFIX_CHARS - prefix.length));
+      if (this.pendingLine !== undefined) this.startHashing(this.pendingLine + text.slice(from, to));
+      else if (this.lineHashed) this.hash(text.slice(from, to));
+      return;
+    }
     if (this.dataChars + this.lineChars <= this.maxEventChars) {
       this.lineParts.push(text.slice(from, to));
       return;
     }
-    const prefix = this.lineParts.join('') + text.slice(from, Math.min(to, from + PREFIX_CHARS));
-    this.lineParts = [prefix.slice(0, PREFIX_CHARS)];
+    const line = this.lineParts.join('') + text.slice(from, to);
+    this.lineParts = [line.slice(0, PREFIX_CHARS)];
     this.lineOverLong = true;
+    this.startHashing(line);
+  }
+
+  /**
+   * A line took its event past the bound: when it is a data line, the event's data so far (earlier
+   * data lines, then this line's value) goes to the hasher, and the rest of the line as it comes.
+   */
+  private startHashing(line: string): void {
+    if (this.makeHasher === undefined) return;
+    // Until 6 characters are known, "data:" and "data: " (and other fields) cannot be told apart.
+    this.pendingLine = line.length < 6 ? line : undefined;
+    if (this.pendingLine !== undefined || !line.startsWith('data:')) return;
+    this.startHashingData(line.slice(line.charCodeAt(5) === 32 ? 6 : 5));
+  }
+
+  /** Feeds the event's data so far and the first piece of this data line's value. */
+  private startHashingData(value: string): void {
+    if (this.makeHasher === undefined) return;
+    if (this.hasher === undefined) {
+      this.hasher = this.makeHasher();
+      if (this.data.length > 0) this.hash(this.data.join('\n') + '\n');
+    } else {
+      this.hash('\n');
+    }
+    this.hash(value);
+    this.lineHashed = true;
+  }
+
+  private hash(text: string): void {
+    if (text.length > 0) this.hasher?.update(this.encoder.encode(text));
   }
 
   private endLine(): SseEvent | undefined {
@@ -105,6 +164,10 @@ export class SseParser {
     this.lineParts = [];
     this.lineChars = 0;
     this.lineOverLong = false;
+    // An over-long line that ended before its field could be told: a data line with an empty value.
+    if (this.pendingLine === 'data' || this.pendingLine === 'data:') this.startHashingData('');
+    this.pendingLine = undefined;
+    this.lineHashed = false;
     if (line === '' && chars === 0) return this.dispatch();
     if (line.startsWith(':')) return undefined;
     const colon = line.indexOf(':');
@@ -121,6 +184,7 @@ export class SseParser {
     if (field === 'data') {
       this.dataChars += value.length;
       if (!this.oversized) this.data.push(value);
+      else this.hash('\n' + value);
     } else if (field === 'event') this.eventType = value;
     else if (field === 'id' && !value.includes('\u0000')) this.id = value;
     else if (field === 'retry' && /^[0-9]+$/.test(value)) this.retry = Number(value);
@@ -137,7 +201,11 @@ export class SseParser {
   private dispatch(): SseEvent | undefined {
     if (!this.sawField) return undefined;
     const event: SseEvent = { event: this.eventType || 'message', data: this.data.join('\n') };
-    if (this.oversized) event.oversized = { size: this.dataChars };
+    if (this.oversized) {
+      event.oversized = { size: this.dataChars };
+      if (this.hasher !== undefined) event.oversized.wire = this.hasher.digest();
+    }
+    this.hasher = undefined;
     if (this.id !== undefined) event.id = this.id;
     if (this.retry !== undefined) event.retry = this.retry;
     this.data = [];

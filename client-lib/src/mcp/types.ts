@@ -59,6 +59,8 @@ export interface RecordOptions {
    * false: resolve once the record is durable locally (spool) or queued.
    */
   acknowledged?: boolean;
+  /** With `acknowledged`: how long the log may take (ms), when longer than the sink's default. */
+  timeoutMs?: number;
 }
 
 /**

@@ -178,7 +178,7 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
   });
 
   const fromClient = (line: Line): void => {
-    const observation = capture.observeText('client_to_server', line.text, context);
+    const observation = capture.observeText('client_to_server', line.text, context, line.bytes);
     const { classified } = observation;
     toServer.enqueue(async () => {
       try {
@@ -205,7 +205,7 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
     // it first and record it after, so the recording work is off the client's path. The record is
     // still made before the next line is read, so the stream keeps the wire order.
     toClient.writeNow(line.bytes);
-    capture.observeText('server_to_client', line.text, context);
+    capture.observeText('server_to_client', line.text, context, line.bytes);
   };
 
   const clientLines = new LineSplitter();
@@ -236,7 +236,7 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
   const stderrLines = new LineSplitter();
   const recordStderr = (line: Line): void => {
     capture
-      .event({ kind: MCP_KINDS.stderr, session, line: line.text })
+      .stderrLine(session, line.text, line.bytes)
       .catch((err: unknown) => warn(`could not record stderr: ${String(err)}`));
   };
   childStderr.on('data', (chunk: Buffer) => {

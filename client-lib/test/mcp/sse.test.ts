@@ -12,6 +12,8 @@ import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { startProxy } from '../../src/mcp/proxy.js';
 import { type SseEvent, SseParser } from '../../src/mcp/sse.js';
+import { OversizeHasher } from '../../src/mcp/wire.js';
+import { sealBytes } from '../../src/sealed.js';
 
 const MiB = 1024 * 1024;
 const bigServer = fileURLToPath(new URL('./fixtures/big-sse-server.js', import.meta.url));
@@ -55,6 +57,40 @@ t.test('an event past the bound is counted, not held; the next one parses', asyn
   ]);
   t.throws(() => new SseParser({ maxEventChars: 0 }), RangeError);
 });
+
+t.test(
+  'an event past the bound gets the size and salted digest of its data, hashed as it streams',
+  async (t) => {
+    const salt = new Uint8Array(16).fill(3);
+    const big = 'é'.repeat(3000);
+    const cases: [string, string][] = [
+      [`id: 1\ndata: ${big}\ndata: ${big}\n\n`, `${big}\n${big}`],
+      [`data: a\r\ndata:${big}${big}\r\ndata: b\r\n: note\r\n\r\n`, `a\n${big}${big}\nb`],
+      [`data: ${big}${big}\nid: 2\ndata:\n\n`, `${big}${big}\n`],
+    ];
+    for (const [text, data] of cases) {
+      const want = {
+        size: enc.encode(data).length,
+        sha256: sealBytes(enc.encode(data), salt).ref.$sealed.sha256,
+      };
+      for (const chunk of [1, 5, 7, 100, text.length]) {
+        const parser = new SseParser({ maxEventChars: 4096, oversizeHasher: () => new OversizeHasher(salt) });
+        const events = parseAll(parser, enc.encode(text + 'data: small\n\n'), chunk);
+        t.match(
+          events,
+          [
+            { data: '', oversized: { size: data.replace(/\n/g, '').length, wire: { $oversize: want } } },
+            { data: 'small' },
+          ],
+          `chunks of ${chunk}: ${JSON.stringify(text.slice(0, 12))}`,
+        );
+      }
+    }
+    // Without a hasher the parser only counts, as before.
+    const events = parseAll(new SseParser({ maxEventChars: 10 }), enc.encode(`data: ${big}\n\n`), 64);
+    t.same(events, [{ event: 'message', data: '', oversized: { size: big.length } }]);
+  },
+);
 
 /**
  * CPU milliseconds (this process, so other load on the machine does not count) to parse `count`
@@ -174,5 +210,15 @@ t.test('through the proxy: a ping is answered promptly while a 16 MiB event stre
       },
     ],
     'the event past the bound is recorded by its size',
+  );
+  // ... and its salted digest, hashed as it streamed: the bytes the client got can be shown to be it.
+  const record = sink.ofKind('mcp.message.oversized')[0]!;
+  const marker = (record['wire'] as { $oversize: { size: number; salt: string; sha256: string } }).$oversize;
+  const data = Buffer.from(sent.slice('id: big-1\ndata: '.length, -2));
+  t.equal(marker.size, data.length, 'the marker counts the bytes of the data');
+  t.equal(
+    marker.sha256,
+    sealBytes(data, Buffer.from(marker.salt, 'base64')).ref.$sealed.sha256,
+    'the marker is the salted digest of the data',
   );
 });
