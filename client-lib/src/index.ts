@@ -17,6 +17,7 @@ export * from './receipt/index.js';
 export * from './policy/index.js';
 export * from './record.js';
 export * from './registry.js';
+export * from './sealed.js';
 export * from './client.js';
 export * from './read-limited.js';
 export * from './checkpoint-store/checkpoint-store.js';

@@ -218,6 +218,22 @@ forEachStore(t, async (t, store) => {
           400,
           'BLOB_INVALID',
         ],
+        [
+          'sealed bytes not supplied',
+          () =>
+            post({ entries: [sub(record(2, r1, { w: { $sealed: { sha256: 'b'.repeat(64), size: 3 } } }))] }),
+          400,
+          'BLOB_INVALID',
+        ],
+        [
+          'sealed bytes of another hash',
+          () => {
+            const r = record(2, r1, { w: { $sealed: { sha256: 'b'.repeat(64), size: 3 } } });
+            return post({ entries: [{ ...sub(r), blobs: { ['b'.repeat(64)]: 'YWJj' } }] });
+          },
+          400,
+          'BLOB_INVALID',
+        ],
         ['index past the tree', () => app.inject({ url: '/v1/entries/99' }), 404, 'INDEX_OUT_OF_RANGE'],
         [
           'size never published',
@@ -248,8 +264,17 @@ forEachStore(t, async (t, store) => {
     const blob = await app.inject({ url: `/v1/blobs/${hex}` });
     t.equal(blob.statusCode, 200);
     t.equal(blob.body, 'hello blob');
-    const proof = await app.inject({ url: '/v1/proof/consistency?from=4&to=5' });
+    // Sealed bytes S travel beside the record like blobs and are checked against the commitment.
+    const sealed = new TextEncoder().encode('{"salt":"AAECAwQFBgcICQoLDA0ODw==","value":"yes"}');
+    const sealedHex = createHash('sha256').update(sealed).digest('hex');
+    const r3 = record(3, r, { wire: { $sealed: { sha256: sealedHex, size: sealed.length } } });
+    const res3 = await post(
+      { entries: [{ ...sub(r3), blobs: { [sealedHex]: Buffer.from(sealed).toString('base64') } }] },
+      '/v1/entries?wait=false',
+    );
+    t.equal(res3.statusCode, 202, res3.body);
+    const proof = await app.inject({ url: '/v1/proof/consistency?from=4&to=6' });
     t.equal(proof.statusCode, 200, proof.body);
-    t.ok((await app.inject({ url: '/metrics' })).body.includes('vigil_tree_size 5'));
+    t.ok((await app.inject({ url: '/metrics' })).body.includes('vigil_tree_size 6'));
   });
 });

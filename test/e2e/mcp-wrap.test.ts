@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { resolveBlobs, type JsonValue } from '@vigil/client';
+import { isSealedRef, openSealedBytes, type SealedRef } from '@vigil/client';
 import t from 'tap';
 import { startLog, vigilMain } from '../helpers/log.js';
 import {
@@ -146,41 +146,49 @@ t.test('sync: SDK client -> vigil mcp wrap -> server-filesystem: read and denied
   );
 });
 
-t.test('a message too large for one entry goes to blobs; the log serves them back', async (t) => {
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [...wrapArgs('sync', path.join(dir, 'spool-blob')), process.execPath, everythingEntry, 'stdio'],
-    stderr: 'pipe',
-  });
-  const client = new Client({ name: 'e2e-blob', version: '0' });
-  await client.connect(transport);
-  const big = `big-${'x'.repeat(120_000)}`;
-  const echo = await client.callTool({ name: 'echo', arguments: { message: big } });
-  await client.close();
-  t.same(echo.content, [{ type: 'text', text: `Echo: ${big}` }]);
+t.test(
+  'a message too large for one entry travels as its sealed bytes; the log serves them back',
+  async (t) => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [...wrapArgs('sync', path.join(dir, 'spool-blob')), process.execPath, everythingEntry, 'stdio'],
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'e2e-blob', version: '0' });
+    await client.connect(transport);
+    const big = `big-${'x'.repeat(120_000)}`;
+    const echo = await client.callTool({ name: 'echo', arguments: { message: big } });
+    await client.close();
+    t.same(echo.content, [{ type: 'text', text: `Echo: ${big}` }]);
 
-  const found = await searchUntil(log, reg.policyFile, { tool: 'echo' }, (f) =>
-    f.some((x) => JSON.stringify(x.record).includes('$blob')),
-  );
-  const request = found.find((x) => JSON.stringify(x.record).includes('$blob'))!;
-  const records = await sessionRecords(request.record['session'] as string);
-  const getBlob = async (hex: string): Promise<Uint8Array> => {
-    const res = await fetch(`${log.url}v1/blobs/${hex}`);
-    if (!res.ok) throw new Error(`blob ${hex}: HTTP ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
-  };
-  const echoes = records.filter((r) => r['gen_ai.tool.name'] === 'echo');
-  t.equal(echoes.length, 2, 'request and answer recorded');
-  for (const r of echoes) {
-    t.ok(JSON.stringify(r).length < 60_000, 'the entry itself stays small');
-    t.match(JSON.stringify(r), /"\$blob":\{"sha256":"[0-9a-f]{64}","size":[0-9]+\}/);
-  }
-  const [req, answer] = (await Promise.all(
-    echoes.map((r) => resolveBlobs(r as JsonValue, getBlob)),
-  )) as Rec[];
-  t.same(params(req!)['arguments'], { message: big }, 'the request rebuilt from its blobs');
-  t.same(msg(answer!)['result'], echo, 'the answer rebuilt from its blobs is what the client got');
-});
+    const isLarge = (r: Rec): boolean => r['message'] === undefined && isSealedRef(r['wire']);
+    const found = await searchUntil(log, reg.policyFile, { tool: 'echo' }, (f) =>
+      f.some((x) => isLarge(x.record)),
+    );
+    const request = found.find((x) => isLarge(x.record))!;
+    const records = await sessionRecords(request.record['session'] as string);
+    const opened = async (r: Rec): Promise<Rec> => {
+      const ref = r['wire'] as SealedRef;
+      const res = await fetch(`${log.url}v1/blobs/${ref.$sealed.sha256}`);
+      if (!res.ok) throw new Error(`sealed ${ref.$sealed.sha256}: HTTP ${res.status}`);
+      const bytes = openSealedBytes(ref, new Uint8Array(await res.arrayBuffer()));
+      return JSON.parse(new TextDecoder().decode(bytes)) as Rec;
+    };
+    const echoes = records.filter((r) => r['gen_ai.tool.name'] === 'echo');
+    t.equal(echoes.length, 2, 'request and answer recorded');
+    for (const r of echoes) {
+      t.ok(JSON.stringify(r).length < 60_000, 'the entry itself stays small');
+      t.ok(isLarge(r), 'the content is in the sealed bytes beside the record');
+    }
+    const [req, answer] = await Promise.all(echoes.map(opened));
+    t.same(
+      (req!['params'] as Rec)['arguments'],
+      { message: big },
+      'the request rebuilt from its sealed bytes',
+    );
+    t.same(answer!['result'], echo, 'the answer rebuilt from its sealed bytes is what the client got');
+  },
+);
 
 /** Runs a command with fixed stdin; resolves with its stdout bytes. */
 function run(cmd: string, args: string[], input: string): Promise<Buffer> {

@@ -8,6 +8,18 @@
  * head and the only caller of `spool.ack`, and it acks only after every receipt of a batch verified.
  * After a crash the next run starts a new stream; the old stream's spooled records are shipped first
  * (they are ahead in the spool), and that stream stays unclosed, which the auditor reports.
+ *
+ * Size: a record is built only if its entry and its POST fit the log's limits (learned from
+ * `GET /v1/log`, else DEFAULT_LIMITS), and a POST takes records only up to the body limit.
+ *
+ * Refusals: a record the log refuses for good (400, 409, 413, 422) must not hold back the ones behind
+ * it. Its stream cannot go on past it (seq/prev), so the records of that stream from it on are set
+ * aside in the spool's refused/ directory; the later ones are re-sent in the current stream (marked
+ * `resent`), and a `record.refused` record says what was refused and why. When the refused record
+ * is of the current stream, the emitter first moves to a new stream (`stream.open` with `rotated`).
+ *   shipping -> (refused: rotate if current -> record.refused + resend -> set aside) -> shipping
+ * A refusal of those bookkeeping records themselves, or a refusal of the emitter (401, 403: revoked,
+ * bad signature) raises the alarm and stops shipping: a human must act.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -22,6 +34,7 @@ import { parseReceipt, verifyReceipt } from '../receipt/index.js';
 import { canonicalJson, parseEntry } from '../record.js';
 import { decodeEntryBundle } from '../tiles/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
+import { DEFAULT_LIMITS, entryOverhead, itemBodyBytes, limitsFromLogInfo, type LogLimits } from './limits.js';
 import { Spool, type SpoolItem, type TornTail } from './spool.js';
 
 export type EmitMode = 'spool' | 'sync';
@@ -46,6 +59,11 @@ export interface EmitterOptions {
   program?: string;
   /** Records per POST; default 256 (the log takes up to 1,000). */
   batchSize?: number;
+  /**
+   * Bytes a POST aims at (default 4 MiB; never more than the log's body limit): a record with large
+   * blobs goes in a POST of its own rather than in one of many MiB that the process must build whole.
+   */
+  postBytes?: number;
   /**
    * How long the shipper lets spool-mode records gather before it POSTs them, so that a burst (or an
    * answer and the next request) shares one POST; default 10 ms, 0 to post at once. A sync emit,
@@ -79,6 +97,15 @@ export interface EmitterReceipt {
 
 /** Everything that can go to a record besides the fields the emitter sets. */
 export type RecordFields = { kind: string } & Record<string, unknown>;
+
+/** Kind of the record that says the log refused one of ours. */
+export const REFUSED_KIND = 'record.refused';
+
+/** Least time between two tries to learn the log's limits while it does not answer. */
+const LIMITS_RETRY_MS = 60_000;
+
+/** Statuses with which the log refuses a record for what it is (never for who sent it). */
+const RECORD_REFUSALS = new Set([400, 409, 413, 422]);
 
 /** Longest wait between a verified receipt and trimming the spool past it. */
 const TRIM_DELAY_MS = 100;
@@ -129,13 +156,25 @@ function waitFor(ms: number, signal: AbortSignal): Promise<void> {
 export class Emitter {
   /** The emitter name (the signer key's name). */
   readonly name: string;
-  /** This run's stream id. */
-  readonly stream: string;
+  /** The current stream id (a new one after the log refused a record of this one for good). */
+  get stream(): string {
+    return this.currentStream;
+  }
   readonly client: LogClient;
   alarm: EmitterAlarm | undefined;
 
+  private currentStream: string;
   private seq = 0;
   private prev: string | undefined;
+  private limits: LogLimits = DEFAULT_LIMITS;
+  private limitsLearned = false;
+  private limitsTriedAt = -Infinity;
+  /** POST body bytes of each spooled record (see fit). */
+  private readonly bodyBytes = new WeakMap<SpoolItem, number>();
+  /** After a batch was refused: send one record a POST up to this one, to find the refused record. */
+  private probeUntil: SpoolItem | undefined;
+  /** A refusal is being handled (refuse): the express lane leaves everything to the main lane. */
+  private refusing = false;
   private readonly spool: Spool;
   private readonly options: EmitterOptions;
   private policy: Policy | undefined;
@@ -179,7 +218,7 @@ export class Emitter {
     this.spool = spool;
     this.name = name;
     this.policy = policy;
-    this.stream = randomUUID();
+    this.currentStream = randomUUID();
     this.client = new LogClient(options.logUrl, {
       ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
       timeoutMs: options.requestTimeoutMs ?? 30_000,
@@ -203,7 +242,7 @@ export class Emitter {
    */
   emit(
     fields: RecordFields,
-    options: { mode?: EmitMode; blobs?: Record<string, Uint8Array> } = {},
+    options: { mode?: EmitMode; blobs?: Record<string, Uint8Array>; syncTimeoutMs?: number } = {},
   ): Promise<EmitterReceipt | undefined> {
     if (typeof fields.kind !== 'string' || fields.kind === '') {
       return Promise.reject(new TlogError('RECORD_INVALID', 'record kind must be a non-empty string'));
@@ -221,7 +260,7 @@ export class Emitter {
     const { kind, ...rest } = fields;
     const record: SpoolItem['record'] = {
       v: 1,
-      stream: this.stream,
+      stream: this.currentStream,
       seq: this.seq,
       ...(this.prev !== undefined ? { prev: this.prev } : {}),
       time: rfc3339ms(this.now()),
@@ -235,6 +274,7 @@ export class Emitter {
     try {
       canonical = canonicalJson(record); // rejects values RFC 8785 cannot carry, before seq advances
       const bytes = utf8(canonical);
+      this.checkSize(bytes.length, options.blobs);
       sig = base64Encode(getCryptoProvider().ed25519Sign(bytes, this.seed));
       hash = base64Encode(sha256(bytes));
     } catch (err) {
@@ -255,7 +295,7 @@ export class Emitter {
     const ack =
       mode === 'sync'
         ? new Promise<EmitterReceipt>((resolve, reject) => {
-            const timeoutMs = this.options.syncTimeoutMs ?? 10_000;
+            const timeoutMs = options.syncTimeoutMs ?? this.options.syncTimeoutMs ?? 10_000;
             const timer = setTimeout(() => {
               this.waiters.delete(key);
               reject(
@@ -284,6 +324,28 @@ export class Emitter {
     this.chain = durable.catch(() => undefined);
     if (ack === undefined) return durable.then(() => undefined);
     return durable.then(() => ack);
+  }
+
+  /**
+   * Refuses (before the record takes a seq) what the log could never take: an entry over its entry
+   * limit, or a record whose blobs make a POST over its body limit. Throws RECORD_INVALID.
+   */
+  private checkSize(recordBytes: number, blobs: Record<string, Uint8Array> | undefined): void {
+    const entry = recordBytes + entryOverhead(this.name);
+    if (entry > this.limits.maxEntryBytes) {
+      throw new TlogError(
+        'RECORD_INVALID',
+        `record makes an entry of up to ${entry} bytes, the log takes at most ${this.limits.maxEntryBytes}; move large values to blobs`,
+      );
+    }
+    let body = entry;
+    for (const b of Object.values(blobs ?? {})) body += Math.ceil(b.length / 3) * 4 + 72;
+    if (body > this.limits.maxBodyBytes) {
+      throw new TlogError(
+        'RECORD_INVALID',
+        `record and its blobs make a request of up to ${body} bytes, the log takes at most ${this.limits.maxBodyBytes}; split the blobs`,
+      );
+    }
   }
 
   /** Resolves when every record spooled so far has a verified receipt. */
@@ -396,7 +458,7 @@ export class Emitter {
 
   /** Subscribes to 'receipt', 'warning', 'error', 'shipped'. */
   on(event: 'receipt', listener: (r: EmitterReceipt) => void): this;
-  on(event: 'warning' | 'error', listener: (err: Error) => void): this;
+  on(event: 'warning' | 'error' | 'refused', listener: (err: Error) => void): this;
   on(event: 'shipped' | 'alarm', listener: (n?: number) => void): this;
   on(event: string, listener: (...args: any[]) => void): this {
     this.events.on(event, listener);
@@ -438,8 +500,11 @@ export class Emitter {
         await this.express;
         continue;
       }
-      const batchSize = this.options.batchSize ?? 256;
-      let batch = this.unverified().slice(0, batchSize);
+      const batchSize =
+        this.probeUntil !== undefined
+          ? 1
+          : Math.min(this.options.batchSize ?? 256, this.limits.maxEntriesPerRequest);
+      let batch = this.fit(this.unverified().slice(0, batchSize));
       if (batch.length === 0) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -449,7 +514,7 @@ export class Emitter {
         continue;
       }
       if (batch.length < batchSize && (await this.linger(batch))) {
-        batch = this.unverified().slice(0, batchSize);
+        batch = this.fit(this.unverified().slice(0, batchSize));
         if (batch.length === 0) continue;
       }
       this.mainBatch = batch;
@@ -461,6 +526,12 @@ export class Emitter {
         if (signal.aborted || this.alarm !== undefined) return;
         const delay = this.failed(batch, err);
         if (delay === undefined) return;
+        if (delay === 'refused') {
+          this.mainBatch = undefined;
+          await this.refuse(batch[0]!, (err as SubmitFailure).cause as LogRequestError);
+          continue;
+        }
+        if (delay === 0) continue;
         await new Promise<void>((resolve) => {
           this.backoffWake = resolve;
           void waitFor(delay, signal).then(resolve);
@@ -503,6 +574,7 @@ export class Emitter {
    */
   private shipSync(item: SpoolItem): void {
     if (this.alarm !== undefined || this.stop.signal.aborted || this.verified.has(item)) return;
+    if (this.refusing || this.probeUntil !== undefined) return this.hurry();
     if (this.mainBatch === undefined || this.mainBatch.includes(item)) return this.hurry();
     if (this.express !== undefined) {
       this.expressAgain = item;
@@ -512,6 +584,7 @@ export class Emitter {
     const end = pending.indexOf(item);
     if (end === -1 || end >= (this.options.batchSize ?? 256)) return this.hurry();
     const batch = pending.slice(0, end + 1);
+    if (this.fit(batch).length < batch.length) return this.hurry();
     this.express = this.ship(batch)
       .then(
         (receipts) => {
@@ -521,7 +594,7 @@ export class Emitter {
         },
         (err: unknown) => {
           if (this.stop.signal.aborted || this.alarm !== undefined) return;
-          this.failed(batch, err); // a retryable failure is left to the main lane's retries
+          this.failed(batch, err); // retries and refusals are left to the main lane
         },
       )
       .finally(() => {
@@ -531,6 +604,39 @@ export class Emitter {
         if (again !== undefined) this.shipSync(again);
         this.kick();
       });
+  }
+
+  /** The longest head of `items` whose POST body stays within the log's limit (at least one item). */
+  private fit(items: readonly SpoolItem[]): readonly SpoolItem[] {
+    const limit = Math.min(this.limits.maxBodyBytes, this.options.postBytes ?? 4 * 1024 * 1024) - 64;
+    let total = 0;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      let bytes = this.bodyBytes.get(item);
+      if (bytes === undefined) {
+        const record = this.canonical.get(item) ?? canonicalJson(item.record);
+        bytes = itemBodyBytes(item, Buffer.byteLength(record));
+        this.bodyBytes.set(item, bytes);
+      }
+      total += bytes + 1;
+      if (total > limit && i > 0) return items.slice(0, i);
+    }
+    return items;
+  }
+
+  /**
+   * Learns the log's limits from `GET /v1/log` (at most once a minute while it does not answer; the
+   * defaults hold meanwhile). Never throws.
+   */
+  private async learnLimits(): Promise<void> {
+    if (this.limitsLearned || this.now() - this.limitsTriedAt < LIMITS_RETRY_MS) return;
+    this.limitsTriedAt = this.now();
+    try {
+      this.limits = limitsFromLogInfo((await this.client.logInfo()).limits);
+      this.limitsLearned = true;
+    } catch {
+      // The defaults stay; the submit that follows reports the log's state.
+    }
   }
 
   /** POSTs a batch and verifies every result (throws what submit or verification threw). */
@@ -543,6 +649,7 @@ export class Emitter {
         });
         await this.trusting;
       }
+      await this.learnLimits();
       results = (await this.client.submit(batch)).entries;
     } catch (err) {
       throw new SubmitFailure(err);
@@ -551,10 +658,12 @@ export class Emitter {
   }
 
   /**
-   * Classifies a failed POST: returns the backoff delay for a retryable one (after a warning), or
-   * raises the alarm (a refusal or a receipt that does not verify) and returns undefined.
+   * Classifies a failed POST: returns the backoff delay for a retryable one (after a warning); 0 when
+   * a batch of several was refused (the next POSTs carry one record each until the refused one is
+   * found); 'refused' when the log refused the one record of the batch for what it is; else raises
+   * the alarm (the log refuses us, or a receipt does not verify) and returns undefined.
    */
-  private failed(batch: readonly SpoolItem[], failure: unknown): number | undefined {
+  private failed(batch: readonly SpoolItem[], failure: unknown): number | 'refused' | undefined {
     const submitting = failure instanceof SubmitFailure;
     const err = submitting ? failure.cause : failure;
     if (err instanceof LogRequestError && (err.retryable || (submitting && err.code === 'EMITTER_UNKNOWN'))) {
@@ -565,6 +674,15 @@ export class Emitter {
       );
       this.emit2('warning', new Error(`${err.message}; retrying in ${delay} ms`, { cause: err }));
       return delay;
+    }
+    if (submitting && err instanceof LogRequestError && RECORD_REFUSALS.has(err.status)) {
+      if (batch.length === 1) return 'refused';
+      this.probeUntil = batch[batch.length - 1];
+      this.emit2(
+        'warning',
+        new Error(`log refused a batch of ${batch.length} (${err.code}); sending them one at a time`),
+      );
+      return 0;
     }
     const first = batch[0]!.record;
     const alarm = submitting
@@ -588,6 +706,7 @@ export class Emitter {
    */
   private settle(batch: readonly SpoolItem[], receipts: EmitterReceipt[]): void {
     this.backoff.reset();
+    if (this.probeUntil !== undefined && batch.includes(this.probeUntil)) this.probeUntil = undefined;
     receipts.forEach((r, i) => {
       const item = batch[i]!;
       if (this.verified.has(item)) return;
@@ -630,6 +749,134 @@ export class Emitter {
       }
       this.emit2('shipped', n);
     });
+  }
+
+  /**
+   * The log refused `item` for good (see the class comment): moves to a new stream if it is of the
+   * current one, records the refusal, re-sends the records of its stream behind it in the current
+   * stream, waits until those are durable, then sets the refused ones aside in the spool.
+   */
+  private async refuse(item: SpoolItem, err: LogRequestError): Promise<void> {
+    const { stream, seq } = item.record;
+    const kind = String(item.record['kind']);
+    const what = `${stream}/${seq} (${kind})`;
+    if (kind === REFUSED_KIND || (kind === 'stream.open' && 'rotated' in item.record)) {
+      this.raise(
+        new EmitterAlarm(err.code, `log refused ${what}, written after an earlier refusal: ${err.message}`, {
+          cause: err,
+        }),
+      );
+      return;
+    }
+    this.refusing = true;
+    try {
+      if (stream === this.currentStream) this.rotate(stream, seq, err.code);
+      // Every record of the refused stream is in the spool once the emits before this point are.
+      await this.chain;
+      const task = this.acking.then(async () => {
+        const pending = this.spool.pending();
+        const from = pending.indexOf(item);
+        if (from === -1 || pending.slice(0, from).some((p) => !this.verified.has(p))) return;
+        let to = from + 1;
+        while (to < pending.length && pending[to]!.record.stream === stream) to++;
+        const later = pending.slice(from + 1, to);
+        const waiter = this.waiters.get(`${stream}/${seq}`);
+        if (waiter !== undefined) {
+          clearTimeout(waiter.timer);
+          this.waiters.delete(`${stream}/${seq}`);
+          waiter.reject(new EmitterAlarm('RECORD_REFUSED', `log refused ${what}: ${err.message}`));
+        }
+        let resent = 0;
+        const refusal = this.emit(
+          {
+            kind: REFUSED_KIND,
+            refused: {
+              stream,
+              seq,
+              kind,
+              status: err.status,
+              code: err.code,
+              message: err.message.slice(0, 512),
+              bytes: this.bodyBytes.get(item) ?? 0,
+            },
+            behind: later.length,
+          },
+          { mode: 'spool' },
+        );
+        for (const old of later) if (this.resend(old)) resent++;
+        await refusal;
+        await this.chain;
+        const file = await this.spool.refuse(from, to);
+        const alarm = new EmitterAlarm(
+          'RECORD_REFUSED',
+          `log refused ${what}: ${err.message}; set aside with ${later.length} later record(s) of its stream in ${file}, ${resent} re-sent in stream ${this.currentStream}`,
+          { cause: err },
+        );
+        this.options.onError?.(alarm);
+        this.events.emit('refused', alarm);
+        this.emit2('shipped', to);
+      });
+      this.acking = task.catch(() => undefined);
+      await task;
+    } catch (failure) {
+      this.raise(
+        new EmitterAlarm('SPOOL_FAILED', `cannot set aside refused ${what}: ${(failure as Error).message}`, {
+          cause: failure,
+        }),
+      );
+    } finally {
+      this.refusing = false;
+      this.probeUntil = undefined;
+    }
+  }
+
+  /** Starts a new stream after the log refused `seq` of `from` for good. */
+  private rotate(from: string, seq: number, code: string): void {
+    this.currentStream = randomUUID();
+    this.seq = 0;
+    this.prev = undefined;
+    this.emit(
+      {
+        kind: 'stream.open',
+        ...openFields(this.options.program),
+        ...(this.options.open ?? {}),
+        rotated: { stream: from, seq, code },
+      },
+      { mode: 'spool' },
+    ).catch(() => undefined);
+  }
+
+  /**
+   * Emits a spooled record again in the current stream, marked `resent` with where it was. A sync
+   * emit waiting for it now waits for the copy. The ends of the old stream are not re-sent.
+   */
+  private resend(old: SpoolItem): boolean {
+    const {
+      v: _v,
+      stream,
+      seq,
+      prev: _prev,
+      time,
+      kind,
+      ...rest
+    } = old.record as SpoolItem['record'] & {
+      kind: string;
+    };
+    if (kind === 'stream.open' || kind === 'stream.close') return false;
+    const blobs: Record<string, Uint8Array> = {};
+    for (const [hex, b64] of Object.entries(old.blobs ?? {})) blobs[hex] = Buffer.from(b64, 'base64');
+    const before = this.seq;
+    this.emit({ kind, ...rest, resent: { stream, seq, time } }, { mode: 'spool', blobs }).catch(
+      () => undefined,
+    );
+    if (this.seq === before) return false;
+    const oldKey = `${stream}/${seq}`;
+    const waiter = this.waiters.get(oldKey);
+    if (waiter !== undefined) {
+      this.waiters.delete(oldKey);
+      this.waiters.set(`${this.currentStream}/${this.seq - 1}`, waiter);
+    }
+    return true;
   }
 
   private async trustOnFirstUse(): Promise<void> {

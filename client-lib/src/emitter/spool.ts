@@ -6,6 +6,7 @@
  *   segments/NNNNNNNNNNNNNNNN.spool   one segment per emitter run (and more when one grows past the limit)
  *   cursor                JSON {"segment":n,"offset":k}: every byte before it has a verified receipt
  *   quarantine/           torn tails cut off at recovery, kept for the operator
+ *   refused/              records the log refused for good (Spool.refuse), kept for the operator
  *
  * A segment line is `<16 hex: SHA-256 prefix of the JSON> <JSON>\n`. `append` resolves only after
  * write + fdatasync, and concurrent appends share one fsync (group commit).
@@ -72,6 +73,9 @@ interface Pending {
 }
 
 const SEGMENT_RE = /^([0-9]{16})\.spool$/;
+
+/** Characters of spool lines joined into one write (see flushLoop). */
+const WRITE_PIECE = 1024 * 1024;
 
 function checksum(json: string): string {
   return createHash('sha256').update(json).digest('hex').slice(0, 16);
@@ -310,7 +314,20 @@ export class Spool {
         const segment = this.activeSegment;
         let end = this.activeSize;
         const ends = batch.lines.map((l) => (end += Buffer.byteLength(l)));
-        await this.active.write(batch.lines.join(''));
+        // Written in pieces of about WRITE_PIECE characters: a group commit of records with large
+        // blobs is never joined into one string (and one buffer) of its whole size.
+        let piece: string[] = [];
+        let pieceSize = 0;
+        for (const line of batch.lines) {
+          piece.push(line);
+          pieceSize += line.length;
+          if (pieceSize >= WRITE_PIECE) {
+            await this.active.write(piece.join(''));
+            piece = [];
+            pieceSize = 0;
+          }
+        }
+        if (piece.length > 0) await this.active.write(piece.join(''));
         await this.active.datasync();
         this.activeSize = end;
         batch.items.forEach((item, i) => this.queue.push({ item, segment, end: ends[i]! }));
@@ -354,6 +371,32 @@ export class Spool {
         await fs.rm(path.join(this.segmentsDir, segmentName(n)), { force: true });
       }
     }
+  }
+
+  /**
+   * Sets aside pending records the log refused for good, so that they never block the ones behind
+   * them: writes records [from, count) to `refused/<stream>.<seq>.spool` (same line format, fsynced),
+   * then acks the first `count`. The records before `from` must have verified receipts. If the process
+   * dies between the two steps, the next start finds them pending again and refuses them again into
+   * the same file.
+   */
+  async refuse(from: number, count: number): Promise<string> {
+    if (!(from >= 0 && from < count && count <= this.queue.length))
+      throw new RangeError(`refuse records ${from}..${count}, ${this.queue.length} pending`);
+    const dir = path.join(this.dir, 'refused');
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    const first = this.queue[from]!.item.record;
+    const file = path.join(dir, `${first.stream}.${first.seq}.spool`);
+    const h = await fs.open(file, 'w', 0o600);
+    try {
+      for (const p of this.queue.slice(from, count)) await h.write(formatSpoolLine(p.item));
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await fsyncDir(dir);
+    await this.ack(count);
+    return file;
   }
 
   /** Waits for in-flight writes, closes the active segment and releases the lock. */

@@ -4,11 +4,14 @@
  * that never got an answer, and decides when a message may be forwarded (audit modes, DESIGN.md "MCP
  * capture"). Browser-safe.
  */
+import { randomBytes } from '../crypto.js';
+import { SALT_SIZE } from '../sealed.js';
+import { base64Encode, hexEncode, isUtf8, utf8 } from '../encoding.js';
 import {
   DEFAULT_FIELDS_BUDGET,
   type ClassifiedMessage,
+  classifyMessage,
   parseMessage,
-  sha256Hex,
   shrinkToFit,
 } from './message.js';
 import type {
@@ -22,6 +25,13 @@ import type {
   RecordSink,
   Side,
 } from './types.js';
+import {
+  commitBytes,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_PART_BYTES,
+  OversizeHasher,
+  type WireLimits,
+} from './wire.js';
 
 /** Record kinds written by capture (besides `stream.open`/`stream.close`, which the emitter writes). */
 export const MCP_KINDS = {
@@ -30,6 +40,15 @@ export const MCP_KINDS = {
   stderr: 'mcp.stderr',
   processStart: 'mcp.process.start',
   processExit: 'mcp.process.exit',
+  /** An HTTP request forwarded without a message in it (a GET stream, a DELETE, an empty POST). */
+  httpRequest: 'mcp.http.request',
+  /**
+   * A message larger than the proxy holds: forwarded unchanged, recorded by its size and an
+   * `$oversize` marker (size and salted digest, hashed as it streamed, mcp/wire.ts).
+   */
+  oversized: 'mcp.message.oversized',
+  /** One sealed part of a large message or stderr line (mcp/wire.ts), written before its record. */
+  part: 'mcp.part',
 } as const;
 
 /** JSON-RPC error code of the answer to a request that was refused because the log was unreachable. */
@@ -63,6 +82,15 @@ export interface CaptureOptions {
   fieldsBudget?: number;
   /** Called for a record that could not be written when nobody awaits it. */
   onError?: (error: unknown) => void;
+  /**
+   * Raw bytes per sealed part of a large message (default 1 MiB): each part is a record of its own,
+   * so one message never makes a record or a submission the log refuses (mcp/wire.ts).
+   */
+  partBytes?: number;
+  /** Largest message whose bytes are kept (default 32 MiB); a larger one gets a `$oversize` marker. */
+  maxMessageBytes?: number;
+  /** Salt source for tests (default: 16 random bytes per sealed value). */
+  salt?: () => Uint8Array;
 }
 
 /** What `observe` returns: the classified message and when it may be forwarded. */
@@ -70,8 +98,9 @@ export interface Observation {
   classified: ClassifiedMessage;
   /**
    * Resolves when the message may be forwarded, rejects when it must not be (sync mode: the log did
-   * not acknowledge a client-to-server request in time; spool mode: a client-to-server message could
-   * not be spooled). Already resolved when nothing waits.
+   * not acknowledge a gated client-to-server message in time, see `isGated`; spool mode: a
+   * client-to-server message could not be spooled). Already resolved when nothing waits. For a batch
+   * it covers the records of every member; `refusalOf` gives the answer to send instead.
    */
   gate: Promise<void>;
 }
@@ -96,6 +125,7 @@ export class McpCapture {
   private readonly budget: number;
   private readonly syncTimeoutMs: number;
   private readonly onError: (error: unknown) => void;
+  private readonly wireLimits: WireLimits;
   /** Open requests per session; owned by this object, touched only in `observe`/`endSession`. */
   private readonly pending = new Map<string, Map<string, Pending>>();
   private readonly versions = new Map<string, string>();
@@ -107,11 +137,22 @@ export class McpCapture {
     this.budget = options.fieldsBudget ?? DEFAULT_FIELDS_BUDGET;
     this.syncTimeoutMs = options.syncTimeoutMs ?? 5000;
     this.onError = options.onError ?? (() => {});
+    this.wireLimits = {
+      partBytes: options.partBytes ?? DEFAULT_PART_BYTES,
+      maxBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    if (options.salt !== undefined) this.wireLimits.salt = options.salt;
   }
 
-  /** Records one message given as text (a stdio line without its terminator, an HTTP body, SSE data). */
-  observeText(direction: Direction, text: string, context: MessageContext): Observation {
-    return this.observeClassified(direction, parseMessage(text), context, text);
+  /**
+   * Records one message given as text (a stdio line without its terminator, an HTTP body, SSE data);
+   * a batch as one record per member. `wire` are the exact bytes it came as (a stdio line with its
+   * terminator, an HTTP body); default the UTF-8 of `text`. The record commits to them salted
+   * (`wire`); bytes that are not UTF-8 are recorded as base64 (`rawBase64`), never through a lossy
+   * decoding.
+   */
+  observeText(direction: Direction, text: string, context: MessageContext, wire?: Uint8Array): Observation {
+    return this.observeClassified(direction, parseMessage(text), context, text, wire ?? utf8(text));
   }
 
   /**
@@ -121,7 +162,7 @@ export class McpCapture {
    */
   observeValue(direction: Direction, value: JsonValue, context: MessageContext): Observation {
     const raw = JSON.stringify(value) ?? 'null';
-    return this.observeClassified(direction, parseMessage(raw), context, raw);
+    return this.observeClassified(direction, parseMessage(raw), context, raw, utf8(raw));
   }
 
   private observeClassified(
@@ -129,18 +170,63 @@ export class McpCapture {
     classified: ClassifiedMessage,
     context: MessageContext,
     raw: string,
+    wire: Uint8Array,
   ): Observation {
-    const fields = this.messageFields(direction, classified, context, raw);
-    const blobs: Record<string, Uint8Array> = {};
-    const bounded = shrinkToFit(fields, this.budget, blobs) as JsonObject;
-    const options = Object.keys(blobs).length > 0 ? { blobs } : {};
-    const needsAck =
-      this.mode === 'sync' && direction === 'client_to_server' && classified.type === 'request';
-    if (needsAck) {
-      const written = this.sink.record(bounded, { ...options, acknowledged: true });
-      return { classified, gate: withTimeout(written, this.syncTimeoutMs) };
+    // A batch is recorded member by member (each request found by its method and tool, answers
+    // correlated); an empty batch stays one raw record. The batch's bytes are committed to once: the
+    // first member's record carries `wire` (and its sealed bytes or parts), and every member names
+    // the batch by a random id, so a reviewer ties the members together and checks them against the
+    // one commitment. No digest of unsalted content is recorded.
+    const members = classified.type === 'batch' ? (classified.message as JsonValue[]) : [];
+    const batchId = members.length > 0 ? hexEncode(randomBytes(16)) : undefined;
+    const entries =
+      batchId === undefined
+        ? [{ classified, batch: undefined }]
+        : members.map((m, index) => ({
+            classified: classifyMessage(m),
+            batch: { id: batchId, index, size: members.length },
+          }));
+    const content: Content = wire.length > this.budget ? 'sealed' : isUtf8(wire) ? 'text' : 'base64';
+    if (content === 'sealed' && classified.message !== undefined && classified.type !== 'batch') {
+      // Its parsed form is not recorded (see messageFields): do not keep it alive while it ships. A
+      // batch keeps its members: each is classified and a refusal names their ids.
+      const { message: _message, ...facts } = classified;
+      classified = facts;
     }
-    const written = this.sink.record(bounded, { ...options, acknowledged: false });
+    const commitment = commitBytes(wire, this.wireLimits);
+    const parts = this.writeParts(context.session, commitment.parts);
+    const needsAck = this.mode === 'sync' && direction === 'client_to_server' && isGated(classified);
+    // A large request has its parts to ship first: one more second for each MiB of it.
+    const timeoutMs = this.syncTimeoutMs + Math.floor(wire.length / (1024 * 1024)) * 1000;
+    const ackOptions = needsAck
+      ? { acknowledged: true, ...(timeoutMs > this.syncTimeoutMs ? { timeoutMs } : {}) }
+      : { acknowledged: false };
+    const writes = entries.map((entry) => {
+      const first = entry.batch === undefined || entry.batch.index === 0;
+      const fields = this.messageFields(
+        direction,
+        entry.classified,
+        context,
+        { raw, wire, content },
+        first,
+        entry.batch,
+      );
+      const blobs: Record<string, Uint8Array> = {};
+      if (first) {
+        fields['wire'] = commitment.ref;
+        Object.assign(blobs, commitment.blobs);
+      }
+      // Small messages keep their content in the record (large values moved to blobs); a message
+      // over the budget is carried by its sealed parts alone, never parsed apart and re-serialised.
+      const bounded = shrinkToFit(fields, this.budget, blobs) as JsonObject;
+      const options = Object.keys(blobs).length > 0 ? { blobs } : {};
+      return this.sink.record(bounded, { ...options, ...ackOptions });
+    });
+    const written = allOf(
+      parts,
+      Promise.all(writes).then(() => undefined),
+    );
+    if (needsAck) return { classified, gate: withTimeout(written, timeoutMs) };
     // Spool mode: what the client sends is durable before the server sees it (nothing runs that the
     // spool does not hold). What the server sends is forwarded at once and made durable by the next
     // group fsync: losing it in a crash loses a record of an answer, never of an action.
@@ -149,12 +235,42 @@ export class McpCapture {
     return { classified, gate: Promise.resolve() };
   }
 
+  /**
+   * A hasher for a message too large to hold (the proxy's answers past its body bound): fed as the
+   * bytes stream, it gives the `$oversize` marker (size and salted digest) for the record's `wire`.
+   */
+  oversizeHasher(): OversizeHasher {
+    return new OversizeHasher(this.wireLimits.salt?.() ?? randomBytes(SALT_SIZE));
+  }
+
+  /**
+   * Writes the `mcp.part` records of a commitment, in order, before the record that lists them (the
+   * sink keeps call order). Each carries one sealed part beside it.
+   */
+  private writeParts(session: string, parts: ReturnType<typeof commitBytes>['parts']): Promise<void>[] {
+    return parts.map((part, index) =>
+      this.sink.record(
+        {
+          kind: MCP_KINDS.part,
+          transport: this.transport,
+          session,
+          index,
+          of: parts.length,
+          part: part.ref as unknown as JsonObject,
+        },
+        { blobs: { [part.ref.$sealed.sha256]: part.bytes }, acknowledged: false },
+      ),
+    );
+  }
+
   /** The `mcp.message` fields of a message, and the correlation bookkeeping it implies. */
   private messageFields(
     direction: Direction,
     classified: ClassifiedMessage,
     context: MessageContext,
-    raw: string,
+    { raw, wire, content }: { raw: string; wire: Uint8Array; content: Content },
+    first: boolean,
+    batch?: { id: string; index: number; size: number },
   ): JsonObject {
     const fields: JsonObject = {
       kind: MCP_KINDS.message,
@@ -162,7 +278,6 @@ export class McpCapture {
       direction,
       session: context.session,
       messageType: classified.type,
-      rawSha256: sha256Hex(raw),
     };
     if (context.mcpSessionId !== undefined) fields['mcp.session.id'] = context.mcpSessionId;
     this.learnVersion(classified, context);
@@ -220,9 +335,17 @@ export class McpCapture {
     if (context.principal !== undefined) fields['principal'] = context.principal as unknown as JsonObject;
     if (context.http !== undefined) fields['http'] = dropUndefined(context.http as unknown as JsonObject);
     if (context.synthesized === true) fields['synthesized'] = true;
-    if (classified.message !== undefined && classified.type !== 'batch')
+    if (batch !== undefined) fields['batch'] = batch;
+    if (content === 'sealed') {
+      // The content is in the sealed parts of `wire`; the clear fields above still say what it was.
+    } else if (content === 'base64') {
+      // Not UTF-8: the exact bytes as base64, once (on a batch's first member), never a lossy decoding.
+      if (first) fields['rawBase64'] = base64Encode(wire);
+    } else if (classified.message !== undefined && (classified.type !== 'batch' || batch !== undefined)) {
       fields['message'] = classified.message;
-    else fields['raw'] = raw;
+    } else {
+      fields['raw'] = raw;
+    }
     return fields;
   }
 
@@ -321,6 +444,24 @@ export class McpCapture {
     await Promise.all(writes);
   }
 
+  /**
+   * Records one stderr line of a stdio server: `line` as text when it is UTF-8 and small, else
+   * `lineBase64` (not UTF-8) or, over the budget, `lineWire` (its sealed parts, mcp/wire.ts).
+   */
+  stderrLine(session: string, text: string, bytes: Uint8Array): Promise<void> {
+    const fields: JsonObject = { kind: MCP_KINDS.stderr, session };
+    if (bytes.length > this.budget) {
+      const commitment = commitBytes(bytes, this.wireLimits);
+      const parts = this.writeParts(session, commitment.parts);
+      fields['lineWire'] = commitment.ref;
+      const options = Object.keys(commitment.blobs).length > 0 ? { blobs: commitment.blobs } : {};
+      return allOf(parts, this.sink.record({ transport: this.transport, ...fields }, options));
+    }
+    if (isUtf8(bytes)) fields['line'] = text;
+    else fields['lineBase64'] = base64Encode(bytes);
+    return this.event(fields);
+  }
+
   /** Records a non-message event (stderr line, process start or exit) without waiting for the log. */
   event(fields: JsonObject): Promise<void> {
     const blobs: Record<string, Uint8Array> = {};
@@ -341,10 +482,30 @@ export function createCapture(options: CaptureOptions): McpCapture {
 }
 
 /**
- * The JSON-RPC error answering a client-to-server request that sync mode refused to forward because
- * the log did not acknowledge its record. Same id as the request (JSON-RPC 2.0 section 5).
+ * Whether the server could act on a client-to-server message, so that sync mode forwards it only
+ * after the log acknowledged its record: a request, a batch holding anything gated, and anything that
+ * is neither a notification nor an answer (not JSON, or JSON that is not JSON-RPC: a lenient server
+ * may still act on it, so it is not let through unlogged).
  */
-export function refusalFor(id: string | number, reason: string): JsonObject {
+export function isGated(classified: ClassifiedMessage): boolean {
+  switch (classified.type) {
+    case 'notification':
+    case 'result':
+    case 'error':
+      return false;
+    case 'batch':
+      return (classified.message as JsonValue[]).some((m) => isGated(classifyMessage(m)));
+    default:
+      return true;
+  }
+}
+
+/**
+ * The JSON-RPC error answering a client-to-server request that sync mode refused to forward because
+ * the log did not acknowledge its record. Same id as the request; `null` when the message had no
+ * usable id (JSON-RPC 2.0 section 5).
+ */
+export function refusalFor(id: string | number | null, reason: string): JsonObject {
   return {
     jsonrpc: '2.0',
     id,
@@ -354,6 +515,23 @@ export function refusalFor(id: string | number, reason: string): JsonObject {
       data: { vigil: 'AUDIT_LOG_UNAVAILABLE' },
     },
   };
+}
+
+/**
+ * The answer to a gated message that was not forwarded: the refusal of a request, an array of
+ * refusals for a batch (one per gated member, JSON-RPC 2.0 section 6), undefined for what gets no
+ * answer (notifications and answers).
+ */
+export function refusalOf(classified: ClassifiedMessage, reason: string): JsonValue | undefined {
+  if (classified.type === 'batch') {
+    const out = (classified.message as JsonValue[])
+      .map((m) => classifyMessage(m))
+      .filter((m) => isGated(m))
+      .map((m) => refusalFor(m.type === 'request' ? (m.id ?? null) : null, reason));
+    return out.length > 0 ? out : undefined;
+  }
+  if (!isGated(classified)) return undefined;
+  return refusalFor(classified.type === 'request' ? (classified.id ?? null) : null, reason);
 }
 
 /** OTel `error.type`: the JSON-RPC error code, or `tool_error` for a tool result with `isError`. */
@@ -376,6 +554,18 @@ function errorTypeOf(classified: ClassifiedMessage): string | undefined {
     return 'tool_error';
   }
   return undefined;
+}
+
+/**
+ * How a message's content is kept in its record: as JSON (`message`, or `raw` when not JSON), as
+ * base64 of bytes that are not UTF-8 (`rawBase64`), or only sealed in `wire` (over the budget).
+ */
+type Content = 'text' | 'base64' | 'sealed';
+
+/** Resolves when every part and then the record are written; rejects with the first failure. */
+function allOf(parts: Promise<void>[], record: Promise<void>): Promise<void> {
+  if (parts.length === 0) return record;
+  return Promise.all([...parts, record]).then(() => undefined);
 }
 
 function dropUndefined(o: JsonObject): JsonObject {

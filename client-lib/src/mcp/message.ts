@@ -27,9 +27,10 @@ const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !==
 
 /**
  * Classifies a parsed JSON value as a JSON-RPC 2.0 message (JSON-RPC 2.0 section 4-5). A value is a
- * request when it has a string `method` and a string or number `id`, a notification with a method and
- * no id, a result or error by those members. Arrays are `batch` (recorded whole, never split: the
- * MCP revisions that allowed batches are gone and the SDK drops them on stdio).
+ * request when it has a string `method` and an `id` member (of any value: a lenient server may answer
+ * an id of null or of the wrong type), a notification with a method and no id member, a result or
+ * error by those members. Arrays are `batch`: capture records each member as
+ * its own message (2025-03-26 allowed batches and servers built then still act on them).
  */
 export function classifyMessage(value: JsonValue): ClassifiedMessage {
   if (Array.isArray(value)) return { type: 'batch', message: value };
@@ -39,8 +40,11 @@ export function classifyMessage(value: JsonValue): ClassifiedMessage {
   const method = value['method'];
   if (typeof method === 'string') {
     const params = value['params'];
-    const out: ClassifiedMessage = { type: hasId ? 'request' : 'notification', message: value, method };
-    if (hasId) out.id = id;
+    // Only a message without an `id` member is a notification (JSON-RPC 2.0 section 4.1); one whose
+    // id is null or not a string or number is still a request, with no id to correlate (`null`).
+    const isRequest = 'id' in value;
+    const out: ClassifiedMessage = { type: isRequest ? 'request' : 'notification', message: value, method };
+    if (isRequest) out.id = hasId ? id : null;
     if (isObject(params)) {
       if (typeof params['name'] === 'string') out.name = params['name'];
       if (typeof params['uri'] === 'string') out.uri = params['uri'];

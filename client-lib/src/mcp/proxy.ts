@@ -1,20 +1,25 @@
 /**
  * `vigil mcp proxy`: a Streamable HTTP reverse proxy in front of an MCP server that records every
- * JSON-RPC message in both directions (DESIGN.md "MCP capture"; MCP.md 1.3, 1.4, 3.3). POST bodies
- * are recorded before they are forwarded (sync mode: requests only after the log acknowledged);
+ * JSON-RPC message in both directions (DESIGN.md "MCP capture"; MCP.md 1.3, 1.4, 3.3). Every request
+ * is read to its end and forwarded with its own framing: a body only on POST, decoded (content coding,
+ * charset) and recorded before it is forwarded as the recorded text (sync mode: anything the server
+ * could act on only after the log acknowledged); a request without a message is recorded as such.
  * SSE responses are forwarded chunk by chunk as they arrive and parsed on the side; replayed events
- * (GET with Last-Event-ID) are recognised by their event id and not recorded twice. Node only.
+ * (GET with Last-Event-ID) are recognised by their event id and not recorded twice; an answer past the
+ * body limit is forwarded unchanged and recorded by its size. Node only.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { type McpCapture, type MessageContext, refusalFor } from './capture.js';
+import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
+import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
 import { InvalidTokenError, PrincipalResolver } from './jwt.js';
 import { sha256Hex } from './message.js';
 import { SseParser } from './sse.js';
-import type { HttpFacts, Principal } from './types.js';
+import type { OversizeHasher } from './wire.js';
+import type { HttpFacts, JsonObject, Principal } from './types.js';
 
 /** Options of `startProxy`. */
 export interface ProxyOptions {
@@ -34,7 +39,10 @@ export interface ProxyOptions {
   requireAuth?: boolean;
   /** RFC 9728 protected resource metadata URL for the `WWW-Authenticate` challenge. */
   resourceMetadataUrl?: string;
-  /** Largest POST body accepted (default 16 MiB; the SDK's stdio cap is 10 MiB). */
+  /**
+   * Largest POST body accepted, before and after decompression (default 16 MiB; the SDK's stdio cap
+   * is 10 MiB); also the most the proxy holds of one answer (an SSE event, a JSON body) to record it.
+   */
   maxBodyBytes?: number;
   onWarning?: (message: string) => void;
 }
@@ -59,6 +67,19 @@ const HOP_BY_HOP = new Set([
   'host',
   'content-length',
 ]);
+
+/**
+ * Request headers the proxy sets itself: the body goes upstream decoded (no content coding) with its
+ * own length; `Expect` would ask the upstream to wait for a body the proxy already holds; answers are
+ * asked for without a content coding (`identity`) so that what is recorded is what the server said.
+ */
+const REWRITTEN = new Set(['content-encoding', 'expect', 'accept-encoding']);
+
+/** Answers `status` with a JSON body and closes the connection (its framing is not trusted again). */
+function refuse(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+  res.end(JSON.stringify(body));
+}
 
 /** Replayed-event memory per proxy (session + event id); oldest forgotten first. */
 const SEEN_EVENTS_LIMIT = 100_000;
@@ -124,6 +145,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (v !== undefined) (requestFacts as unknown as Record<string, string>)[k] = v;
     };
     put('contentType', 'content-type');
+    put('contentEncoding', 'content-encoding');
     put('mcpMethod', 'mcp-method');
     put('mcpName', 'mcp-name');
     put('mcpProtocolVersion', 'mcp-protocol-version');
@@ -142,52 +164,115 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       return c;
     };
 
+    /**
+     * A server message past the bound: forwarded unchanged, recorded by its size and its `$oversize`
+     * marker (`wire`: size in bytes and salted digest, hashed as it streamed, mcp/wire.ts).
+     */
+    const recordOversized = (c: MessageContext, size: number, wire: JsonObject | undefined): void => {
+      const fields: JsonObject = {
+        kind: MCP_KINDS.oversized,
+        direction: 'server_to_client',
+        session: c.session,
+        size,
+        limit: maxBody,
+      };
+      if (wire !== undefined) fields['wire'] = wire;
+      if (c.mcpSessionId !== undefined) fields['mcp.session.id'] = c.mcpSessionId;
+      if (c.http !== undefined) fields['http'] = c.http as unknown as JsonObject;
+      capture
+        .event(fields)
+        .catch((err: unknown) => warn(`could not record an oversized message: ${String(err)}`));
+    };
+    const httpRequestRecord = (): JsonObject => ({
+      kind: MCP_KINDS.httpRequest,
+      session: requestSession,
+      principal: principal as unknown as JsonObject,
+      http: requestFacts as unknown as JsonObject,
+    });
+
+    // Every request is read to its end here, so the proxy knows its framing: a body is forwarded
+    // only on POST, decoded, recorded and with its own Content-Length; any other method with a body
+    // is refused (forwarded raw it would be a second request on the upstream's connection).
+    const method = req.method ?? 'GET';
+    const raw = await readBody(req, maxBody);
+    if (raw === undefined) {
+      // The rest of the body is unread: this connection's framing is lost, so it is closed.
+      refuse(res, 413, { code: 'BODY_TOO_LARGE', message: `body larger than ${maxBody} bytes` });
+      return;
+    }
+    if (method !== 'POST' && raw.length > 0) {
+      refuse(res, 400, { code: 'BODY_NOT_ALLOWED', message: `a ${method} request carries no body` });
+      return;
+    }
     let body: Buffer | undefined;
-    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
-      body = await readBody(req, maxBody);
-      if (body === undefined) {
-        res.writeHead(413, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ code: 'BODY_TOO_LARGE', message: `body larger than ${maxBody} bytes` }));
+    let forwardContentType: string | undefined;
+    if (method === 'POST') {
+      let decoded: DecodedBody;
+      try {
+        decoded = await decodeBody(
+          raw,
+          header(req.headers, 'content-encoding'),
+          header(req.headers, 'content-type'),
+          maxBody,
+        );
+      } catch (err) {
+        if (!(err instanceof BodyRefusedError)) throw err;
+        // The client speaks JSON-RPC: the refusal is a JSON-RPC error (no id could be read).
+        const error = { code: -32600, message: err.message, data: { vigil: err.code } };
+        refuse(res, err.status, { jsonrpc: '2.0', id: null, error });
         return;
       }
-      if (body.length > 0) {
-        const observation = capture.observeText(
-          'client_to_server',
-          body.toString('utf8'),
-          context(requestSession, requestFacts, mcpSessionId),
-        );
-        try {
-          await observation.gate;
-        } catch (err) {
-          const { classified } = observation;
-          if (classified.type === 'request' && classified.id !== undefined && classified.id !== null) {
-            const refusal = JSON.stringify(refusalFor(classified.id, (err as Error).message));
-            capture.observeText('server_to_client', refusal, {
-              ...context(requestSession, { ...requestFacts, status: 200 }, mcpSessionId),
-              synthesized: true,
-            });
-            res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(refusal);
-            return;
-          }
-          warn(`forwarding a message whose record failed: ${(err as Error).message}`);
+      body = decoded.bytes;
+      forwardContentType = decoded.contentType;
+      const messageContext = context(requestSession, requestFacts, mcpSessionId);
+      // `wire` commits to the bytes forwarded upstream (the decoded text as UTF-8), which is what the
+      // server acts on; the coding the client sent them in is recorded beside it
+      // (http.contentEncoding, and the content type's charset in http.contentType).
+      const observation =
+        decoded.text.length > 0
+          ? capture.observeText('client_to_server', decoded.text, messageContext, decoded.bytes)
+          : undefined;
+      const recorded = observation?.gate ?? capture.event(httpRequestRecord());
+      try {
+        await recorded;
+      } catch (err) {
+        const refusal = observation && refusalOf(observation.classified, (err as Error).message);
+        if (refusal !== undefined) {
+          const text = JSON.stringify(refusal);
+          capture.observeText('server_to_client', text, {
+            ...context(requestSession, { ...requestFacts, status: 200 }, mcpSessionId),
+            synthesized: true,
+          });
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(text);
+          return;
         }
+        warn(`forwarding a message whose record failed: ${(err as Error).message}`);
       }
+    } else {
+      // No message in it, but the server acts on it (opens a stream, ends a session): recorded too.
+      await capture
+        .event(httpRequestRecord())
+        .catch((err: unknown) => warn(`forwarding a request whose record failed: ${String(err)}`));
     }
 
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) {
-      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+      if (v !== undefined && !HOP_BY_HOP.has(k) && !REWRITTEN.has(k)) headers[k] = v;
     }
     headers['host'] = upstream.host;
-    if (body !== undefined) headers['content-length'] = String(body.length);
+    headers['accept-encoding'] = 'identity';
+    if (body !== undefined) {
+      headers['content-length'] = String(body.length);
+      if (forwardContentType !== undefined) headers['content-type'] = forwardContentType;
+    }
     const forwardedFor = req.socket.remoteAddress;
     if (forwardedFor !== undefined) {
       const prior = header(req.headers, 'x-forwarded-for');
       headers['x-forwarded-for'] = prior === undefined ? forwardedFor : `${prior}, ${forwardedFor}`;
     }
     const target = new URL(url.pathname + url.search, upstream);
-    const upstreamReq = client.request(target, { method: req.method ?? 'GET', headers });
+    const upstreamReq = client.request(target, { method, headers });
     // A client disconnect is seen on the response, not the request (MCP.md 3.3 "proxy gotcha").
     res.on('close', () => {
       if (!res.writableFinished) upstreamReq.destroy();
@@ -195,8 +280,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const upstreamRes = await new Promise<IncomingMessage | Error>((resolve) => {
       upstreamReq.once('response', resolve);
       upstreamReq.once('error', resolve);
-      if (body === undefined) req.pipe(upstreamReq);
-      else upstreamReq.end(body);
+      upstreamReq.end(body);
     });
     if (upstreamRes instanceof Error) {
       if (!res.headersSent && !res.destroyed) {
@@ -226,7 +310,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       res.writeHead(status, outHeaders);
       res.flushHeaders();
       let legacySession = session;
-      const parser = new SseParser();
+      const parser = new SseParser({
+        maxEventChars: maxBody,
+        oversizeHasher: () => capture.oversizeHasher(),
+      });
       // What the server sends never waits for the log or the spool (capture.ts, audit modes): each
       // chunk is forwarded as it arrives and its events recorded right after.
       const record = (chunkEvents: ReturnType<SseParser['push']>): void => {
@@ -238,16 +325,26 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
             continue;
           }
           // Priming events (an id, empty data) and keep-alive comments carry no message.
-          if (event.data === '') continue;
+          if (event.data === '' && event.oversized === undefined) continue;
           if (event.id !== undefined && !remember(`${legacySession}\u0000${event.id}`)) continue;
           const facts: HttpFacts = { ...responseFacts };
           if (event.id !== undefined) facts.eventId = event.id;
           const sessionId = sid ?? (legacySession !== session ? legacySession : undefined);
+          if (event.oversized !== undefined) {
+            recordOversized(
+              context(legacySession, facts, sessionId),
+              event.oversized.size,
+              event.oversized.wire,
+            );
+            continue;
+          }
           capture.observeText('server_to_client', event.data, context(legacySession, facts, sessionId));
         }
       };
+      // Backpressure: a slow client pauses the upstream instead of growing the proxy's buffers.
+      res.on('drain', () => upstreamRes.resume());
       upstreamRes.on('data', (chunk: Buffer) => {
-        res.write(chunk);
+        if (!res.write(chunk)) upstreamRes.pause();
         record(parser.push(chunk));
       });
       await new Promise<void>((resolve) => {
@@ -258,18 +355,43 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (!res.destroyed) res.end();
     } else if (contentType.startsWith('application/json')) {
       const chunks: Buffer[] = [];
-      for await (const chunk of upstreamRes) chunks.push(chunk as Buffer);
-      const payload = Buffer.concat(chunks);
-      outHeaders['content-length'] = String(payload.length);
-      res.writeHead(status, outHeaders);
-      res.end(payload);
-      // Forwarded first, recorded right after: answers never wait for the log or the spool.
-      if (payload.length > 0) {
-        capture.observeText(
-          'server_to_client',
-          payload.toString('utf8'),
-          context(session, responseFacts, sid),
-        );
+      let size = 0;
+      let streaming: OversizeHasher | undefined;
+      for await (const chunk of upstreamRes) {
+        size += (chunk as Buffer).length;
+        if (streaming === undefined && size > maxBody) {
+          // Too large to hold: forwarded as it comes, recorded as its size and salted digest.
+          streaming = capture.oversizeHasher();
+          res.writeHead(status, outHeaders);
+          for (const c of chunks) {
+            streaming.update(c);
+            res.write(c);
+          }
+          chunks.length = 0;
+        }
+        if (streaming === undefined) chunks.push(chunk as Buffer);
+        else {
+          streaming.update(chunk as Buffer);
+          if (!res.write(chunk)) await writable(res);
+        }
+      }
+      if (streaming !== undefined) {
+        res.end();
+        recordOversized(context(session, responseFacts, sid), size, streaming.digest());
+      } else {
+        const payload = Buffer.concat(chunks);
+        outHeaders['content-length'] = String(payload.length);
+        res.writeHead(status, outHeaders);
+        res.end(payload);
+        // Forwarded first, recorded right after: answers never wait for the log or the spool.
+        if (payload.length > 0) {
+          capture.observeText(
+            'server_to_client',
+            payload.toString('utf8'),
+            context(session, responseFacts, sid),
+            payload,
+          );
+        }
       }
     } else {
       res.writeHead(status, outHeaders);
@@ -324,6 +446,19 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         server.closeAllConnections();
       }),
   };
+}
+
+/** Resolves when `res` takes more bytes again, or is closed (a client that left). */
+function writable(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
 
 /** Reads a request body up to `max` bytes; undefined when larger. */

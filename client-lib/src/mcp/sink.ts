@@ -8,7 +8,7 @@ import type { JsonObject, RecordOptions, RecordSink } from './types.js';
 export interface EmitterLike {
   emit(
     fields: { kind: string } & Record<string, unknown>,
-    options?: { mode?: 'spool' | 'sync'; blobs?: Record<string, Uint8Array> },
+    options?: { mode?: 'spool' | 'sync'; blobs?: Record<string, Uint8Array>; syncTimeoutMs?: number },
   ): Promise<unknown>;
   close(): Promise<void>;
 }
@@ -23,10 +23,15 @@ export function sinkFromEmitter(emitter: EmitterLike): RecordSink {
     async record(fields: JsonObject, options: RecordOptions = {}): Promise<void> {
       const kind = fields['kind'];
       if (typeof kind !== 'string') throw new TypeError('record fields need a string kind');
-      const emitOptions: { mode: 'spool' | 'sync'; blobs?: Record<string, Uint8Array> } = {
+      const emitOptions: {
+        mode: 'spool' | 'sync';
+        blobs?: Record<string, Uint8Array>;
+        syncTimeoutMs?: number;
+      } = {
         mode: options.acknowledged === true ? 'sync' : 'spool',
       };
       if (options.blobs !== undefined) emitOptions.blobs = options.blobs;
+      if (options.timeoutMs !== undefined) emitOptions.syncTimeoutMs = options.timeoutMs;
       await emitter.emit({ ...fields, kind }, emitOptions);
     },
     close: () => emitter.close(),

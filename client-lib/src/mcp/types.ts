@@ -36,6 +36,8 @@ export interface HttpFacts {
   path: string;
   status?: number;
   contentType?: string;
+  /** The request's `Content-Encoding`: the recorded body is the decoded one (proxy). */
+  contentEncoding?: string;
   mcpMethod?: string;
   mcpName?: string;
   mcpProtocolVersion?: string;
@@ -57,6 +59,8 @@ export interface RecordOptions {
    * false: resolve once the record is durable locally (spool) or queued.
    */
   acknowledged?: boolean;
+  /** With `acknowledged`: how long the log may take (ms), when longer than the sink's default. */
+  timeoutMs?: number;
 }
 
 /**

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { type McpCapture, MCP_KINDS, type MessageContext, refusalFor } from './capture.js';
+import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
 import { type Line, LineSplitter } from './line-splitter.js';
 import type { Principal } from './types.js';
 
@@ -178,21 +178,22 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
   });
 
   const fromClient = (line: Line): void => {
-    const observation = capture.observeText('client_to_server', line.text, context);
+    const observation = capture.observeText('client_to_server', line.text, context, line.bytes);
     const { classified } = observation;
     toServer.enqueue(async () => {
       try {
         await observation.gate;
         return line.bytes;
       } catch (err) {
-        if (classified.type !== 'request' || classified.id === undefined || classified.id === null) {
+        // Sync mode: a gated message (a request, a batch holding one, an unclassifiable line) is not
+        // forwarded; the client gets an error with the same id (an array of them for a batch).
+        const refusal = refusalOf(classified, err instanceof Error ? err.message : String(err));
+        if (refusal === undefined) {
           warn(`forwarding a message whose record failed: ${String(err)}`);
           return line.bytes;
         }
-        // Sync mode: the request is not forwarded; the client gets an error with the same id.
-        const refusal = refusalFor(classified.id, err instanceof Error ? err.message : String(err));
         const text = JSON.stringify(refusal);
-        warn(`refused request ${text.length > 0 ? String(classified.id) : ''}: audit log unavailable`);
+        warn(`refused a ${classified.type} message: audit log unavailable`);
         capture.observeText('server_to_client', text, { ...context, synthesized: true });
         toClient.enqueue(async () => Buffer.from(text + '\n'));
         return undefined;
@@ -204,7 +205,7 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
     // it first and record it after, so the recording work is off the client's path. The record is
     // still made before the next line is read, so the stream keeps the wire order.
     toClient.writeNow(line.bytes);
-    capture.observeText('server_to_client', line.text, context);
+    capture.observeText('server_to_client', line.text, context, line.bytes);
   };
 
   const clientLines = new LineSplitter();
@@ -235,7 +236,7 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
   const stderrLines = new LineSplitter();
   const recordStderr = (line: Line): void => {
     capture
-      .event({ kind: MCP_KINDS.stderr, session, line: line.text })
+      .stderrLine(session, line.text, line.bytes)
       .catch((err: unknown) => warn(`could not record stderr: ${String(err)}`));
   };
   childStderr.on('data', (chunk: Buffer) => {

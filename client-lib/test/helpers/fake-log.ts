@@ -53,6 +53,12 @@ export interface FakeLog {
   blobs: Map<string, string>;
   /** Alters entries returned by /v1/search. */
   searchTamper?: (entry: Record<string, unknown>) => Record<string, unknown>;
+  /** Refuses a record for what it is (the real log's 400/409/413/422), when this returns a refusal. */
+  refuse?: (record: Record<string, unknown>) => { status: number; code: string } | undefined;
+  /** Body limit of POST /v1/entries (413 BODY_TOO_LARGE past it), also served in /v1/log limits. */
+  maxBodyBytes?: number;
+  /** Body sizes of the POST /v1/entries requests that were read. */
+  bodySizes: number[];
   /** Appends raw entry bytes and signs a new checkpoint (for building odd logs). */
   appendRaw(entries: Uint8Array[]): void;
   close(): Promise<void>;
@@ -102,6 +108,7 @@ export async function startFakeLog(
     emitters: options.emitters ?? new Map(),
     operator: undefined,
     blobs: new Map(),
+    bodySizes: [],
     appendRaw(entries) {
       log.entries.push(...entries);
       leafHashes = leafHashesOf(log);
@@ -136,6 +143,8 @@ export async function startFakeLog(
       } catch {
         return { status: 400, json: { code: 'SIGNATURE_INVALID', message: 'bad record signature' } };
       }
+      const refusal = log.refuse?.(item.record);
+      if (refusal !== undefined) return { status: refusal.status, json: { ...refusal, message: 'refused' } };
       const stream = item.record.stream as string;
       const seq = item.record.seq as number;
       const st = view.get(stream) ?? streams.get(stream) ?? { seq: -1, hash: '' };
@@ -236,8 +245,13 @@ export async function startFakeLog(
             fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {},
           );
         }
+        const body = Buffer.concat(chunks);
+        log.bodySizes.push(body.length);
+        if (log.maxBodyBytes !== undefined && body.length > log.maxBodyBytes) {
+          return send(413, JSON.stringify({ code: 'BODY_TOO_LARGE', message: 'body too large' }));
+        }
         const r = submit(
-          JSON.parse(Buffer.concat(chunks).toString('utf8')),
+          JSON.parse(body.toString('utf8')),
           fault?.kind === 'bad-receipt' ? other.signerKey : key.signerKey,
         );
         if (fault?.kind === 'commit-then-drop') return req.socket.destroy();
@@ -258,7 +272,7 @@ export async function startFakeLog(
             vkey: key.verifierKey,
             witnesses: [],
             quorum: 0,
-            limits: {},
+            limits: log.maxBodyBytes === undefined ? {} : { maxBodyBytes: log.maxBodyBytes },
             emitters: [...log.emitters].map(([name, vkey]) => ({ name, vkey, revoked: false })),
             ...(log.operator !== undefined ? { operator: log.operator } : {}),
           }),

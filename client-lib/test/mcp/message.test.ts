@@ -28,6 +28,12 @@ t.test('classifies JSON-RPC messages, keeping the id type', async (t) => {
   t.same(parseMessage('not json'), { type: 'invalid' });
   t.equal(parseMessage('42').type, 'other');
   t.equal(classifyMessage({ jsonrpc: '2.0', id: 1 }).type, 'other');
+  t.match(parseMessage('{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"rm"}}'), {
+    type: 'request',
+    id: null,
+    name: 'rm',
+  });
+  t.match(parseMessage('{"jsonrpc":"2.0","id":{"a":1},"method":"x"}'), { type: 'request', id: null });
   t.equal(parseMessage('{"jsonrpc":"2.0","method":"x","params":{"uri":"file:///a"}}').uri, 'file:///a');
 });
 

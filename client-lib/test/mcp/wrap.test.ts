@@ -116,6 +116,86 @@ t.test('sync: a request is refused and not forwarded when the log is down', asyn
   t.equal(synthesized.length, 1, 'the refusal is recorded');
 });
 
+t.test('sync: a batch line holding a tools/call waits for the log like a request', async (t) => {
+  const sink = new MemorySink();
+  const h = harness('sync', sink);
+  const batch = (id: number, path: string): string =>
+    JSON.stringify([
+      { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'rm', arguments: { path } } },
+      { jsonrpc: '2.0', method: 'notifications/progress' },
+    ]) + '\n';
+  sink.logDown = new Error('ECONNREFUSED');
+  h.stdin.write(batch(1, '/refused'));
+  await h.waitLines(1);
+  sink.logDown = undefined;
+  h.stdin.end(batch(2, '/allowed'));
+  const result = await h.done;
+  t.equal(result.status, 0);
+  const out = h
+    .output()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as unknown);
+  t.match(out[0], [{ id: 1, error: { code: -32000, message: /audit log unavailable/ } }]);
+  t.equal((out[0] as unknown[]).length, 1, 'one refusal: the notification gets no answer');
+  t.match(out[1], [{ id: 2, result: { echo: { arguments: { path: '/allowed' } } } }]);
+  t.equal(
+    h.stderrText(),
+    'got tools/call\ngot notifications/progress\n',
+    'the server saw only the second batch',
+  );
+  const calls = sink
+    .ofKind('mcp.message')
+    .filter((f) => f['direction'] === 'client_to_server' && f['gen_ai.tool.name'] === 'rm');
+  t.match(calls, [
+    {
+      messageType: 'request',
+      batch: { index: 0, size: 2 },
+      message: { params: { arguments: { path: '/allowed' } } },
+    },
+  ]);
+  const answer = sink
+    .ofKind('mcp.message')
+    .find((f) => f['direction'] === 'server_to_client' && f['synthesized'] !== true);
+  t.match(answer, {
+    messageType: 'result',
+    matched: true,
+    'gen_ai.tool.name': 'rm',
+    batch: { index: 0, size: 1 },
+  });
+});
+
+t.test(
+  'sync: a request with an unusable id, and a line that is not JSON, wait for the log too',
+  async (t) => {
+    const sink = new MemorySink();
+    const h = harness('sync', sink);
+    sink.logDown = new Error('ECONNREFUSED');
+    h.stdin.write('{"jsonrpc":"2.0","method":"tools/call","id":{"not":"an id"}}\n');
+    h.stdin.write('{"jsonrpc":"2.0","method":"tools/call"\n');
+    await h.waitLines(2);
+    sink.logDown = undefined;
+    h.stdin.end('{"jsonrpc":"2.0","id":3,"method":"ping"}\n');
+    await h.done;
+    const out = h
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
+    t.equal(out.length, 3);
+    t.match(out[0], { id: null, error: { code: -32000 } });
+    t.match(out[1], { id: null, error: { code: -32000 } });
+    t.match(out[2], { id: 3, result: {} });
+    t.equal(h.stderrText(), 'got ping\n', 'the server saw only the ping');
+    t.notMatch(h.output(), /not json/, 'nor the broken line');
+    t.equal(
+      sink.ofKind('mcp.message').filter((f) => f['synthesized'] === true).length,
+      2,
+      'both refusals are recorded',
+    );
+  },
+);
+
 t.test('sync: a request waits for the acknowledgement before the server sees it', async (t) => {
   const sink = new MemorySink();
   sink.hold();

@@ -46,7 +46,11 @@ const INLINE_VERIFY_MAX = 2;
 
 const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
 
-/** Every `{"$blob":{"sha256","size"}}` reference in a record. */
+/**
+ * Every `{"$blob":{"sha256","size"}}` reference in a record, and every `{"$sealed":{"sha256","size"}}`
+ * commitment: the sealed bytes S travel beside the record in `blobs` as well (DESIGN.md "Readers and
+ * sealed payloads"), checked and stored the same way.
+ */
 function blobRefs(value: unknown, out: { sha256: string; size: number }[]): void {
   if (Array.isArray(value)) {
     for (const v of value) blobRefs(v, out);
@@ -55,8 +59,8 @@ function blobRefs(value: unknown, out: { sha256: string; size: number }[]): void
   if (value === null || typeof value !== 'object') return;
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
-  if (keys.length === 1 && keys[0] === '$blob') {
-    const ref = obj.$blob as Record<string, unknown> | null;
+  if (keys.length === 1 && (keys[0] === '$blob' || keys[0] === '$sealed')) {
+    const ref = obj[keys[0]] as Record<string, unknown> | null;
     if (
       ref === null ||
       typeof ref !== 'object' ||
@@ -68,7 +72,7 @@ function blobRefs(value: unknown, out: { sha256: string; size: number }[]): void
     ) {
       throw new HttpError(
         'BLOB_INVALID',
-        'a $blob reference needs {"sha256": <64 lowercase hex>, "size": <n>}',
+        `a ${keys[0]} reference needs {"sha256": <64 lowercase hex>, "size": <n>}`,
       );
     }
     out.push({ sha256: ref.sha256, size: ref.size });

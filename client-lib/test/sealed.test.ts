@@ -1,0 +1,96 @@
+import t from 'tap';
+import {
+  isSealedRef,
+  openSealed,
+  openSealedBytes,
+  sealBytes,
+  sealValue,
+  utf8,
+  type SealedRef,
+} from '../src/index.js';
+
+/*
+ * Vectors: S written out by hand as RFC 8785 text and hashed independently with Python's hashlib
+ * (`python3 -c 'import hashlib;print(hashlib.sha256(S.encode()).hexdigest())'`).
+ */
+const salt0 = Uint8Array.from({ length: 16 }, (_, i) => i);
+const saltFF = new Uint8Array(16).fill(0xff);
+const vectors = [
+  {
+    desc: 'low-entropy string',
+    seal: () => sealValue('yes', salt0),
+    s: '{"salt":"AAECAwQFBgcICQoLDA0ODw==","value":"yes"}',
+    sha256: '55533572c55c26fe055e6d1a204a72fabb97faed736950f5d497055ed232d86b',
+    value: 'yes' as unknown,
+  },
+  {
+    desc: 'object, keys sorted',
+    seal: () => sealValue({ b: 1, a: [true, null] }, salt0),
+    s: '{"salt":"AAECAwQFBgcICQoLDA0ODw==","value":{"a":[true,null],"b":1}}',
+    sha256: '25b8e08fb1134ff6443d2cb0fb42495ef6b8aad4f3fb7dfd56d11259add665fc',
+    value: { a: [true, null], b: 1 } as unknown,
+  },
+  {
+    desc: 'exact bytes, not utf-8',
+    seal: () => sealBytes(Uint8Array.from([0xff, 0xfe, ...utf8('{"jsonrpc"\n')]), saltFF),
+    s: '{"salt":"/////////////////////w==","value":"//57Impzb25ycGMiCg=="}',
+    sha256: '4710f482a14a04df65d76b56d8bc70d3328674eef5da50b7e3ef10d0249294f1',
+    value: '//57Impzb25ycGMiCg==' as unknown,
+  },
+];
+
+for (const v of vectors) {
+  t.test(v.desc, async (t) => {
+    const sealed = v.seal();
+    t.equal(new TextDecoder().decode(sealed.bytes), v.s);
+    t.same(sealed.ref, { $sealed: { sha256: v.sha256, size: utf8(v.s).length } });
+    t.ok(isSealedRef(sealed.ref));
+    t.same(openSealed(sealed.ref, sealed.bytes), v.value);
+    // Mutated siblings: one flipped bit, one byte short, one byte long, a wrong size in the ref.
+    const flipped = Uint8Array.from(sealed.bytes);
+    flipped[10] = flipped[10]! ^ 1;
+    t.throws(() => openSealed(sealed.ref, flipped), { code: 'HASH_INVALID' });
+    t.throws(() => openSealed(sealed.ref, sealed.bytes.subarray(1)), { code: 'HASH_INVALID' });
+    t.throws(() => openSealed(sealed.ref, Uint8Array.from([...sealed.bytes, 32])), { code: 'HASH_INVALID' });
+    const wrongSize: SealedRef = { $sealed: { ...sealed.ref.$sealed, size: sealed.ref.$sealed.size + 1 } };
+    t.throws(() => openSealed(wrongSize, sealed.bytes), { code: 'HASH_INVALID' });
+  });
+}
+
+t.test('sealBytes round-trips the exact bytes', async (t) => {
+  const data = Uint8Array.from([0, 0xc3, 0x28, 0x0a, 0xed, 0xa0, 0x80]);
+  const sealed = sealBytes(data, salt0);
+  t.same([...openSealedBytes(sealed.ref, sealed.bytes)], [...data]);
+  t.throws(() => openSealedBytes(sealValue({ a: 1 }, salt0).ref, sealValue({ a: 1 }, salt0).bytes), {
+    code: 'RECORD_INVALID',
+  });
+});
+
+t.test('the salt hides equal values', async (t) => {
+  t.not(sealValue('yes', salt0).ref.$sealed.sha256, sealValue('yes', saltFF).ref.$sealed.sha256);
+});
+
+t.test('bad inputs', async (t) => {
+  t.throws(() => sealValue('x', new Uint8Array(15)), { code: 'ENCODING_INVALID' });
+  t.throws(() => sealValue(Number.NaN, salt0), { code: 'RECORD_INVALID' });
+  const badShapes: { desc: string; s: string }[] = [
+    { desc: 'not canonical (spaces)', s: '{"salt": "AAECAwQFBgcICQoLDA0ODw==","value":1}' },
+    { desc: 'extra field', s: '{"extra":1,"salt":"AAECAwQFBgcICQoLDA0ODw==","value":1}' },
+    { desc: 'short salt', s: '{"salt":"AAECAwQFBgcICQoLDA0O","value":1}' },
+    { desc: 'salt not base64', s: '{"salt":"not base64 at all!!!!!!!","value":1}' },
+    { desc: 'not json', s: 'salt=1' },
+    { desc: 'an array', s: '[1]' },
+  ];
+  for (const b of badShapes) {
+    const bytes = utf8(b.s);
+    const { sha256 } = await import('@noble/hashes/sha2.js');
+    const { bytesToHex } = await import('@noble/hashes/utils.js');
+    const ref: SealedRef = { $sealed: { sha256: bytesToHex(sha256(bytes)), size: bytes.length } };
+    t.throws(() => openSealed(ref, bytes), { code: 'RECORD_INVALID' }, b.desc);
+  }
+  t.notOk(isSealedRef({ $sealed: { sha256: 'AB'.repeat(32), size: 1 } }), 'uppercase hex');
+  t.notOk(isSealedRef({ $sealed: { sha256: 'ab'.repeat(32), size: -1 } }), 'negative size');
+  t.notOk(isSealedRef({ $sealed: { sha256: 'ab'.repeat(32), size: 1 }, x: 1 }), 'extra member');
+  t.notOk(isSealedRef({ $sealed: { sha256: 'ab'.repeat(32), size: 1, x: 1 } }), 'extra inner member');
+  t.throws(() => openSealed({ $blob: {} } as unknown as SealedRef, utf8('{}')), { code: 'RECORD_INVALID' });
+});
