@@ -234,6 +234,10 @@ async function cmdExport(config: Config, dir: string | undefined): Promise<void>
     const r = await exportLog(store.db, dir);
     console.log(`exported log ${r.origin} at size ${r.treeSize} to ${dir}`);
     for (const [table, rows] of Object.entries(r.rows)) console.log(`  ${table}: ${rows} rows`);
+    console.log(
+      `the key files are not in the export: copy ${config.keyFile} (log key) and ${config.operatorKeyFile} ` +
+        '(operator key) separately, or point --key-file and --operator-key-file at them; the log serves only with both',
+    );
   } finally {
     await store.close();
   }

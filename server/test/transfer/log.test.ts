@@ -2,7 +2,7 @@
 // here) and keeps serving: same checkpoint and root, receipts verify, new submissions extend it. A
 // tampered export (changed entry, dropped line, changed checkpoint, forged cosignature) is refused
 // with the cause named, and the refused import leaves the store empty.
-import { copyFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -11,6 +11,7 @@ import {
   cosignerVerifierKey,
   generateKey,
   hexEncode,
+  operatorNameFor,
   parseCheckpoint,
   parsePolicy,
   sha256,
@@ -21,13 +22,15 @@ import {
 } from '@vigil/client';
 import { createTestStore, storeSkipReason, testStoreKinds, type TestStore } from '../../src/db/testing.js';
 import { migrateToLatest, migrationsFolder } from '../../src/db/migrate.js';
+import type { Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { runAdminCommand } from '../../src/admin.js';
 import { importLog } from '../../src/transfer/log.js';
 import { TransferError } from '@vigil/store';
-import { prepareLog, recordStream, serverEnv, spawnNode, SERVER_MAIN } from '../helpers/process.js';
+import { readKeyFile } from '../../src/tlog/signer.js';
+import { ORIGIN, prepareLog, recordStream, serverEnv, spawnNode, SERVER_MAIN } from '../helpers/process.js';
 
 const WITNESS = generateKey('witness.test/w1');
 const kinds = testStoreKinds().filter((k) => storeSkipReason(k) === undefined);
@@ -46,6 +49,16 @@ async function cli(store: TestStore, args: string[]): Promise<{ code: number | n
   const child = spawnNode(SERVER_MAIN, args, serverEnv(store));
   const { code } = await child.exited;
   return { code, out: child.output() };
+}
+
+/** How many entries of the log are registry records (signed by the operator emitter). */
+async function registryEntries(db: Kysely<Database>): Promise<bigint> {
+  const row = await db
+    .selectFrom('entries')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('emitter', '=', operatorNameFor(ORIGIN))
+    .executeTakeFirstOrThrow();
+  return BigInt(row.n as string | number | bigint);
 }
 
 async function emptyTables(store: TestStore): Promise<string[]> {
@@ -71,10 +84,12 @@ for (const [from, to] of pairs) {
       await rm(join(exportDir, '..'), { recursive: true, force: true });
     });
 
-    // A log on A: 600 entries in three streams (crossing two full tiles), a blob, a witness and its
-    // cosignature, an incident-free history.
+    // A log on A: 300 records in three streams (crossing a full tile), a blob, a witness and its
+    // cosignature, an incident-free history; and the registry records the operator emitter appended
+    // (its own emitter.add at start, em1's before em1's first record).
     const log = await prepareLog(a);
     let checkpointA: string;
+    let size: bigint;
     {
       const opened = await a.open<Database>();
       const db = opened.db;
@@ -117,39 +132,62 @@ for (const [from, to] of pairs) {
       });
       t.equal(res.statusCode, 200, `answered ${res.statusCode}`);
       checkpointA = (await app.inject('/checkpoint')).body;
-      t.equal(parseCheckpoint(body(checkpointA)).size, 300n, 'A holds 300 entries');
+      size = parseCheckpoint(body(checkpointA)).size;
+      const registry = await registryEntries(db);
+      t.ok(registry > 0n, `A holds ${registry} registry entries`);
+      t.equal(size, 300n + registry, 'A holds the 300 records and the registry entries');
       t.match(checkpointA, line, 'A serves the cosignature');
       await app.close();
       await opened.close();
     }
     const exported = await cli(a, ['export', exportDir]);
     t.equal(exported.code, 0, exported.out);
-    t.match(exported.out, /exported log test\.example\/log at size 300/);
-    t.match(exported.out, /entries: 300 rows/);
+    t.match(exported.out, new RegExp(`exported log test\\.example/log at size ${size}\\b`));
+    t.match(exported.out, new RegExp(`entries: ${size} rows`));
+    t.match(
+      exported.out,
+      /the key files are not in the export: copy \S+\/log\.key \(log key\) and \S+\/operator\.key \(operator key\) separately/,
+      'export reminds that the key files move separately',
+    );
+    // Neither private key is in the export.
+    const operatorKey = await readKeyFile(join(a.dataDir, 'operator.key'));
+    for (const file of await readdir(exportDir)) {
+      const text = await readFile(join(exportDir, file), 'utf8');
+      t.notOk(text.includes(log.signerKey) || text.includes(operatorKey.signerKey), `${file} holds no key`);
+    }
 
     t.equal((await cli(b, ['migrate'])).code, 0, 'B migrated');
     const imported = await cli(b, ['import', exportDir]);
     t.equal(imported.code, 0, imported.out);
-    t.match(imported.out, /imported log test\.example\/log at size 300/);
+    t.match(imported.out, new RegExp(`imported log test\\.example/log at size ${size},`));
 
-    // The log runs on B with the same key: same checkpoint, receipts verify, new entries extend it.
-    await copyFile(join(a.dataDir, 'log.key'), join(b.dataDir, 'log.key'));
+    // The log runs on B with both of A's key files: with the log key alone it refuses to start (a new
+    // operator key would not be the one the tree registered); with both, same checkpoint, receipts
+    // verify, new entries extend it.
     const { db } = await b.open<Database>();
+    const configB = loadConfig({}, { 'data-dir': b.dataDir, 'rate-address': '0' });
+    await copyFile(join(a.dataDir, 'log.key'), join(b.dataDir, 'log.key'));
+    await t.rejects(
+      buildApp(configB, { db, logger: false }),
+      new RegExp(
+        `operator key file \\S+/operator\\.key is missing; the log registered operator key ` +
+          `${operatorKey.vkey.replaceAll('+', '\\+')} at entry 0: restore the file`,
+      ),
+      'without operator.key the imported log does not start',
+    );
+    await copyFile(join(a.dataDir, 'operator.key'), join(b.dataDir, 'operator.key'));
     const again = await importLog(db, exportDir).catch((err: TransferError) => err);
     t.equal(
       (again as TransferError).code,
       'STORE_NOT_EMPTY',
       'a second import into the same store is refused',
     );
-    const app = await buildApp(loadConfig({}, { 'data-dir': b.dataDir, 'rate-address': '0' }), {
-      db,
-      logger: false,
-    });
+    const app = await buildApp(configB, { db, logger: false });
     await app.ready();
     const checkpointB = (await app.inject('/checkpoint')).body;
     t.equal(checkpointB, checkpointA, 'B serves the same checkpoint, with the cosignature');
     const policy = parsePolicy(`log ${log.vkey}\nquorum none\n`);
-    for (const index of [0n, 255n, 256n, 299n]) {
+    for (const index of [0n, 255n, 256n, size - 1n]) {
       const receipt = (await app.inject(`/v1/receipt/${index}`)).body;
       const row = await db
         .selectFrom('entries')
@@ -178,11 +216,11 @@ for (const [from, to] of pairs) {
     const answer = res.json() as { entries: { index: string }[]; checkpoint: string };
     t.same(
       answer.entries.map((e) => e.index),
-      ['300', '301', '302'],
+      [size, size + 1n, size + 2n].map(String),
       'new entries follow the imported ones',
     );
-    t.equal(parseCheckpoint(body(answer.checkpoint)).size, 303n);
-    const proof = await app.inject('/v1/proof/consistency?from=300&to=303');
+    t.equal(parseCheckpoint(body(answer.checkpoint)).size, size + 3n);
+    const proof = await app.inject(`/v1/proof/consistency?from=${size}&to=${size + 3n}`);
     t.equal(proof.statusCode, 200, 'the new checkpoint is consistent with the imported one');
     await app.close();
   });
@@ -200,6 +238,7 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
     await rm(root, { recursive: true, force: true });
   });
   const log = await prepareLog(a);
+  let size: bigint;
   {
     const opened = await a.open<Database>();
     const db = opened.db;
@@ -229,11 +268,24 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
       headers: { 'content-type': 'text/plain; charset=utf-8' },
       payload: `${note}${cosign(note, WITNESS.signerKey, 1_800_000_000n)}`,
     });
+    // 15 records, and the registry entries before them.
+    size = parseCheckpoint(body(note)).size;
+    t.equal(size, 15n + (await registryEntries(db)), 'A holds the 15 records and the registry entries');
     await app.close();
     await opened.close();
   }
   const good = join(root, 'good');
   t.equal((await cli(a, ['export', good])).code, 0);
+  const goodLines = async (file: string) =>
+    (await readFile(join(good, file), 'utf8')).split('\n').slice(0, -1);
+  t.equal((await goodLines('entries.jsonl')).length, Number(size), 'every entry is exported');
+  // The checkpoints the export holds, oldest first: the tampered ones are named by their size.
+  const checkpointSizes = (await goodLines('checkpoints.jsonl')).map((l) =>
+    BigInt((JSON.parse(l) as { tree_size: string }).tree_size),
+  );
+  t.equal(checkpointSizes.at(-1), size, 'the newest exported checkpoint is the tree head');
+  const previous = checkpointSizes.at(-2)!;
+  t.ok(previous > 0n, `an earlier checkpoint over entries: ${previous}`);
   {
     const opened = await c.open<Database>();
     const db = opened.db;
@@ -287,10 +339,22 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
   };
 
   t.test('a changed entry line', async (t) => {
+    // The first checkpoint covering entry 7 is the first that no longer matches.
+    const covering = checkpointSizes.find((s) => s > 7n)!;
     const err = await attempt('changed-entry', 'entries.jsonl', (lines) =>
-      lines.map((l, i) => (i === 7 ? entryLine(l, (e) => e.replace('"peer":"', '"peer":"10.6.6.6 ')) : l)),
+      lines.map((l, i) => {
+        if (i !== 7) return l;
+        const changed = entryLine(l, (e) => e.replace('"peer":"', '"peer":"10.6.6.6 '));
+        t.not(changed, l, 'entry 7 was changed');
+        return changed;
+      }),
     );
-    await expectRefused(t, err, 'EXPORT_ROOT_MISMATCH', /root .* but checkpoint 10 signs/);
+    await expectRefused(
+      t,
+      err,
+      'EXPORT_ROOT_MISMATCH',
+      new RegExp(`root .* but checkpoint ${covering} signs`),
+    );
   });
 
   t.test('a dropped entry line', async (t) => {
@@ -309,20 +373,25 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
       t,
       err,
       'EXPORT_ROW_COUNT_MISMATCH',
-      /entries\.jsonl has 14 rows, the manifest says 15/,
+      new RegExp(`entries\\.jsonl has ${size - 1n} rows, the manifest says ${size}\\b`),
     );
   });
 
   t.test('the last entry line dropped', async (t) => {
     const err = await attempt('dropped-last', 'entries.jsonl', (lines) => lines.slice(0, -1), true);
-    await expectRefused(t, err, 'EXPORT_ROOT_MISMATCH', /checkpoint 15 is beyond the 14 exported entries/);
+    await expectRefused(
+      t,
+      err,
+      'EXPORT_ROOT_MISMATCH',
+      new RegExp(`checkpoint ${size} is beyond the ${size - 1n} exported entries`),
+    );
   });
 
   t.test('a changed checkpoint root', async (t) => {
     const err = await attempt('changed-checkpoint', 'checkpoints.jsonl', (lines) =>
-      lines.map((l, i) => {
-        if (i !== 2) return l;
-        const row = JSON.parse(l) as { root_hash: string };
+      lines.map((l) => {
+        const row = JSON.parse(l) as { tree_size: string; root_hash: string };
+        if (BigInt(row.tree_size) !== previous) return l;
         return JSON.stringify({ ...row, root_hash: base64Encode(new Uint8Array(32)) });
       }),
     );
@@ -330,16 +399,16 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
       t,
       err,
       'EXPORT_CHECKPOINT_INVALID',
-      /checkpoint 10: its row does not match its signed note/,
+      new RegExp(`checkpoint ${previous}: its row does not match its signed note`),
     );
   });
 
   t.test('a checkpoint signed by another key', async (t) => {
     const other = generateKey('test.example/log');
     const err = await attempt('forged-checkpoint', 'checkpoints.jsonl', (lines) =>
-      lines.map((l, i) => {
-        if (i !== 3) return l;
+      lines.map((l) => {
         const row = JSON.parse(l) as { tree_size: string; root_hash: string };
+        if (BigInt(row.tree_size) !== size) return l;
         const note = signNote(
           formatCheckpoint({
             origin: 'test.example/log',
@@ -352,7 +421,12 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
         return JSON.stringify({ ...row, note });
       }),
     );
-    await expectRefused(t, err, 'EXPORT_CHECKPOINT_INVALID', /checkpoint 15: not signed by the log key/);
+    await expectRefused(
+      t,
+      err,
+      'EXPORT_CHECKPOINT_INVALID',
+      new RegExp(`checkpoint ${size}: not signed by the log key`),
+    );
   });
 
   t.test('a forged cosignature', async (t) => {
@@ -360,7 +434,7 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
     const err = await attempt('forged-cosignature', 'cosignatures.jsonl', (lines) =>
       lines.map((l) => {
         const row = JSON.parse(l) as { line: string };
-        const checkpoint = `test.example/log\n15\n${base64Encode(new Uint8Array(32))}\n`;
+        const checkpoint = `test.example/log\n${size}\n${base64Encode(new Uint8Array(32))}\n`;
         return JSON.stringify({
           ...row,
           line: cosign(signNote(checkpoint, [stranger.signerKey]), stranger.signerKey, 1n),
@@ -371,7 +445,7 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
       t,
       err,
       'EXPORT_COSIGNATURE_INVALID',
-      /cosignature of witness\.test\/w1 on checkpoint 15/,
+      new RegExp(`cosignature of witness\\.test/w1 on checkpoint ${size}:`),
     );
   });
 
@@ -388,7 +462,7 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
     const opened = await c.open<Database>();
     try {
       const r = await importLog(opened.db, good);
-      t.equal(r.treeSize, 15n);
+      t.equal(r.treeSize, size);
     } finally {
       await opened.close();
     }
