@@ -273,7 +273,8 @@ t.test('log down: spool mode serves and ships later; sync mode refuses and runs 
   const client = new Client({ name: 'e2e-after', version: '0' });
   await client.connect(transport);
   await client.callTool({ name: 'echo', arguments: { message: 'after the outage' } });
-  await client.close();
+  // The wrapper ships in the background while it runs; on exit it gives shipping only a few seconds
+  // (what is left stays in the spool for the next run). Wait while it runs, then close.
   const echoes = await searchUntil(
     log,
     reg.policyFile,
@@ -281,7 +282,7 @@ t.test('log down: spool mode serves and ships later; sync mode refuses and runs 
     (f) =>
       f.some((x) => JSON.stringify(x.record).includes('after the outage')) &&
       f.some((x) => JSON.stringify(x.record).includes('while the log is down')),
-  );
+  ).finally(() => client.close());
   const outageSession = echoes.find((x) => JSON.stringify(x.record).includes('while the log is down'))!
     .record['session'] as string;
   const outage = await sessionRecords(outageSession);
