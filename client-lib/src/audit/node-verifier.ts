@@ -117,6 +117,12 @@ export function workerPoolSignatureVerifier(
     scheduled = false;
     const all = queue;
     queue = [];
+    // Closed (or failed) between the check and this turn: refuse the batch. Posting it would start a
+    // pool after close(), whose threads would keep a finished process alive.
+    if (failed !== undefined) {
+      for (const x of all) x.reject(failed);
+      return;
+    }
     // Spread one turn's checks over every worker, in batches of at most BATCH_MAX.
     const size = Math.min(BATCH_MAX, Math.max(1, Math.ceil(all.length / threads)));
     for (let i = 0; i < all.length; i += size) post(all.slice(i, i + size));

@@ -143,6 +143,41 @@ t.test('a closed worker pool rejects instead of answering', async (t) => {
   await t.rejects(pool(sig, message, publicKey), /closed/);
 });
 
+t.test('a check queued just before close starts no worker, and the process can exit', async (t) => {
+  // What `vigil audit` does when a bundle read fails right after the previous tile queued its
+  // checks: close() runs before the queued batch is posted. The batch must be refused, not posted to
+  // a pool started after close (its threads would keep the finished process alive).
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const verifier = fileURLToPath(new URL('../../src/audit/node-verifier.js', import.meta.url));
+  const script = `
+    const { workerPoolSignatureVerifier } = await import(${JSON.stringify(verifier)});
+    const pool = workerPoolSignatureVerifier(2);
+    const pending = pool(new Uint8Array(64), new Uint8Array(1), new Uint8Array(32));
+    await pool.close();
+    try { await pending; console.log('answered'); } catch (err) { console.log('refused: ' + err.message); }
+  `;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vigil-verifier-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'close-early.mjs');
+  await fs.writeFile(file, script);
+  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(false);
+    }, 15_000);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  t.equal(exited, true, 'the process exits by itself');
+  t.match(out, /^refused: signature verifier closed/, 'the queued check is refused');
+});
+
 for (const [name, make] of [
   ['threadpool', threadpoolSignatureVerifier],
   ['worker pool', () => workerPoolSignatureVerifier(1)],
