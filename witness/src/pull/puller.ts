@@ -165,15 +165,25 @@ export class Puller {
   ): Promise<{ status: number; body: Uint8Array }> {
     const controller = new AbortController();
     const ms = this.#options.timeoutMs;
-    const timer = setTimeout(
-      () => controller.abort(new DOMException(`${what}: no complete answer within ${ms} ms`, 'TimeoutError')),
-      ms,
-    );
+    // The timer settles the exchange itself as well as aborting the request, so the deadline holds
+    // whatever the HTTP stack does with the abort of a body it is still reading.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new DOMException(`${what}: no complete answer within ${ms} ms`, 'TimeoutError');
+        controller.abort(err);
+        reject(err);
+      }, ms);
+    });
     const stop = () => controller.abort(this.#abort.signal.reason);
     this.#abort.signal.addEventListener('abort', stop, { once: true });
-    try {
+    const exchange = (async () => {
       const res = await this.#fetch(url, { ...init, signal: controller.signal, redirect: 'error' });
       return { status: res.status, body: await readLimited(res, maxBytes, what) };
+    })();
+    exchange.catch(() => undefined); // settled by the deadline first: its own failure is not news
+    try {
+      return await Promise.race([exchange, deadline]);
     } finally {
       clearTimeout(timer);
       this.#abort.signal.removeEventListener('abort', stop);
