@@ -233,6 +233,16 @@ function lockFilePid(path: string): number | undefined {
   }
 }
 
+/**
+ * Waits until no live postmaster of `pgDir` remains (one that another process owns may still be
+ * shutting down after its owner stopped). Resolves at once when there is none.
+ */
+export async function waitForPostmasterExit(pgDir: string, timeoutMs: number): Promise<void> {
+  const pid = lockFilePid(join(pgDir, 'postmaster.pid'));
+  if (pid === undefined) return;
+  await waitFor(`the postmaster of ${pgDir} to exit`, () => !isPostmasterOf(pid, pgDir), timeoutMs);
+}
+
 async function waitFor(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!fn()) {

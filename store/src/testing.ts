@@ -7,7 +7,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import pg from 'pg';
-import { EMBEDDED_POSTGRES_VERSION, initEmbeddedCluster } from './embedded.js';
+import { EMBEDDED_POSTGRES_VERSION, initEmbeddedCluster, waitForPostmasterExit } from './embedded.js';
 import { openDatabase, type OpenDatabase, type StoreKind } from './open.js';
 
 /** A fresh Postgres database for one test file; `drop()` removes it (forcing other sessions off). */
@@ -158,7 +158,10 @@ export async function createTestStore(
         }
       }
       await database?.drop();
-      await rm(dataDir, { recursive: true, force: true });
+      // A child process that served this directory may have left its PostgreSQL shutting down:
+      // removing the files under it fails (ENOTEMPTY) while it still writes them.
+      await waitForPostmasterExit(join(dataDir, 'pg'), 30_000).catch(() => undefined);
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }
