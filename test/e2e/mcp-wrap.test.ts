@@ -271,6 +271,8 @@ t.test('log down: spool mode serves and ships later; sync mode refuses and runs 
     stderr: 'pipe',
   });
   const client = new Client({ name: 'e2e-after', version: '0' });
+  let wrapperStderr = '';
+  transport.stderr?.on('data', (b: Buffer) => (wrapperStderr += b.toString()));
   await client.connect(transport);
   await client.callTool({ name: 'echo', arguments: { message: 'after the outage' } });
   // The wrapper ships in the background while it runs; on exit it gives shipping only a few seconds
@@ -282,7 +284,15 @@ t.test('log down: spool mode serves and ships later; sync mode refuses and runs 
     (f) =>
       f.some((x) => JSON.stringify(x.record).includes('after the outage')) &&
       f.some((x) => JSON.stringify(x.record).includes('while the log is down')),
-  ).finally(() => client.close());
+  )
+    .catch(async (err: unknown) => {
+      // What a reviewer of a failed run needs: the spool left behind and what the wrapper said.
+      const files = await fs.readdir(spool, { recursive: true }).catch(() => []);
+      t.comment(`spool ${spool}: ${files.join(', ')}`);
+      t.comment(`wrapper stderr: ${wrapperStderr.slice(-4000)}`);
+      throw err;
+    })
+    .finally(() => client.close());
   const outageSession = echoes.find((x) => JSON.stringify(x.record).includes('while the log is down'))!
     .record['session'] as string;
   const outage = await sessionRecords(outageSession);
