@@ -238,6 +238,23 @@ t.test('byte for byte: server-filesystem answers the same with and without the w
   t.match(direct.toString(), /Access denied/);
 });
 
+/** Resolves once process `pid` is gone (or a zombie), or throws after `timeoutMs`. */
+async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let state: string | undefined;
+    try {
+      const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    } catch {
+      return; // no such process
+    }
+    if (state === 'Z' || state === 'X') return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} still running after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 t.test('log down: spool mode serves and ships later; sync mode refuses and runs nothing', async (t) => {
   t.equal(await log.kill('SIGTERM'), 0, 'log stopped');
   const spool = path.join(dir, 'spool-outage');
@@ -248,13 +265,19 @@ t.test('log down: spool mode serves and ships later; sync mode refuses and runs 
       stderr: 'pipe',
     });
     const client = new Client({ name: `e2e-outage-${mode}`, version: '0' });
+    let pid: number | null = null;
     try {
       await client.connect(transport);
+      pid = transport.pid;
       return await client.callTool({ name: 'echo', arguments: { message } });
     } catch (err) {
       return err;
     } finally {
+      pid ??= transport.pid;
       await client.close();
+      // A wrapper still running (giving its shipper a few seconds to reach the log) holds its spool
+      // slot, and the next run would ship only a slot of its own: wait until it has exited.
+      if (pid !== null) await waitForExit(pid, 30_000);
     }
   };
   const spooled = await offline('spool', 'while the log is down');
