@@ -238,19 +238,27 @@ t.test('byte for byte: server-filesystem answers the same with and without the w
   t.match(direct.toString(), /Access denied/);
 });
 
-/** Resolves once process `pid` is gone (or a zombie), or throws after `timeoutMs`. */
-async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+/**
+ * Resolves once no live process holds a spool slot under `spool` (a LOCK naming a pid that is gone or
+ * a zombie), or throws after `timeoutMs`. A wrapper still running (giving its shipper a few seconds to
+ * reach the log) holds its slot, and the next run would ship only a slot of its own.
+ */
+async function waitForSpoolRelease(spool: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let state: string | undefined;
-    try {
-      const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    } catch {
-      return; // no such process
+  const holders = async (): Promise<number[]> => {
+    const files = (await fs.readdir(spool, { recursive: true })).filter((f) => f.endsWith('LOCK'));
+    const live: number[] = [];
+    for (const f of files) {
+      const pid = Number((await fs.readFile(path.join(spool, f), 'utf8').catch(() => '')).trim());
+      if (!Number.isInteger(pid) || pid <= 0) continue;
+      const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+      const state = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+      if (state !== undefined && state !== 'Z' && state !== 'X') live.push(pid);
     }
-    if (state === 'Z' || state === 'X') return;
-    if (Date.now() > deadline) throw new Error(`process ${pid} still running after ${timeoutMs} ms`);
+    return live;
+  };
+  for (let live = await holders(); live.length > 0; live = await holders()) {
+    if (Date.now() > deadline) throw new Error(`spool ${spool} still held by ${live.join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -265,19 +273,13 @@ t.test('log down: spool mode serves and ships later; sync mode refuses and runs 
       stderr: 'pipe',
     });
     const client = new Client({ name: `e2e-outage-${mode}`, version: '0' });
-    let pid: number | null = null;
     try {
       await client.connect(transport);
-      pid = transport.pid;
       return await client.callTool({ name: 'echo', arguments: { message } });
     } catch (err) {
       return err;
     } finally {
-      pid ??= transport.pid;
       await client.close();
-      // A wrapper still running (giving its shipper a few seconds to reach the log) holds its spool
-      // slot, and the next run would ship only a slot of its own: wait until it has exited.
-      if (pid !== null) await waitForExit(pid, 30_000);
     }
   };
   const spooled = await offline('spool', 'while the log is down');
@@ -286,6 +288,7 @@ t.test('log down: spool mode serves and ships later; sync mode refuses and runs 
   const refused = await offline('sync', 'must not run');
   t.match(refused, { message: /audit log unavailable/ }, 'sync mode answers with a JSON-RPC error');
 
+  await waitForSpoolRelease(spool, 30_000);
   await log.restart();
   // The next run on the same spool ships what the outage left, then its own records.
   const transport = new StdioClientTransport({
