@@ -73,12 +73,20 @@ export function spawnNode(main: string, args: string[], env: Record<string, stri
   };
 }
 
-/** Stops a child if it still runs (teardown). */
-export async function stopChild(c: Child): Promise<void> {
-  if (c.proc.exitCode === null && c.proc.signalCode === null) {
+/**
+ * Stops a child if it still runs (teardown): SIGTERM, so a server or witness stops its embedded
+ * PostgreSQL before its data directory is removed, then SIGKILL after `graceMs`.
+ */
+export async function stopChild(c: Child, graceMs = 10_000): Promise<void> {
+  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
+  c.proc.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+  if ((await Promise.race([c.exited, late])) === 'late') {
     c.proc.kill('SIGKILL');
     await c.exited;
   }
+  clearTimeout(timer);
 }
 
 /** Env and flags that point a `vigil-server` process at a test store. */

@@ -25,13 +25,16 @@ async function startWitness(
   t: Test,
 ): Promise<{ url: string; vkey: string; addLog(origin: string, vkey: string): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'vigil-witness-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
   const env = { VIGIL_DATA_DIR: dir, LOG_LEVEL: 'warn' };
   const init = spawnNode(WITNESS_MAIN, ['init', '--name', WITNESS_NAME], env);
   if ((await init.exited).code !== 0) throw new Error(`witness init failed: ${init.output()}`);
   const vkey = /^(witness\.test\/flooded\+\S+)$/m.exec(init.output())![1]!;
   const serve = spawnNode(WITNESS_MAIN, ['serve', '--port', '0', '--log-level', 'info'], env);
-  t.teardown(() => stopChild(serve));
+  // One teardown, in order: the witness stops its PostgreSQL before its directory goes.
+  t.teardown(async () => {
+    await stopChild(serve);
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  });
   const m = await serve.waitFor(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/);
   return {
     url: m[1]!,
