@@ -93,6 +93,57 @@ export interface IncidentsTable {
   created_at: FixedDefault<Date>;
 }
 
+/** S of a `$sealed` commitment: reader-only, erasable (DESIGN.md "Readers and sealed payloads"). */
+export interface SealedTable {
+  sha256: Fixed<string>;
+  size: Fixed<bigint>;
+  bytes: Fixed<Uint8Array>;
+  leaf_index: Fixed<bigint | null>;
+  emitter: Fixed<string | null>;
+  stream: Fixed<string | null>;
+  session: Fixed<string | null>;
+  received: FixedDefault<Date>;
+}
+
+/** Search columns derived from opened values; cleared with them. */
+export interface SealedColumnsTable {
+  leaf_index: Fixed<bigint>;
+  sha256: Fixed<string>;
+  tool: Fixed<string | null>;
+  resource_uri: Fixed<string | null>;
+}
+
+/** An operator request the log records as an operator-emitter record; record_index set once appended. */
+export interface OperatorActionsTable {
+  id: Generated<bigint>;
+  kind: Fixed<string>;
+  fields: Fixed<unknown>;
+  created_at: FixedDefault<Date>;
+  record_index: ColumnType<bigint | null, bigint | null | undefined, bigint>;
+}
+
+export interface ErasuresTable {
+  sha256: Fixed<string>;
+  action_id: Fixed<bigint>;
+  erased_at: FixedDefault<Date>;
+}
+
+export interface ReadersTable {
+  name: Fixed<string>;
+  token_sha256: Fixed<string>;
+  created_at: FixedDefault<Date>;
+  revoked_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export interface HoldsTable {
+  id: Fixed<string>;
+  scope: Fixed<'session' | 'stream' | 'emitter'>;
+  target: Fixed<string>;
+  reason: Fixed<string>;
+  created_at: FixedDefault<Date>;
+  released_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
 /** The log server's database (migrations/log). */
 export interface Database {
   logs: LogsTable;
@@ -106,4 +157,10 @@ export interface Database {
   witnesses: WitnessesTable;
   settings: SettingsTable;
   incidents: IncidentsTable;
+  sealed: SealedTable;
+  sealed_columns: SealedColumnsTable;
+  operator_actions: OperatorActionsTable;
+  erasures: ErasuresTable;
+  readers: ReadersTable;
+  holds: HoldsTable;
 }
