@@ -7,7 +7,16 @@ import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { base64Encode, canonicalJson, getCryptoProvider, parseSignerKey } from '@vigil/client';
+import { randomBytes } from 'node:crypto';
+import {
+  base64Encode,
+  canonicalJson,
+  getCryptoProvider,
+  parseSignerKey,
+  sealBytes,
+  sealValue,
+  utf8,
+} from '@vigil/client';
 import { useNodeCrypto } from '@vigil/client/node';
 import type { GenJob, GenResult, HttpReq, IngestJob } from './lib/load.js';
 
@@ -48,8 +57,98 @@ function fastCanonical(r: {
   return `{${parts.join(',')}}`;
 }
 
+/**
+ * An `mcp.message` record of a tools/call request as capture writes it (client-lib/src/mcp/capture.ts):
+ * the clear facts, the message (params sealed when `sealed`), and the salted `wire` commitment to the
+ * message's bytes. Returns the kind-specific fields and the sealed bytes that travel beside them.
+ */
+function mcpFields(
+  id: number,
+  session: string,
+  argBytes: number,
+  sealed: boolean,
+): { fields: Record<string, unknown>; blobs: Record<string, string> } {
+  const params = { name: 'echo', arguments: { message: 'x'.repeat(argBytes) } };
+  const message = { jsonrpc: '2.0', id, method: 'tools/call', params };
+  const wire = sealBytes(utf8(JSON.stringify(message)), randomBytes(16));
+  const blobs: Record<string, string> = { [wire.ref.$sealed.sha256]: base64Encode(wire.bytes) };
+  let recorded: Record<string, unknown> = message;
+  if (sealed) {
+    const s = sealValue(params, randomBytes(16));
+    blobs[s.ref.$sealed.sha256] = base64Encode(s.bytes);
+    recorded = { ...message, params: s.ref };
+  }
+  return {
+    fields: {
+      kind: 'mcp.message',
+      transport: 'stdio',
+      direction: 'client_to_server',
+      session,
+      messageType: 'request',
+      'mcp.method.name': 'tools/call',
+      'gen_ai.tool.name': 'echo',
+      'jsonrpc.request.id': String(id),
+      correlation: { requester: 'client', id },
+      message: recorded,
+      wire: wire.ref,
+    },
+    blobs,
+  };
+}
+
+/** Signs MCP-shaped records (see mcpFields) with the general canonicaliser; the lanes as prepareIngest's. */
+function prepareMcpIngest(job: IngestJob): Prepared {
+  const lanes: HttpReq[][] = [];
+  const items: number[][] = [];
+  const provider = getCryptoProvider();
+  const streams = job.emitters.flatMap((e) => Array.from({ length: job.streamsPerEmitter ?? 1 }, () => e));
+  for (const emitter of streams) {
+    const seed = parseSignerKey(emitter.signerKey).seed;
+    const stream = randomUUID();
+    const session = job.session ?? stream;
+    let prev: string | undefined;
+    const total = job.batches * job.batchSize;
+    const lane: HttpReq[] = [];
+    const laneItems: number[] = [];
+    let batch: string[] = [];
+    for (let seq = 0; seq < total; seq++) {
+      const common = {
+        v: 1,
+        seq,
+        stream,
+        time: new Date().toISOString(),
+        ...(prev !== undefined ? { prev } : {}),
+      };
+      const { fields, blobs } =
+        seq === 0
+          ? { fields: { kind: 'stream.open', program: 'vigil-bench' }, blobs: {} }
+          : mcpFields(seq, session, job.recordBytes, job.shape === 'mcp-sealed');
+      const canonical = canonicalJson({ ...fields, ...common });
+      const bytes = Buffer.from(canonical);
+      const sig = base64Encode(provider.ed25519Sign(bytes, seed));
+      prev = createHash('sha256').update(bytes).digest('base64');
+      const b = Object.keys(blobs).length > 0 ? `,"blobs":${JSON.stringify(blobs)}` : '';
+      batch.push(`{"emitter":${JSON.stringify(emitter.name)},"record":${canonical},"sig":"${sig}"${b}}`);
+      if (batch.length === job.batchSize) {
+        lane.push({
+          method: 'POST',
+          path: '/v1/entries',
+          body: `{"entries":[${batch.join(',')}]}`,
+          contentType: 'application/json',
+        });
+        laneItems.push(batch.length);
+        batch = [];
+      }
+    }
+    lanes.push(lane);
+    items.push(laneItems);
+  }
+  return { lanes, itemsPerRequest: items };
+}
+
 /** Signs every record of every emitter lane: stream.open, payload records, optional stream.close. */
 function prepareIngest(job: IngestJob): Prepared {
+  if (job.shape === 'mcp' || job.shape === 'mcp-sealed') return prepareMcpIngest(job);
   const lanes: HttpReq[][] = [];
   const items: number[][] = [];
   const provider = getCryptoProvider();
@@ -119,7 +218,12 @@ function prepare(job: GenJob): Prepared {
   }
 }
 
-function send(agent: http.Agent, base: URL, req: HttpReq): Promise<{ status: number; body: Buffer }> {
+function send(
+  agent: http.Agent,
+  base: URL,
+  req: HttpReq,
+  bearer?: string,
+): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const r = http.request(
       {
@@ -128,7 +232,10 @@ function send(agent: http.Agent, base: URL, req: HttpReq): Promise<{ status: num
         port: base.port,
         method: req.method,
         path: req.path,
-        headers: req.body !== undefined ? { 'content-type': req.contentType ?? 'text/plain' } : {},
+        headers: {
+          ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'text/plain' } : {}),
+          ...(bearer !== undefined ? { authorization: `Bearer ${bearer}` } : {}),
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -216,7 +323,7 @@ async function run(job: GenJob, prepared: Prepared): Promise<GenResult> {
         const req: HttpReq = { method: 'GET', path };
         const t0 = performance.now();
         try {
-          const res = await send(agent, base, req);
+          const res = await send(agent, base, req, job.bearer);
           record(req, t0, res.status, res.body, 1);
         } catch (err) {
           errors++;
@@ -236,7 +343,7 @@ async function run(job: GenJob, prepared: Prepared): Promise<GenResult> {
         const t0 = performance.now();
         let ok = false;
         try {
-          const res = await send(agent, base, req);
+          const res = await send(agent, base, req, job.bearer);
           ok = record(req, t0, res.status, res.body, prepared.itemsPerRequest[c]![k]!);
         } catch (err) {
           errors++;

@@ -38,6 +38,8 @@ export function ingestJobs(
     closeStreams?: boolean;
     /** Concurrent streams per emitter key (default 1). */
     streamsPerEmitter?: number;
+    shape?: 'plain' | 'mcp' | 'mcp-sealed';
+    session?: string;
   },
 ): GenJob[] {
   const spe = o.streamsPerEmitter ?? 1;
@@ -53,6 +55,8 @@ export function ingestJobs(
     batches: o.batches,
     recordBytes: o.recordBytes,
     closeStreams: o.closeStreams ?? false,
+    ...(o.shape !== undefined ? { shape: o.shape } : {}),
+    ...(o.session !== undefined ? { session: o.session } : {}),
     ...(o.entriesPerSecond !== undefined
       ? { requestsPerSecond: o.entriesPerSecond / o.batchSize / parts.length }
       : {}),

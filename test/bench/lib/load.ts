@@ -21,6 +21,8 @@ interface BaseJob {
   maxRequests?: number;
   /** Open-loop pacing for this generator as a whole. */
   requestsPerSecond?: number;
+  /** Sent as `Authorization: Bearer <token>` with every request (a reader's reads). */
+  bearer?: string;
 }
 
 /** Emitters submitting signed records in batches; one lane per emitter stream. */
@@ -36,6 +38,14 @@ export interface IngestJob extends BaseJob {
   recordBytes: number;
   /** End each stream with stream.close (seeding, so that the audit sees closed streams). */
   closeStreams: boolean;
+  /**
+   * `mcp`: each payload record is an `mcp.message` tools/call request as capture writes it, with
+   * `recordBytes` of arguments in clear and the salted `wire` commitment (S beside it);
+   * `mcp-sealed`: the same with `params` sealed too (capture's default). Default: `bench.payload`.
+   */
+  shape?: 'plain' | 'mcp' | 'mcp-sealed';
+  /** Every payload record of every stream in this one MCP session (the erase benchmark). */
+  session?: string;
 }
 
 /** Sequences of dependent requests (e.g. one add-checkpoint chain per origin). */
