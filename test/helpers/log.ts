@@ -49,6 +49,10 @@ export interface LogProcess {
   output(): string;
   /** Registers an emitter with `vigil-server emitter add` (works while the log runs). */
   addEmitter(name: string, vkey: string): Promise<void>;
+  /** Adds a reader with `vigil-server reader add`; resolves with the token it printed once. */
+  addReader(name: string): Promise<string>;
+  /** A reader token for this log (one reader, `e2e-reader`, added on first use). */
+  readerToken(): Promise<string>;
   /**
    * Sends a signal and waits for the exit code. SIGKILL is a power cut: it reaches the whole process
    * group (the service and its embedded PostgreSQL); other signals go to the service alone.
@@ -210,6 +214,7 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
   };
 
   await launch();
+  let reader: Promise<string> | undefined;
   const info = (await (await fetch(`http://127.0.0.1:${port}/v1/log`)).json()) as {
     origin: string;
     vkey: string;
@@ -225,6 +230,16 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     output: () => out,
     async addEmitter(name, vkey) {
       await must(serverMain, ['emitter', 'add', name, vkey, '--data-dir', dataDir], env);
+    },
+    async addReader(name) {
+      const out = await must(serverMain, ['reader', 'add', name, '--data-dir', dataDir], env);
+      const token = /vigil_rt_[A-Za-z0-9_-]+/.exec(out)?.[0];
+      if (token === undefined) throw new Error(`vigil-server reader add printed no token`);
+      return token;
+    },
+    readerToken() {
+      reader ??= log.addReader('e2e-reader');
+      return reader;
     },
     async kill(signal = 'SIGTERM') {
       if (child === undefined || child.exitCode !== null || child.signalCode !== null)
