@@ -121,7 +121,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   // The emitters table is written by admin commands of other processes: the registry follows it
   // within REGISTRY_SYNC_MS (a new emitter's first record registers it at once in any case).
-  const syncTimer = setInterval(() => sequencer.syncRegistry(), REGISTRY_SYNC_MS);
+  // Operator actions (reader.add, log.erasure, ...) follow the same way.
+  const syncTimer = setInterval(() => {
+    sequencer.syncRegistry();
+    sequencer.syncOperatorActions();
+  }, REGISTRY_SYNC_MS);
   syncTimer.unref();
   let lockTimer: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {

@@ -180,13 +180,14 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
     app.server.keepAliveTimeout = 10_000;
     const address = await app.listen({ host: config.host, port: config.port });
     // Admin commands write the database from the CLI and then notify ADMIN_CHANNEL: forget cached
-    // emitters at once (a revocation takes effect before the next submission is checked) and append
-    // the registry records the change calls for.
+    // emitters and readers at once (a revocation takes effect before the next request is checked) and
+    // append the registry records and operator actions the change calls for.
     admin = new pg.Client({ connectionString: store.connectionString });
     admin.on('error', (err) => app.log.warn({ err }, 'admin notification session lost'));
     admin.on('notification', () => {
       app.vigil.tlog.invalidate();
       app.vigil.sequencer.syncRegistry();
+      app.vigil.sequencer.syncOperatorActions();
     });
     await admin.connect();
     await admin.query(`listen ${ADMIN_CHANNEL}`);
