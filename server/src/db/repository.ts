@@ -818,3 +818,15 @@ export async function getActiveReaderByTokenHash(
     .executeTakeFirst();
   return r && { name: r.name, tokenSha256: r.token_sha256 };
 }
+
+/** Whether `sha256` is a sealed commitment the log knows (stored or erased): never served as a blob. */
+export async function isSealedCommitment(db: Db, sha256: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('sealed')
+    .select('sha256')
+    .where('sha256', '=', sha256)
+    .unionAll(db.selectFrom('erasures').select('sha256').where('sha256', '=', sha256))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -13,6 +13,7 @@ import { HttpError } from '../plugins/errors.js';
 import {
   getBlob,
   getEntry,
+  isSealedCommitment,
   latestCosignedSizes,
   listEmitters,
   listIncidents,
@@ -148,7 +149,10 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
     if (!/^[0-9a-f]{64}$/.test(hex))
       throw new HttpError('REQUEST_MALFORMED', 'blob name must be 64 lowercase hex');
     const bytes = await getBlob(tlog.db, hex);
-    if (!bytes) throw new HttpError('NOT_FOUND', `no blob ${hex}`);
+    // S is reader-only (GET /v1/sealed): bytes of a sealed commitment are never served here, even if
+    // an emitter also referenced them as a $blob.
+    if (!bytes || (await isSealedCommitment(tlog.db, hex)))
+      throw new HttpError('NOT_FOUND', `no blob ${hex}`);
     return reply
       .type('application/octet-stream')
       .header('cache-control', IMMUTABLE)
