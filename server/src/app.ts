@@ -20,6 +20,7 @@ import { entriesRoutes } from './routes/entries.js';
 import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
 import { cosignatureRoutes } from './routes/cosignatures.js';
+import { sealedRoutes } from './routes/sealed.js';
 import type { RouteContext } from './routes/context.js';
 
 export interface AppDeps {
@@ -118,6 +119,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(async (a) => readRoutes(a, ctx));
   await app.register(async (a) => searchRoutes(a, ctx));
   await app.register(async (a) => cosignatureRoutes(a, ctx));
+  await app.register(async (a) => sealedRoutes(a, ctx));
 
   // The emitters table is written by admin commands of other processes: the registry follows it
   // within REGISTRY_SYNC_MS (a new emitter's first record registers it at once in any case).

@@ -388,7 +388,16 @@ export async function searchEntries(db: Db, q: SearchQuery): Promise<StoredEntry
   if (q.stream !== undefined) query = query.where('stream', '=', q.stream);
   if (q.session !== undefined) query = query.where('session', '=', q.session);
   if (q.method !== undefined) query = query.where('method', '=', q.method);
-  if (q.tool !== undefined) query = query.where('tool', '=', q.tool);
+  // A tool name in clear is an entries column; one sealed under `--seal all` is in sealed_columns
+  // (derived from the opened value, cleared when it is erased).
+  const tool = q.tool;
+  if (tool !== undefined)
+    query = query.where((eb) =>
+      eb.or([
+        eb('tool', '=', tool),
+        eb('leaf_index', 'in', eb.selectFrom('sealed_columns').select('leaf_index').where('tool', '=', tool)),
+      ]),
+    );
   if (q.since !== undefined) query = query.where('received', '>=', q.since);
   if (q.until !== undefined) query = query.where('received', '<', q.until);
   if (q.after !== undefined) query = query.where('leaf_index', '<', q.after);
