@@ -60,7 +60,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const vkey = verifierKeyFromSignerKey(signerKey);
   const log = await checkLogKey(deps.db, vkey);
   const app = Fastify({
-    logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logger:
+      deps.logger === undefined
+        ? {
+            level: config.logLevel,
+            redact: ['req.headers.authorization'],
+            serializers: { req: requestForLog },
+          }
+        : typeof deps.logger === 'object'
+          ? { serializers: { req: requestForLog }, ...deps.logger }
+          : deps.logger,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     ...(deps.https ? { https: { ...deps.https, minVersion: 'TLSv1.2' as const } } : {}),
@@ -159,6 +168,26 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     await sequencer.close();
   });
   return app;
+}
+
+/**
+ * A request as the log shows it: Fastify's fields, with the value of a `token` or `access_token`
+ * query parameter replaced (a reader token sent there is refused, and never written to the log).
+ */
+function requestForLog(req: {
+  method: string;
+  url: string;
+  host: string;
+  ip: string;
+  socket?: { remotePort?: number | undefined };
+}): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: req.url.replace(/([?&](?:access_)?token=)[^&#]*/gi, '$1[redacted]'),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
 }
 
 /** The operator key: given, or from its file (created for a log whose tree has no operator yet). */
