@@ -48,7 +48,7 @@ forEachStore(t, async (t, store) => {
   const bob = tokenOf(await runAdminCommand(db, { command: 'reader add', args: ['bob'] }));
   const config = loadConfig(
     {},
-    { 'data-dir': store.dataDir, 'rate-address': '0', 'max-body-bytes': '4000000' },
+    { 'data-dir': store.dataDir, 'rate-address': '0', 'max-body-bytes': '6000000' },
   );
   let failCommits = false;
   const output: string[] = [];
@@ -263,7 +263,9 @@ forEachStore(t, async (t, store) => {
   });
 
   await t.test('an erased value: 410 ERASED with the index of the log.erasure record', async (t) => {
-    // What `vigil-server erase` does: the action and erasures rows, the bytes deleted.
+    // What `vigil-server erase` does: the action and erasures rows, the bytes deleted. The log appends
+    // the erasure record at its next sync (periodic, or the one this request asks for).
+    const before = await size();
     await db.transaction().execute(async (trx) => {
       const action = await insertOperatorAction(trx, 'log.erasure', {
         reason: 'test',
@@ -278,14 +280,14 @@ forEachStore(t, async (t, store) => {
         .execute();
       await trx.deleteFrom('sealed').where('sha256', '=', hex(doomed)).execute();
     });
-    const before = await size();
     const res = await app.inject({ url: `/v1/sealed/${hex(doomed)}`, headers: as(alice) });
     t.equal(res.statusCode, 410);
     const body = res.json() as { code: string; index: string };
     t.equal(body.code, 'ERASED');
-    t.equal(body.index, before.toString(), 'the erasure record, appended for this request');
+    t.equal(body.index, before.toString(), 'the erasure record, the one record since');
     const erasure = await entryAt(BigInt(body.index));
     t.equal(erasure.record.kind, 'log.erasure');
+    t.same(erasure.record.commitments, [hex(doomed)]);
     t.equal(erasure.emitter, OPERATOR);
     t.equal(await size(), before + 1n, 'no access record: nothing revealed');
   });
@@ -482,5 +484,44 @@ forEachStore(t, async (t, store) => {
       t.notOk(output.join('').includes(needle), `the server log does not hold ${needle.slice(0, 12)}...`);
     }
     t.ok(output.length > 0, 'the server did log');
+  });
+
+  await t.test('an answer carries at most 32 MiB of sealed values', async (t) => {
+    // Nine values of 3.8 MB: 34.2 MB, past the budget of 33,554,432 bytes; eight fit.
+    const big = Array.from({ length: 9 }, (_, i) => sealValue(`${i}`.repeat(3_800_000), randomBytes(16)));
+    const first = await submit({ big: big[0]!.ref }, [big[0]!]);
+    for (const b of big.slice(1)) await submit({ big: b.ref }, [b]);
+    const before = await size();
+    const all = await app.inject({ url: `/v1/sealed?start=${first}&end=${first + 9n}`, headers: as(alice) });
+    t.equal(all.statusCode, 400);
+    t.equal(all.json().code, 'RANGE_TOO_LARGE');
+    t.equal(await size(), before, 'refused before anything is read or recorded');
+    const part = await app.inject({ url: `/v1/sealed?start=${first}&end=${first + 8n}`, headers: as(alice) });
+    t.equal(part.statusCode, 200);
+    t.equal(Object.keys((part.json() as { sealed: object }).sealed).length, 8);
+    // A search stops before the value that would pass the budget, with next to go on from.
+    const page = await app.inject({ url: `/v1/search?emitter=em1&open=1`, headers: as(alice) });
+    t.equal(page.statusCode, 200);
+    const body = page.json() as {
+      entries: { index: string }[];
+      next?: string;
+      sealed: Record<string, string>;
+    };
+    t.same(
+      body.entries.map((e) => e.index),
+      Array.from({ length: 8 }, (_, i) => String(first + 8n - BigInt(i))),
+      'the newest eight',
+    );
+    t.equal(body.next, String(first + 1n));
+    t.equal(Object.keys(body.sealed).length, 8);
+    const rest = await app.inject({
+      url: `/v1/search?emitter=em1&open=1&after=${body.next}`,
+      headers: as(alice),
+    });
+    t.equal(
+      (rest.json() as { entries: { index: string }[] }).entries[0]!.index,
+      String(first),
+      'paging goes on',
+    );
   });
 });
