@@ -194,7 +194,10 @@ forEachStore(t, async (t, store) => {
       const foreign = tokenOf(await runAdminCommand(otherDb, { command: 'reader add', args: ['alice'] }));
       const revoked = tokenOf(await runAdminCommand(db, { command: 'reader add', args: ['carol'] }));
       await runAdminCommand(db, { command: 'reader revoke', args: ['carol'] });
+      // What main.ts does on the admin NOTIFY: forget cached readers, append the actions now.
       app.vigil.tlog.invalidate();
+      app.vigil.sequencer.syncOperatorActions();
+      await app.vigil.sequencer.flush();
       const before = await size();
       const urls = [
         `/v1/sealed/${hex(params)}`,
