@@ -257,6 +257,8 @@ forEachStore(t, async (t, store) => {
         sealed: [hex(params)],
       },
     );
+    const head = await app.inject({ method: 'HEAD', url: `/v1/sealed/${hex(params)}`, headers: as(alice) });
+    t.equal(head.statusCode, 400, 'HEAD reveals nothing and is not recorded');
     const missing = await app.inject({ url: `/v1/sealed/${'0'.repeat(64)}`, headers: as(alice) });
     t.equal(missing.statusCode, 404);
     t.equal(missing.json().code, 'SEALED_NOT_FOUND');
