@@ -1,6 +1,6 @@
 // buildApp(config, deps): the log's Fastify instance, never listening (main.ts listens).
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { operatorNameFor, parseSignerKey, verifierKeyFromSignerKey } from '@vigil/client';
 import { useNodeCrypto } from '@vigil/client/node';
 import type { Config } from './config.js';
@@ -21,6 +21,8 @@ import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
 import { cosignatureRoutes } from './routes/cosignatures.js';
 import type { RouteContext } from './routes/context.js';
+import { Retention } from './erasure.js';
+import { ADMIN_CHANNEL } from './admin.js';
 
 export interface AppDeps {
   db: Kysely<Database>;
@@ -49,6 +51,7 @@ const REGISTRY_SYNC_MS = 2000;
 declare module 'fastify' {
   interface FastifyInstance {
     vigil: RouteContext;
+    retention: Retention;
   }
 }
 
@@ -104,6 +107,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     searchSlots: new Slots(config.searchConcurrency, config.searchQueue),
   };
   app.decorate('vigil', ctx);
+  // Retention runs on the sequencing instance only; a run that erased something notifies the log
+  // (ADMIN_CHANNEL, as the erase command does) so its log.erasure record is appended.
+  const retention = new Retention({
+    db: deps.db,
+    logger: app.log.child({ origin: log.origin }),
+    intervalMs: config.retentionIntervalMs,
+    isActive: () => sequencer.state === 'active',
+    onErased: () => {
+      void sql`select pg_notify(${ADMIN_CHANNEL}, '')`
+        .execute(deps.db)
+        .catch((err: unknown) => app.log.warn({ err }, 'notifying the log of an erasure failed'));
+    },
+  });
+  app.decorate('retention', retention);
 
   // With the per-address limit off (0) no hook runs at all: one promise less on every request.
   if (config.rateAddress > 0) {
@@ -138,6 +155,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
             clearInterval(lockTimer);
             app.log.info('took the sequencing lock');
             await sequencer.start();
+            void retention.runOnce();
           },
           (err: unknown) => app.log.error({ err }, 'sequencing lock attempt failed'),
         );
@@ -145,11 +163,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       lockTimer.unref();
     }
     pusher.start();
+    retention.start();
   });
   app.addHook('onClose', async () => {
     clearInterval(syncTimer);
     if (lockTimer) clearInterval(lockTimer);
     await pusher.stop();
+    await retention.stop();
     await sequencer.close();
   });
   return app;
