@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { sql, type Kysely } from 'kysely';
-import { generateKey, sealValue } from '@vigil/client';
+import { generateKey, hexEncode, sealValue, sha256 } from '@vigil/client';
 import { forEachStore, type TestStore } from '../src/db/testing.js';
 import { migrateToLatest, migrationsFolder } from '../src/db/migrate.js';
 import type { Database } from '../src/db/schema.js';
@@ -264,18 +264,46 @@ forEachStore(t, async (t, store) => {
   });
 
   await t.test('a session of 10,000 values is erased in one statement', async (t) => {
-    // Planted set-based too: 10,000 rows of distinct fake S.
-    await sql`insert into sealed (sha256, size, bytes, session)
-      select encode(sha256(convert_to('big' || i, 'UTF8')), 'hex'), 4, convert_to('big' || i, 'UTF8'), 'big'
-      from generate_series(1, 10000) i`.execute(db);
-    const out = await erase(db, { session: 'big', reason: 'r' });
-    t.match(out, /^erased 10000 sealed values/);
-    const action = (await actions(db, 'log.erasure')).at(-1)!;
-    t.equal(action.fields.count, 10000);
-    t.equal((action.fields.commitments as string[]).length, 10000);
-    t.equal((await erasuresOf(db, action.id)).length, 10000);
-    const left = await db.selectFrom('sealed').select('sha256').where('session', '=', 'big').execute();
-    t.equal(left.length, 0);
+    // Planted set-based too: distinct fake S per session.
+    const plantMany = (session: string, n: number) =>
+      sql`insert into sealed (sha256, size, bytes, session)
+        select encode(sha256(b), 'hex'), length(b), b, ${session}
+        from (select convert_to(${session} || i, 'UTF8') as b from generate_series(1, ${n}::int) i) x`.execute(
+        db,
+      );
+    const hexesOf = async (session: string) =>
+      (await db.selectFrom('sealed').select('sha256').where('session', '=', session).execute())
+        .map((r) => r.sha256)
+        .sort();
+    for (const [session, n] of [
+      ['inline', 500],
+      ['listed', 501],
+      ['big', 10000],
+    ] as const) {
+      await plantMany(session, n);
+      const hexes = await hexesOf(session);
+      t.equal(hexes.length, n);
+      t.match(await erase(db, { session, reason: 'r' }), new RegExp(`^erased ${n} sealed values`));
+      t.same(await hexesOf(session), [], `${session}: every value erased`);
+      const action = (await actions(db, 'log.erasure')).at(-1)!;
+      t.equal(action.fields.count, n);
+      t.same(await erasuresOf(db, action.id), hexes, `${session}: an erasures row each`);
+      const list = action.fields.commitments;
+      if (n <= 500) {
+        t.same(list, hexes, `${n} commitments are listed in the record`);
+        continue;
+      }
+      // More than 500: a $blob reference to the canonical JSON array, stored with the erasure.
+      const ref = (list as { $blob: { sha256: string; size: number } }).$blob;
+      const canonical = JSON.stringify(hexes);
+      t.same(ref, { sha256: hexEncode(sha256(Buffer.from(canonical))), size: canonical.length });
+      const blob = await db
+        .selectFrom('blobs')
+        .select('bytes')
+        .where('sha256', '=', ref.sha256)
+        .executeTakeFirst();
+      t.equal(Buffer.from(blob!.bytes).toString('utf8'), canonical, `${n} commitments are a public blob`);
+    }
   });
 
   await t.test('retention set/show, and the log erases old values only, skipping held ones', async (t) => {

@@ -44,6 +44,12 @@ const holdCovers = sql`h.released_at is null and (
   (h.scope = 'stream' and h.target = s.stream) or
   (h.scope = 'emitter' and h.target = s.emitter))`;
 
+/**
+ * Most commitments a log.erasure record lists inline; a longer list is a `$blob` reference to its
+ * canonical JSON (public, like the commitments themselves), stored with the erasure. Contract 13.
+ */
+export const ERASURE_INLINE_MAX = 500;
+
 export interface ErasureRequest {
   reason: string;
   by: string;
@@ -64,7 +70,8 @@ export type ErasureResult =
 /**
  * Erases the selected sealed values in one transaction, set-based whatever their number: deletes the
  * `sealed` rows and the `sealed_columns` derived from them, inserts one pending `log.erasure`
- * operator action (fields: reason, by, target, count, commitments in hex order) and one `erasures`
+ * operator action (fields: reason, by, target, count, commitments in hex order: inline up to
+ * ERASURE_INLINE_MAX, else a `$blob` reference to their list in the blobs table) and one `erasures`
  * row per commitment pointing at it. With nothing left to erase it inserts nothing (idempotent). The
  * running log turns the action into a record of its operator emitter; the caller then VACUUMs
  * (outside this transaction) and notifies the log.
@@ -83,37 +90,50 @@ export async function eraseSealed(
         where ${where} order by h.id`.execute(trx);
       if (held.rows.length > 0) return { kind: 'held', holds: held.rows };
     }
-    // One statement: the delete's RETURNING feeds the derived-column delete, the action (only when
-    // something was deleted: HAVING) and the erasure marks. All of it commits or none.
-    const r = await sql<{ id: string | bigint; count: number; commitments: string[] }>`
+    // One statement: the delete's RETURNING feeds the derived-column delete, the commitments list
+    // (canonical JSON: an array of hex strings, sorted, no spaces), the action (only when something
+    // was deleted), the public blob of a list over ERASURE_INLINE_MAX and the erasure marks. All of it
+    // commits or none.
+    const r = await sql<{ id: string | bigint; count: number; list: string }>`
       with doomed as (
         delete from sealed s
         where ${where} and not exists (select 1 from holds h where ${holdCovers})
         returning s.sha256
       ), derived as (
         delete from sealed_columns c using doomed d where c.sha256 = d.sha256
+      ), agg as (
+        select count(*)::int as n,
+          convert_to('[' || coalesce(string_agg('"' || sha256 || '"', ',' order by sha256 collate "C"), '') || ']', 'UTF8') as list
+        from doomed
       ), action as (
         insert into operator_actions (kind, fields)
         select 'log.erasure', jsonb_build_object(
           'reason', ${req.reason}::text,
           'by', ${req.by}::text,
           'target', ${JSON.stringify(req.target)}::jsonb,
-          'count', count(*),
-          'commitments', jsonb_agg(d.sha256 order by d.sha256))
-        from doomed d
-        having count(*) > 0
-        returning id, fields
+          'count', n,
+          'commitments', case when n <= ${ERASURE_INLINE_MAX} then convert_from(list, 'UTF8')::jsonb
+            else jsonb_build_object('$blob',
+              jsonb_build_object('sha256', encode(sha256(list), 'hex'), 'size', length(list))) end)
+        from agg
+        where n > 0
+        returning id
+      ), blob as (
+        insert into blobs (sha256, size, bytes)
+        select encode(sha256(list), 'hex'), length(list), list from agg where n > ${ERASURE_INLINE_MAX}
+        on conflict (sha256) do nothing
       ), marks as (
         insert into erasures (sha256, action_id)
         select d.sha256, a.id from doomed d cross join action a
         on conflict (sha256) do nothing
       )
-      select a.id, (a.fields->>'count')::int as count,
-        array(select jsonb_array_elements_text(a.fields->'commitments')) as commitments
-      from action a`.execute(trx);
+      select a.id, agg.n as count, convert_from(agg.list, 'UTF8') as list from action a cross join agg`.execute(
+      trx,
+    );
     const row = r.rows[0];
     if (!row) return { kind: 'nothing' };
-    return { kind: 'erased', actionId: BigInt(row.id), count: row.count, commitments: row.commitments };
+    const commitments = JSON.parse(row.list) as string[];
+    return { kind: 'erased', actionId: BigInt(row.id), count: row.count, commitments };
   });
 }
 
