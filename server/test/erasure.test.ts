@@ -3,11 +3,12 @@
 // them with their entry; the erasure must remove them and what was derived from them, leave a pending
 // log.erasure action with one erasures row per commitment, refuse held values, and leave no byte of a
 // planted marker anywhere in the database.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { sql, type Kysely } from 'kysely';
 import { generateKey, hexEncode, sealValue, sha256 } from '@vigil/client';
-import { forEachStore, type TestStore } from '../src/db/testing.js';
+import { createTestStore, forEachStore, postgresSkipReason, type TestStore } from '../src/db/testing.js';
 import { migrateToLatest, migrationsFolder } from '../src/db/migrate.js';
 import type { Database } from '../src/db/schema.js';
 import { runAdminCommand, type AdminOptions } from '../src/admin.js';
@@ -16,7 +17,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { initLog } from '../src/tlog/signer.js';
 import { eventually, SERVER_MAIN, serverEnv, spawnNode } from './helpers/process.js';
-import { markerHits } from './helpers/marker.js';
+import { markerForms, markerHits } from './helpers/marker.js';
 
 const ORIGIN = 'erasure.test/log';
 const DAY = 86_400_000;
@@ -444,4 +445,27 @@ forEachStore(t, async (t, store) => {
     t.equal(bad.code, 1, 'no reason: exit 1');
     t.match(bad.out, /usage: erase/);
   });
+});
+
+// pg_dump of the whole database (the system PostgreSQL: its pg_dump matches its server) holds the
+// marker before the erasure and no form of it after.
+const dumpSkip = postgresSkipReason();
+t.test('pg_dump holds no byte of an erased value', dumpSkip ? { skip: dumpSkip } : {}, async (t) => {
+  const store = await createTestStore('postgres');
+  t.teardown(() => store.cleanup());
+  const { db } = await store.open<Database>();
+  await migrateToLatest(db, migrationsFolder('log'));
+  const planted = await plant(db, { session: 'dumped' });
+  const dump = () => {
+    const r = spawnSync('pg_dump', ['--no-owner', store.databaseUrl!], {
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    if (r.status !== 0) throw new Error(`pg_dump failed: ${r.stderr}`);
+    return r.stdout.toLowerCase();
+  };
+  const found = (text: string) => markerForms(planted.marker).filter((f) => text.includes(f.toLowerCase()));
+  t.ok(found(dump()).length >= 2, 'the dump holds the marker before (the value as hex, the column)');
+  t.match(await erase(db, { session: 'dumped', reason: 'r' }), /^erased 1 sealed value;/);
+  t.same(found(dump()), [], 'the dump holds no form of it after');
 });

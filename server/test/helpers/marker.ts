@@ -4,7 +4,7 @@
 import { sql, type Kysely } from 'kysely';
 
 /** The forms the marker can take in a column read as text. */
-function markerForms(marker: string): string[] {
+export function markerForms(marker: string): string[] {
   const bytes = Buffer.from(marker, 'utf8');
   const forms = [marker, bytes.toString('hex')];
   // base64 of the marker preceded by 0, 1 or 2 other bytes: the characters that depend on the marker
