@@ -1,6 +1,6 @@
 // buildApp(config, deps): the log's Fastify instance, never listening (main.ts listens).
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { operatorNameFor, parseSignerKey, verifierKeyFromSignerKey } from '@vigil/client';
 import { useNodeCrypto } from '@vigil/client/node';
 import type { Config } from './config.js';
@@ -20,9 +20,9 @@ import { entriesRoutes } from './routes/entries.js';
 import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
 import { cosignatureRoutes } from './routes/cosignatures.js';
+import { sealedRoutes } from './routes/sealed.js';
 import type { RouteContext } from './routes/context.js';
 import { Retention } from './erasure.js';
-import { ADMIN_CHANNEL } from './admin.js';
 
 export interface AppDeps {
   db: Kysely<Database>;
@@ -62,7 +62,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const vkey = verifierKeyFromSignerKey(signerKey);
   const log = await checkLogKey(deps.db, vkey);
   const app = Fastify({
-    logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logger:
+      deps.logger === undefined
+        ? {
+            level: config.logLevel,
+            redact: ['req.headers.authorization'],
+            serializers: { req: requestForLog },
+          }
+        : typeof deps.logger === 'object'
+          ? { serializers: { req: requestForLog }, ...deps.logger }
+          : deps.logger,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     ...(deps.https ? { https: { ...deps.https, minVersion: 'TLSv1.2' as const } } : {}),
@@ -107,18 +116,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     searchSlots: new Slots(config.searchConcurrency, config.searchQueue),
   };
   app.decorate('vigil', ctx);
-  // Retention runs on the sequencing instance only; a run that erased something notifies the log
-  // (ADMIN_CHANNEL, as the erase command does) so its log.erasure record is appended.
+  // Retention runs on the sequencing instance only; a run that erased something has the sequencer
+  // append its log.erasure action at once (the periodic sync would within REGISTRY_SYNC_MS).
   const retention = new Retention({
     db: deps.db,
     logger: app.log.child({ origin: log.origin }),
     intervalMs: config.retentionIntervalMs,
     isActive: () => sequencer.state === 'active',
-    onErased: () => {
-      void sql`select pg_notify(${ADMIN_CHANNEL}, '')`
-        .execute(deps.db)
-        .catch((err: unknown) => app.log.warn({ err }, 'notifying the log of an erasure failed'));
-    },
+    onErased: () => sequencer.syncOperatorActions(),
   });
   app.decorate('retention', retention);
 
@@ -135,10 +140,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(async (a) => readRoutes(a, ctx));
   await app.register(async (a) => searchRoutes(a, ctx));
   await app.register(async (a) => cosignatureRoutes(a, ctx));
+  await app.register(async (a) => sealedRoutes(a, ctx));
 
   // The emitters table is written by admin commands of other processes: the registry follows it
   // within REGISTRY_SYNC_MS (a new emitter's first record registers it at once in any case).
-  const syncTimer = setInterval(() => sequencer.syncRegistry(), REGISTRY_SYNC_MS);
+  // Operator actions (reader.add, log.erasure, ...) follow the same way.
+  const syncTimer = setInterval(() => {
+    sequencer.syncRegistry();
+    sequencer.syncOperatorActions();
+  }, REGISTRY_SYNC_MS);
   syncTimer.unref();
   let lockTimer: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
@@ -173,6 +183,26 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     await sequencer.close();
   });
   return app;
+}
+
+/**
+ * A request as the log shows it: Fastify's fields, with the value of a `token` or `access_token`
+ * query parameter replaced (a reader token sent there is refused, and never written to the log).
+ */
+function requestForLog(req: {
+  method: string;
+  url: string;
+  host: string;
+  ip: string;
+  socket?: { remotePort?: number | undefined };
+}): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: req.url.replace(/([?&](?:access_)?token=)[^&#]*/gi, '$1[redacted]'),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
 }
 
 /** The operator key: given, or from its file (created for a log whose tree has no operator yet). */

@@ -3,7 +3,7 @@
 // bytes or decides whether they may be removed.
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
-import type { Db } from './repository.js';
+import { insertOperatorAction, type Db } from './repository.js';
 
 /** Which sealed values an erasure selects. `olderThan`: values received before that time (retention). */
 export type SealedSelection =
@@ -202,14 +202,4 @@ export async function listHolds(db: Db, active = false): Promise<Hold[]> {
   let q = db.selectFrom('holds').selectAll().orderBy('created_at').orderBy('id');
   if (active) q = q.where('released_at', 'is', null);
   return (await q.execute()).map(holdFromRow);
-}
-
-/** Inserts a pending operator action; returns its id. */
-export async function insertOperatorAction(db: Db, kind: string, fields: unknown): Promise<bigint> {
-  const r = await db
-    .insertInto('operator_actions')
-    .values({ kind, fields: JSON.stringify(fields) })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return BigInt(r.id);
 }
