@@ -16,6 +16,8 @@ export const SEALED_RANGE_MAX = 1000;
 export const SEALED_BUDGET_BYTES = 32 * 1024 * 1024;
 /** An access.read record lists the commitments it revealed up to this many (else only the count). */
 const ACCESS_LIST_MAX = 256;
+/** Most characters of query parameters a read that reveals values may carry (its record holds them). */
+const QUERY_MAX = 8192;
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -86,9 +88,16 @@ export async function recordAccess(
   revealed: string[],
 ): Promise<void> {
   if (revealed.length === 0) return;
+  // The record holds the query as given: each parameter once, and short enough for one entry.
   const query: Record<string, string> = {};
-  for (const [k, v] of Object.entries((request.query ?? {}) as Record<string, unknown>))
-    if (typeof v === 'string') query[k] = v;
+  let length = 0;
+  for (const [k, v] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
+    if (typeof v !== 'string') throw new HttpError('REQUEST_MALFORMED', `${k} is given more than once`);
+    query[k] = v;
+    length += k.length + v.length;
+  }
+  if (length > QUERY_MAX)
+    throw new HttpError('REQUEST_MALFORMED', `the query has ${length} characters, at most ${QUERY_MAX} here`);
   const fields: Record<string, unknown> = {
     kind: 'access.read',
     reader,
