@@ -88,6 +88,16 @@ function blobRefs(value: JsonValue, out: string[] = []): string[] {
   return out;
 }
 
+/** Runs `use` on a fresh payload capture, then `check` on what it recorded. */
+async function capture0(
+  use: (capture: ReturnType<typeof createCapture>) => Promise<void>,
+  check: (records: SunkRecord[]) => void,
+): Promise<void> {
+  const sink = new MemorySink();
+  await use(createCapture({ sink, transport: 'streamable-http', mode: 'spool' }));
+  check(sink.records);
+}
+
 const messages = (sink: MemorySink): SunkRecord[] =>
   sink.records.filter((r) => r.fields['kind'] === 'mcp.message');
 
@@ -153,6 +163,25 @@ t.test('payload: principals keep only their type, HTTP facts with content are se
   const opened = openRecord(messages(sink)[0]!);
   t.same(opened['principal'], context.principal as unknown as JsonObject, 'the claims open');
   t.same(opened['http'], context.http as unknown as JsonObject, 'the HTTP facts open');
+
+  // A record without a message (the proxy's bodiless requests) seals the same way.
+  await capture0(
+    async (capture) => {
+      await capture.event({
+        kind: 'mcp.http.request',
+        session: 's1',
+        principal: context.principal as unknown as JsonObject,
+        http: context.http as unknown as JsonObject,
+      });
+    },
+    (records) => {
+      const f = records[0]!.fields;
+      t.same(Object.keys(f['principal'] as JsonObject).sort(), ['claims', 'type']);
+      t.ok(isSealedRef((f['http'] as JsonObject)['origin']));
+      t.notOk(canonicalJson(f).includes(MARK));
+      t.same(openRecord(records[0]!)['principal'], context.principal as unknown as JsonObject);
+    },
+  );
 
   const anonymous = new MemorySink();
   const capture = createCapture({ sink: anonymous, transport: 'stdio', mode: 'spool' });
