@@ -93,6 +93,8 @@ export class RecordSealer {
     if (this.level === 'none') return fields;
     const out: JsonObject = {};
     for (const [key, value] of Object.entries(fields)) {
+      // A member left undefined (an optional fact not set) is not in the record's JSON at all.
+      if (value === undefined) continue;
       if (key === 'message') out[key] = this.sealMessage(value, blobs);
       else if (key === 'principal' && isObject(value)) out[key] = this.sealPrincipal(value, blobs);
       else if (key === 'http' && isObject(value)) out[key] = this.sealHttp(value, blobs);
@@ -129,6 +131,7 @@ export class RecordSealer {
   private sealHttp(http: JsonObject, blobs: Record<string, Uint8Array>): JsonObject {
     const out: JsonObject = {};
     for (const [key, value] of Object.entries(http)) {
+      if (value === undefined) continue;
       const sealed = HTTP_CONTENT.includes(key) || (this.level === 'all' && key === 'mcpName');
       out[key] = sealed ? this.seal(value, blobs) : value;
     }

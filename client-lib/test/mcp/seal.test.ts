@@ -183,6 +183,15 @@ t.test('payload: principals keep only their type, HTTP facts with content are se
     },
   );
 
+  // An optional fact left undefined is simply absent (nothing to seal, and RFC 8785 has no undefined).
+  await capture0(
+    async (capture) => {
+      const http = { method: 'GET', path: '/mcp', origin: undefined } as unknown as JsonObject;
+      await capture.event({ kind: 'mcp.http.request', session: 's1', http });
+    },
+    (records) => t.same(records[0]!.fields['http'], { method: 'GET', path: '/mcp' }),
+  );
+
   const anonymous = new MemorySink();
   const capture = createCapture({ sink: anonymous, transport: 'stdio', mode: 'spool' });
   await capture.observeValue('client_to_server', call, { session: 'a', principal: { type: 'anonymous' } })
