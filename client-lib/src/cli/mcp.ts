@@ -10,13 +10,16 @@ import { runWrap } from '../mcp/wrap.js';
 
 const USAGE = `usage:
   vigil mcp wrap [--log URL] [--key FILE] [--policy FILE] [--mode sync|spool] [--spool-dir DIR]
-                 [--timeout MS] [--config FILE] -- <server command> [args...]
+                 [--timeout MS] [--seal none|payload|all] [--config FILE] -- <server command> [args...]
   vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
                  [--jwt-public-key FILE | --jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
                  [--require-auth] [--resource-metadata URL] [same log options as wrap]
 
 Log settings also come from VIGIL_LOG_URL, VIGIL_KEY_FILE, VIGIL_POLICY_FILE, VIGIL_MODE,
-VIGIL_SPOOL_DIR, or a JSON config file (--config, VIGIL_CONFIG, ~/.config/vigil/config.json).
+VIGIL_SPOOL_DIR, VIGIL_SEAL, or a JSON config file (--config, VIGIL_CONFIG, ~/.config/vigil/config.json).
+--seal: what records seal (readers of the log open it): payload (default) message content, stderr,
+the server's command line and environment names, principal claims; all also tool, prompt and
+resource names; none only the wire commitment.
 `;
 
 const LOG_OPTIONS = {
@@ -27,6 +30,7 @@ const LOG_OPTIONS = {
   'spool-dir': { type: 'string' },
   timeout: { type: 'string' },
   config: { type: 'string' },
+  seal: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -46,6 +50,7 @@ function flagsOf(values: Record<string, string | boolean | undefined>): SettingF
   set('spoolDir', pick('spool-dir'));
   set('timeout', pick('timeout'));
   set('config', pick('config'));
+  set('seal', pick('seal'));
   return flags;
 }
 

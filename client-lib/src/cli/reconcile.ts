@@ -5,7 +5,9 @@
  *   vigil reconcile A.jsonl B.jsonl [--json]
  *   vigil reconcile --log URL --policy FILE --a EMITTER --b EMITTER [--since T] [--until T] [--json]
  *
- * Files hold JSON lines of records (or submissions/entries/search results carrying them). With
+ * Files hold JSON lines of records (or submissions/entries/search results carrying them); sealed
+ * content is compared opened when the lines carry its S (a submission's `blobs`, a reader's
+ * `sealed` map), else by the clear facts of each message. With
  * `--log`, the records come from the log's search, and each result's receipt is verified against the
  * policy first (as `vigil search` does): the search answer is the log's claim, so one result that
  * does not verify ends the run with status 1 before anything is compared.
@@ -16,7 +18,13 @@ import { LogClient } from '../client.js';
 import { parsePolicy, type Policy } from '../policy/index.js';
 import { verifyReceipt } from '../receipt/index.js';
 import { formatEntry, type Entry } from '../record.js';
-import { type ReconcileReport, reconcile, recordsFromJsonLines } from '../mcp/reconcile.js';
+import {
+  openerFromSealed,
+  type ReconcileReport,
+  reconcile,
+  recordsFromJsonLines,
+  sealedFromJsonLines,
+} from '../mcp/reconcile.js';
 import type { JsonObject } from '../mcp/types.js';
 
 const USAGE = `usage: vigil reconcile A.jsonl B.jsonl [--json]
@@ -59,6 +67,7 @@ export async function runReconcileCommand(
   }
   let a: JsonObject[];
   let b: JsonObject[];
+  const sealed = new Map<string, Uint8Array>();
   try {
     const logUrl =
       (values['log'] as string | undefined) ?? (positionals.length === 0 ? env['VIGIL_LOG_URL'] : undefined);
@@ -75,14 +84,18 @@ export async function runReconcileCommand(
       b = await fromLog(logUrl, policy, values['b'], values);
     } else {
       if (positionals.length !== 2) throw new Error('give two files (or --log URL --a EMITTER --b EMITTER)');
-      a = recordsFromJsonLines(await readFile(positionals[0] as string, 'utf8'));
-      b = recordsFromJsonLines(await readFile(positionals[1] as string, 'utf8'));
+      const textA = await readFile(positionals[0] as string, 'utf8');
+      const textB = await readFile(positionals[1] as string, 'utf8');
+      a = recordsFromJsonLines(textA);
+      b = recordsFromJsonLines(textB);
+      for (const [hex, bytes] of [...sealedFromJsonLines(textA), ...sealedFromJsonLines(textB)])
+        sealed.set(hex, bytes);
     }
   } catch (err) {
     process.stderr.write(`vigil reconcile: ${(err as Error).message}\n`);
     return err instanceof UnverifiedResultError ? 1 : 2;
   }
-  const report = reconcile(a, b);
+  const report = reconcile(a, b, sealed.size > 0 ? { open: openerFromSealed(sealed) } : {});
   process.stdout.write(
     values['json'] === true ? JSON.stringify(report, null, 2) + '\n' : formatReport(report),
   );

@@ -55,6 +55,11 @@ export interface EmitterOptions {
   mode?: EmitMode;
   /** Extra fields for the `stream.open` record (e.g. the MCP server command). */
   open?: Record<string, unknown>;
+  /**
+   * Bytes referenced from `open` (`$blob` or `$sealed` refs, e.g. a sealed command line), keyed by
+   * hex SHA-256: they travel with every `stream.open` this emitter writes, like `emit`'s `blobs`.
+   */
+  openBlobs?: Record<string, Uint8Array>;
   /** `program` in stream.open; default process.argv[1] or process.argv0. */
   program?: string;
   /** Records per POST; default 256 (the log takes up to 1,000). */
@@ -842,7 +847,7 @@ export class Emitter {
         ...(this.options.open ?? {}),
         rotated: { stream: from, seq, code },
       },
-      { mode: 'spool' },
+      openEmitOptions(this.options),
     ).catch(() => undefined);
   }
 
@@ -1003,6 +1008,12 @@ function receiptCheckpointText(note: string): string {
   return at === -1 ? note : note.slice(0, at + 1);
 }
 
+/** How a `stream.open` is emitted: spooled, with the bytes its `open` fields reference. */
+function openEmitOptions(options: EmitterOptions): { mode: EmitMode; blobs?: Record<string, Uint8Array> } {
+  const blobs = options.openBlobs;
+  return blobs !== undefined && Object.keys(blobs).length > 0 ? { mode: 'spool', blobs } : { mode: 'spool' };
+}
+
 /** Fields of `stream.open` the emitter fills in. */
 function openFields(program: string | undefined): Record<string, unknown> {
   let user = '';
@@ -1042,7 +1053,7 @@ export async function createEmitter(options: EmitterOptions): Promise<Emitter> {
   }
   await emitter.emit(
     { kind: 'stream.open', ...openFields(options.program), ...(options.open ?? {}) },
-    { mode: 'spool' },
+    openEmitOptions(options),
   );
   return emitter;
 }

@@ -7,6 +7,7 @@
  */
 import { type McpCapture, type MessageContext, refusalFor } from './capture.js';
 import { sha256Hex } from './message.js';
+import { isSealLevel, type SealLevel } from './seal.js';
 import type { Direction, JsonValue, Principal } from './types.js';
 
 /** What the SDK hands `onmessage` beside the message (v1 `MessageExtraInfo`, v2 the same shape). */
@@ -34,6 +35,11 @@ export interface AuditTransportOptions {
   side: 'client' | 'server';
   /** Correlation scope when the transport has no session id (stdio): default a random id per transport. */
   session?: string;
+  /**
+   * What this transport's records seal (mcp/seal.ts): default the capture's level (`payload` unless
+   * the capture was created with another).
+   */
+  seal?: SealLevel;
 }
 
 const randomId = (): string => {
@@ -50,7 +56,9 @@ const randomId = (): string => {
  * JSON-RPC error with the same id). Deliveries keep their order.
  */
 export function auditTransport<T extends TransportLike>(transport: T, options: AuditTransportOptions): T {
-  const { capture, side } = options;
+  const { capture, side, seal } = options;
+  if (seal !== undefined && !isSealLevel(seal))
+    throw new TypeError(`seal must be none, payload or all, not ${String(seal)}`);
   const fallbackSession = options.session ?? `transport:${randomId()}`;
   const outgoing: Direction = side === 'client' ? 'client_to_server' : 'server_to_client';
   const incoming: Direction = side === 'client' ? 'server_to_client' : 'client_to_server';
@@ -59,6 +67,7 @@ export function auditTransport<T extends TransportLike>(transport: T, options: A
     const c: MessageContext = { session: sessionId ?? fallbackSession };
     if (sessionId !== undefined) c.mcpSessionId = sessionId;
     if (principal !== undefined) c.principal = principal;
+    if (seal !== undefined) c.seal = seal;
     return c;
   };
   let delivery: Promise<void> = Promise.resolve();
@@ -70,7 +79,7 @@ export function auditTransport<T extends TransportLike>(transport: T, options: A
     transport.onclose = () => {
       const session = transport.sessionId ?? fallbackSession;
       void delivery
-        .then(() => capture.endSession(session, 'transport_closed'))
+        .then(() => capture.endSession(session, 'transport_closed', seal))
         .catch(() => {})
         .finally(() => userOnClose?.());
     };

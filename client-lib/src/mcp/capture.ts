@@ -14,6 +14,7 @@ import {
   parseMessage,
   shrinkToFit,
 } from './message.js';
+import { RecordSealer, type SealLevel } from './seal.js';
 import type {
   AuditMode,
   Direction,
@@ -68,6 +69,8 @@ export interface MessageContext {
   http?: HttpFacts;
   /** true when the message was made up by the capturing side (the refusal of sync mode). */
   synthesized?: boolean;
+  /** What to seal in this message's records, when not the capture's own level (`auditTransport`). */
+  seal?: SealLevel;
 }
 
 /** Options of `createCapture`. */
@@ -91,6 +94,12 @@ export interface CaptureOptions {
   maxMessageBytes?: number;
   /** Salt source for tests (default: 16 random bytes per sealed value). */
   salt?: () => Uint8Array;
+  /**
+   * What records seal (mcp/seal.ts): `payload` (default) the content of messages, stderr lines,
+   * process command lines and principal claims; `all` tool, prompt and resource names too; `none`
+   * nothing but the `wire` commitment.
+   */
+  seal?: SealLevel;
 }
 
 /** What `observe` returns: the classified message and when it may be forwarded. */
@@ -126,6 +135,10 @@ export class McpCapture {
   private readonly syncTimeoutMs: number;
   private readonly onError: (error: unknown) => void;
   private readonly wireLimits: WireLimits;
+  /** One sealer per level (the capture's own, and the others a context may ask for). */
+  private readonly sealers: Record<SealLevel, RecordSealer>;
+  /** The level records get when their context names none. */
+  readonly seal: SealLevel;
   /** Open requests per session; owned by this object, touched only in `observe`/`endSession`. */
   private readonly pending = new Map<string, Map<string, Pending>>();
   private readonly versions = new Map<string, string>();
@@ -142,6 +155,17 @@ export class McpCapture {
       maxBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     };
     if (options.salt !== undefined) this.wireLimits.salt = options.salt;
+    this.seal = options.seal ?? 'payload';
+    const salt = options.salt;
+    const sealer = (level: SealLevel): RecordSealer => new RecordSealer(level, salt);
+    this.sealers = { none: sealer('none'), payload: sealer('payload'), all: sealer('all') };
+    if (this.sealers[this.seal] === undefined)
+      throw new TypeError(`seal must be none, payload or all, not ${String(this.seal)}`);
+  }
+
+  /** The sealer for a level (default: the capture's own). */
+  sealerFor(level: SealLevel | undefined = this.seal): RecordSealer {
+    return this.sealers[level];
   }
 
   /**
@@ -212,13 +236,16 @@ export class McpCapture {
         entry.batch,
       );
       const blobs: Record<string, Uint8Array> = {};
+      // Sealed before anything moves to a (public) blob: content is never in a `$blob`.
+      const sealed = this.sealerFor(context.seal).sealFields(fields, blobs);
       if (first) {
-        fields['wire'] = commitment.ref;
+        sealed['wire'] = commitment.ref;
         Object.assign(blobs, commitment.blobs);
       }
-      // Small messages keep their content in the record (large values moved to blobs); a message
-      // over the budget is carried by its sealed parts alone, never parsed apart and re-serialised.
-      const bounded = shrinkToFit(fields, this.budget, blobs) as JsonObject;
+      // Small messages keep their content in the record (sealed, or with large values moved to
+      // blobs under `none`); a message over the budget is carried by its sealed parts alone, never
+      // parsed apart and re-serialised.
+      const bounded = shrinkToFit(sealed, this.budget, blobs) as JsonObject;
       const options = Object.keys(blobs).length > 0 ? { blobs } : {};
       return this.sink.record(bounded, { ...options, ...ackOptions });
     });
@@ -419,7 +446,7 @@ export class McpCapture {
    * Ends a session or stream: records every request still without an answer as `mcp.unanswered`
    * (reason `cancelled` when a cancellation was seen, else the given reason) and forgets the session.
    */
-  async endSession(session: string, reason: string): Promise<void> {
+  async endSession(session: string, reason: string, seal?: SealLevel): Promise<void> {
     const map = this.pending.get(session);
     this.pending.delete(session);
     this.versions.delete(session);
@@ -439,7 +466,10 @@ export class McpCapture {
         'mcp.method.name': p.method,
       };
       if (p.method === 'tools/call' && p.name !== undefined) fields['gen_ai.tool.name'] = p.name;
-      writes.push(this.sink.record(fields, { acknowledged: false }));
+      const blobs: Record<string, Uint8Array> = {};
+      const sealed = this.sealerFor(seal).sealFields(fields, blobs);
+      const options = Object.keys(blobs).length > 0 ? { blobs } : {};
+      writes.push(this.sink.record(sealed, { ...options, acknowledged: false }));
     }
     await Promise.all(writes);
   }
@@ -462,10 +492,14 @@ export class McpCapture {
     return this.event(fields);
   }
 
-  /** Records a non-message event (stderr line, process start or exit) without waiting for the log. */
+  /**
+   * Records a non-message event (stderr line, process start or exit, an HTTP request without a
+   * message) without waiting for the log, sealed at the capture's level.
+   */
   event(fields: JsonObject): Promise<void> {
     const blobs: Record<string, Uint8Array> = {};
-    const bounded = shrinkToFit({ transport: this.transport, ...fields }, this.budget, blobs) as JsonObject;
+    const sealed = this.sealerFor().sealFields({ transport: this.transport, ...fields }, blobs);
+    const bounded = shrinkToFit(sealed, this.budget, blobs) as JsonObject;
     return this.sink.record(bounded, Object.keys(blobs).length > 0 ? { blobs, acknowledged: false } : {});
   }
 

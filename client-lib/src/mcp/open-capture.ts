@@ -8,9 +8,10 @@ import { createEmitter, type Emitter } from '../emitter/emitter.js';
 import { SpoolLockedError } from '../emitter/spool.js';
 import { parseSignerKey } from '../note/keys.js';
 import { createCapture, type McpCapture } from './capture.js';
+import { RecordSealer } from './seal.js';
 import type { CaptureSettings } from './settings.js';
 import { sinkFromEmitter } from './sink.js';
-import type { McpTransportName } from './types.js';
+import type { JsonObject, McpTransportName } from './types.js';
 
 /** Spool slots tried under `<spoolDir>/<emitter>` before giving up (one per concurrent capture). */
 const SPOOL_SLOTS = 64;
@@ -25,7 +26,9 @@ export interface OpenCapture {
 
 /**
  * Opens the emitter in spool mode (its per-record mode comes from the capture: sync-mode requests are
- * emitted acknowledged) and the capture on top. `open` goes into the `stream.open` record. Warnings
+ * emitted acknowledged) and the capture on top. `open` goes into the `stream.open` record, sealed at
+ * the settings' level (the wrapped server's `command` and `args`; an `upstream` URL stays clear), its
+ * sealed bytes beside it. Warnings
  * (retries, torn spool tails, trust on first use) go to `onWarning`, never to stdout: on stdio, stdout
  * is the MCP channel.
  */
@@ -38,6 +41,8 @@ export async function openCapture(
   const key = (await readFile(settings.keyFile, 'utf8')).trim();
   const { name } = parseSignerKey(key);
   const policy = settings.policyFile === undefined ? undefined : await readFile(settings.policyFile, 'utf8');
+  const openBlobs: Record<string, Uint8Array> = {};
+  const sealedOpen = new RecordSealer(settings.seal).sealFields(open as JsonObject, openBlobs);
   const base = path.join(settings.spoolDir, name.replace(/[^A-Za-z0-9._-]/g, '_'));
   let emitter: Emitter | undefined;
   for (let slot = 0; slot < SPOOL_SLOTS && emitter === undefined; slot++) {
@@ -48,7 +53,8 @@ export async function openCapture(
         spoolDir: path.join(base, String(slot)),
         mode: 'spool',
         syncTimeoutMs: settings.syncTimeoutMs,
-        open: { capture: transport, mode: settings.mode, ...open },
+        open: { capture: transport, mode: settings.mode, seal: settings.seal, ...sealedOpen },
+        ...(Object.keys(openBlobs).length > 0 ? { openBlobs } : {}),
         ...(policy === undefined ? {} : { policy }),
         onWarning: (err) => onWarning(err.message),
         onError: (err) => onWarning(`emitter alarm: ${err.message}`),
@@ -69,6 +75,7 @@ export async function openCapture(
     transport,
     mode: settings.mode,
     syncTimeoutMs: settings.syncTimeoutMs,
+    seal: settings.seal,
     onError: (err) => onWarning(`could not record: ${String(err)}`),
   });
   return {

@@ -2,9 +2,25 @@
  * Reconciling two perspectives of the same MCP sessions (DESIGN.md "vigil reconcile"): e.g. a client
  * application's `auditTransport` and the server-side wrapper or proxy. Lists requests seen by one
  * side only, and requests whose parameters or answers differ. Pure and browser-safe.
+ *
+ * Sealed content (mcp/seal.ts) has a salt of its own on each side, so two commitments to the same
+ * params never match: without a way to open them, requests are compared by their clear facts
+ * (method, id, tool, message type, error type); given `open`, the opened values are compared.
  */
 import canonicalize from 'canonicalize';
+import { base64Decode } from '../encoding.js';
+import { isSealedRef, openSealed, type SealedRef } from '../sealed.js';
 import type { JsonObject, JsonValue } from './types.js';
+
+/** Options of `reconcile`. */
+export interface ReconcileOptions {
+  /**
+   * Opens a sealed value (returns the value, or throws when its S is not at hand): e.g. from the
+   * reader API, or `openerFromSealed` over the S a file carried. A value that does not open is
+   * compared by its clear facts only.
+   */
+  open?: (ref: SealedRef) => unknown;
+}
 
 /** One problem found. `a`/`b` are the two inputs; sessions are each side's own session names. */
 export interface ReconcileFinding {
@@ -35,8 +51,12 @@ interface Exchange {
   id: string | number;
   method: string;
   tool?: string;
+  /** Canonical text of the request's method and params; undefined while sealed (or over budget). */
   request?: string;
+  /** Canonical text of the request's clear facts (method, tool): set once the request was seen. */
+  requestFacts?: string;
   response?: string;
+  responseFacts?: string;
 }
 
 type Perspective = Map<string, Map<string, Exchange>>;
@@ -57,22 +77,57 @@ function responseText(message: JsonObject): string {
 
 /**
  * A message over the capture budget is in the record only as its sealed bytes (`wire`, mcp/wire.ts, or
- * for a batch member the `wire` of the batch's first member),
- * which cannot be compared without opening them: it still counts as present, with its method, and its
- * content as the same placeholder on both sides.
+ * for a batch member the `wire` of the batch's first member), which are not opened here: it still
+ * counts as present, compared by its clear facts.
  */
 function sealedStandIn(r: JsonObject): JsonObject | undefined {
   const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
   // A batch's members share the commitment on its first member's record (capture.ts).
   if (!isObject(r['wire']) && !isObject(r['batch'])) return undefined;
-  const sealed = '(sealed, not compared)';
-  if (r['messageType'] === 'request') return { method: r['mcp.method.name'] ?? null, params: sealed };
-  if (r['messageType'] === 'error') return { error: sealed };
-  return { result: sealed };
+  return { method: r['mcp.method.name'] ?? null };
+}
+
+/** Sentinel: a sealed value that could not be opened. */
+const UNOPENED = Symbol('unopened');
+
+/**
+ * `value` with every sealed commitment replaced by its opened value, or UNOPENED when one of them
+ * cannot be opened (no `open`, or its S is missing or does not match).
+ */
+function opened(value: JsonValue | undefined, open: ReconcileOptions['open']): JsonValue | typeof UNOPENED {
+  if (value === undefined) return null;
+  if (isSealedRef(value)) {
+    if (open === undefined) return UNOPENED;
+    try {
+      // The opened value is JSON (canonical JSON in S): it may hold refs of its own only as data.
+      return open(value) as JsonValue;
+    } catch {
+      return UNOPENED;
+    }
+  }
+  if (Array.isArray(value)) {
+    const out: JsonValue[] = [];
+    for (const v of value) {
+      const o = opened(v, open);
+      if (o === UNOPENED) return UNOPENED;
+      out.push(o);
+    }
+    return out;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const out: JsonObject = {};
+    for (const [k, v] of Object.entries(value)) {
+      const o = opened(v, open);
+      if (o === UNOPENED) return UNOPENED;
+      out[k] = o;
+    }
+    return out;
+  }
+  return value;
 }
 
 /** Groups one side's `mcp.message` records into sessions of request/answer pairs. */
-function perspective(records: JsonObject[]): Perspective {
+function perspective(records: JsonObject[], open: ReconcileOptions['open']): Perspective {
   const sessions: Perspective = new Map();
   const orphans: { session: string; key: string; exchange: Exchange }[] = [];
   for (const r of records) {
@@ -103,13 +158,22 @@ function perspective(records: JsonObject[]): Perspective {
       ex = { requester, id, method: String(r['mcp.method.name'] ?? '') };
       map.set(key, ex);
     }
-    if (typeof r['gen_ai.tool.name'] === 'string') ex.tool = r['gen_ai.tool.name'];
+    const tool = opened(r['gen_ai.tool.name'], open);
+    if (typeof tool === 'string') ex.tool = tool;
+    // Content compared only when every sealed part of it opened (a stand-in has none to compare).
+    const content = r['message'] === undefined ? UNOPENED : opened(message, open);
+    const full =
+      typeof content === 'object' && content !== null && !Array.isArray(content) ? content : undefined;
     if (type === 'request') {
       ex.method = String(message['method'] ?? ex.method);
-      ex.request = requestText(message);
+      if (full !== undefined) ex.request = requestText(full);
+      else delete ex.request;
+      ex.requestFacts = canonicalize({ method: ex.method, tool: ex.tool ?? null }) ?? '';
       if (session.startsWith('exchange:')) orphans.push({ session, key, exchange: ex });
     } else {
-      ex.response = responseText(message);
+      if (full !== undefined) ex.response = responseText(full);
+      else delete ex.response;
+      ex.responseFacts = canonicalize({ type, error: r['error.type'] ?? null }) ?? '';
     }
   }
   // An HTTP initialize is recorded under its exchange (no session id yet) and answered in the session
@@ -117,10 +181,17 @@ function perspective(records: JsonObject[]): Perspective {
   for (const o of orphans) {
     for (const [session, map] of sessions) {
       const ex = map.get(o.key);
-      if (session === o.session || ex === undefined || ex.request !== undefined || ex.response === undefined)
+      if (
+        session === o.session ||
+        ex === undefined ||
+        ex.requestFacts !== undefined ||
+        ex.responseFacts === undefined
+      )
         continue;
-      ex.request = o.exchange.request as string;
+      if (o.exchange.request !== undefined) ex.request = o.exchange.request;
+      ex.requestFacts = o.exchange.requestFacts as string;
       ex.method = o.exchange.method;
+      if (o.exchange.tool !== undefined && ex.tool === undefined) ex.tool = o.exchange.tool;
       const from = sessions.get(o.session);
       from?.delete(o.key);
       if (from?.size === 0) sessions.delete(o.session);
@@ -130,19 +201,33 @@ function perspective(records: JsonObject[]): Perspective {
   return sessions;
 }
 
+/** Were both seen, and do they agree: by content when both sides have it, else by clear facts. */
+function sameRequest(x: Exchange, y: Exchange | undefined): boolean {
+  if (y?.requestFacts === undefined || x.requestFacts === undefined) return false;
+  if (x.request !== undefined && y.request !== undefined) return x.request === y.request;
+  return x.requestFacts === y.requestFacts;
+}
+function sameResponse(x: Exchange, y: Exchange): boolean {
+  if (x.responseFacts === undefined || y.responseFacts === undefined)
+    return x.responseFacts === y.responseFacts;
+  if (x.response !== undefined && y.response !== undefined) return x.response === y.response;
+  return x.responseFacts === y.responseFacts;
+}
+
 /**
  * Pairs the sessions of A and B (same name first, e.g. a shared Mcp-Session-Id; else the B session
- * sharing the most identical requests) and compares every request and answer.
+ * sharing the most identical requests) and compares every request and answer. Sealed content is
+ * compared opened when `options.open` opens it, else by the clear facts of each message.
  */
-export function reconcile(a: JsonObject[], b: JsonObject[]): ReconcileReport {
-  const pa = perspective(a);
-  const pb = perspective(b);
+export function reconcile(a: JsonObject[], b: JsonObject[], options: ReconcileOptions = {}): ReconcileReport {
+  const pa = perspective(a, options.open);
+  const pb = perspective(b, options.open);
   const findings: ReconcileFinding[] = [];
   const pairs: { a: string; b: string; requests: number }[] = [];
   const unpairedB = new Set(pb.keys());
   const overlap = (x: Map<string, Exchange>, y: Map<string, Exchange>): number => {
     let n = 0;
-    for (const [k, ex] of x) if (ex.request !== undefined && y.get(k)?.request === ex.request) n++;
+    for (const [k, ex] of x) if (sameRequest(ex, y.get(k))) n++;
     return n;
   };
   const pairing = new Map<string, string | undefined>();
@@ -182,26 +267,27 @@ export function reconcile(a: JsonObject[], b: JsonObject[]): ReconcileReport {
     const mb = sb === undefined ? new Map<string, Exchange>() : (pb.get(sb) as Map<string, Exchange>);
     let requests = 0;
     for (const [k, ea] of ma) {
-      if (ea.request === undefined) continue;
+      if (ea.requestFacts === undefined) continue;
       const eb = mb.get(k);
       compared++;
       requests++;
-      if (eb?.request === undefined) finding('missing_in_b', ea, sa, sb);
-      else if (eb.request !== ea.request) finding('request_differs', ea, sa, sb);
-      else if (ea.response !== eb.response) {
-        if (ea.response === undefined) finding('response_missing_in_a', ea, sa, sb);
-        else if (eb.response === undefined) finding('response_missing_in_b', ea, sa, sb);
+      if (eb?.requestFacts === undefined) finding('missing_in_b', ea, sa, sb);
+      else if (!sameRequest(ea, eb)) finding('request_differs', ea, sa, sb);
+      else if (!sameResponse(ea, eb)) {
+        if (ea.responseFacts === undefined) finding('response_missing_in_a', ea, sa, sb);
+        else if (eb.responseFacts === undefined) finding('response_missing_in_b', ea, sa, sb);
         else finding('response_differs', ea, sa, sb);
       }
     }
     for (const [k, eb] of mb) {
-      if (eb.request !== undefined && ma.get(k)?.request === undefined) finding('missing_in_a', eb, sa, sb);
+      if (eb.requestFacts !== undefined && ma.get(k)?.requestFacts === undefined)
+        finding('missing_in_a', eb, sa, sb);
     }
     if (sb !== undefined) pairs.push({ a: sa, b: sb, requests });
   }
   for (const sb of unpairedB) {
     for (const eb of (pb.get(sb) as Map<string, Exchange>).values()) {
-      if (eb.request !== undefined) finding('missing_in_a', eb, undefined, sb);
+      if (eb.requestFacts !== undefined) finding('missing_in_a', eb, undefined, sb);
     }
   }
   return { findings, sessions: pairs, requestsCompared: compared };
@@ -226,4 +312,43 @@ function recordsOf(v: JsonValue): JsonObject[] {
   if (typeof v['entry'] === 'object' && v['entry'] !== null) return recordsOf(v['entry']);
   if (Array.isArray(v['records'])) return recordsOf(v['records']);
   return [];
+}
+
+/**
+ * The sealed bytes S carried in JSON lines, keyed by hex SHA-256: the `blobs` map of a submission or
+ * spool item and the `sealed` map of a reader's answer (`?open=1`), both base64. Bytes that are not
+ * S of a sealed commitment are simply never asked for.
+ */
+export function sealedFromJsonLines(text: string): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const collect = (v: JsonValue): void => {
+    if (Array.isArray(v)) {
+      v.forEach(collect);
+      return;
+    }
+    if (typeof v !== 'object' || v === null) return;
+    for (const key of ['blobs', 'sealed']) {
+      const map = v[key];
+      if (typeof map !== 'object' || map === null || Array.isArray(map)) continue;
+      for (const [hex, b64] of Object.entries(map)) {
+        if (typeof b64 === 'string' && /^[0-9a-f]{64}$/.test(hex))
+          out.set(hex, base64Decode(b64, 'ENCODING_INVALID'));
+      }
+    }
+    for (const key of ['entry', 'record', 'results']) {
+      const inner = v[key];
+      if (typeof inner === 'object' && inner !== null) collect(inner);
+    }
+  };
+  for (const line of text.split('\n')) if (line.trim() !== '') collect(JSON.parse(line) as JsonValue);
+  return out;
+}
+
+/** An `open` for `reconcile` from S at hand (`sealedFromJsonLines`): checks each S against its ref. */
+export function openerFromSealed(sealed: Map<string, Uint8Array>): (ref: SealedRef) => unknown {
+  return (ref) => {
+    const bytes = sealed.get(ref.$sealed.sha256);
+    if (bytes === undefined) throw new Error(`sealed value ${ref.$sealed.sha256} is not at hand`);
+    return openSealed(ref, bytes);
+  };
 }

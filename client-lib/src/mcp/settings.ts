@@ -1,6 +1,6 @@
 /**
  * Settings shared by `vigil mcp wrap` and `vigil mcp proxy`: from flags, else the environment
- * (`VIGIL_LOG_URL`, `VIGIL_KEY_FILE`, `VIGIL_POLICY_FILE`, `VIGIL_MODE`, `VIGIL_SPOOL_DIR`), else a
+ * (`VIGIL_LOG_URL`, `VIGIL_KEY_FILE`, `VIGIL_POLICY_FILE`, `VIGIL_MODE`, `VIGIL_SPOOL_DIR`, `VIGIL_SEAL`), else a
  * JSON config file (`--config`, `VIGIL_CONFIG`, default `~/.config/vigil/config.json` when present).
  * The point is the drop-in: an MCP client config that ran `npx server args` runs
  * `vigil mcp wrap -- npx server args` with nothing else changed. Node only.
@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { isSealLevel, type SealLevel } from './seal.js';
 import type { AuditMode } from './types.js';
 
 /** The capture settings after every source was applied. */
@@ -20,6 +21,8 @@ export interface CaptureSettings {
   spoolDir: string;
   /** Sync mode: how long a request waits for the log before it is refused (ms). */
   syncTimeoutMs: number;
+  /** What records seal (mcp/seal.ts); default `payload`. */
+  seal: SealLevel;
 }
 
 /** Flag values as given (undefined when absent). */
@@ -31,6 +34,7 @@ export interface SettingFlags {
   spoolDir?: string;
   timeout?: string;
   config?: string;
+  seal?: string;
 }
 
 /** A settings problem: the message says what to do. */
@@ -45,6 +49,7 @@ interface ConfigFile {
   mode?: string;
   spoolDir?: string;
   timeoutMs?: number;
+  seal?: string;
 }
 
 /**
@@ -83,6 +88,7 @@ export async function resolveSettings(
     env['VIGIL_SPOOL_DIR'] ??
     fromConfig(config.spoolDir) ??
     path.join(env['XDG_STATE_HOME'] ?? path.join(home, '.local', 'state'), 'vigil', 'spool');
+  const seal = flags.seal ?? env['VIGIL_SEAL'] ?? config.seal ?? 'payload';
   const timeoutText = flags.timeout ?? env['VIGIL_SYNC_TIMEOUT_MS'] ?? String(config.timeoutMs ?? 5000);
 
   if (logUrl === undefined) {
@@ -94,9 +100,17 @@ export async function resolveSettings(
     );
   }
   if (mode !== 'sync' && mode !== 'spool') throw new SettingsError(`mode must be sync or spool, not ${mode}`);
+  if (!isSealLevel(seal)) throw new SettingsError(`seal must be none, payload or all, not ${String(seal)}`);
   if (!/^[1-9][0-9]*$/.test(timeoutText))
     throw new SettingsError(`timeout must be a positive integer (ms), not ${timeoutText}`);
-  const settings: CaptureSettings = { logUrl, keyFile, mode, spoolDir, syncTimeoutMs: Number(timeoutText) };
+  const settings: CaptureSettings = {
+    logUrl,
+    keyFile,
+    mode,
+    spoolDir,
+    syncTimeoutMs: Number(timeoutText),
+    seal,
+  };
   if (policyFile !== undefined) settings.policyFile = policyFile;
   return settings;
 }

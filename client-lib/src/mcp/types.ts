@@ -46,7 +46,10 @@ export interface HttpFacts {
   eventId?: string;
   origin?: string;
   traceparent?: string;
-  /** SHA-256 hex of the whole Authorization header value; never the value itself. */
+  /**
+   * SHA-256 hex of the whole Authorization header value; never the value itself. An unsalted digest
+   * of a secret: records carry it sealed (salted) unless capture runs with `seal: 'none'`.
+   */
   authorizationSha256?: string;
 }
 

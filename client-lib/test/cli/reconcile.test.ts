@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { generateKey } from '../../src/index.js';
 import { createCapture, sinkFromEmitter } from '../../src/mcp/index.js';
-import { MemorySink } from '../../src/mcp/memory-sink.js';
+import { MemorySink, type SunkRecord } from '../../src/mcp/memory-sink.js';
 import type { JsonObject, McpTransportName } from '../../src/mcp/types.js';
 import { createEmitter, useNodeCrypto } from '../../src/node.js';
 import { startFakeLog } from '../helpers/fake-log.js';
@@ -49,24 +49,38 @@ const session: ['client_to_server' | 'server_to_client', JsonObject][] = [
   ['server_to_client', { jsonrpc: '2.0', id: '3', error: { code: -32602, message: 'denied' } }],
 ];
 
-/** The records one side writes for `messages` (spool mode: nothing waits for a log). */
+/** The records one side writes for `messages` (spool mode: nothing waits for a log), sealed. */
 async function recordsOf(
   transport: McpTransportName,
   name: string,
   messages: typeof session,
-): Promise<JsonObject[]> {
+): Promise<SunkRecord[]> {
   const sink = new MemorySink();
   const capture = createCapture({ sink, transport, mode: 'spool' });
   for (const [direction, message] of messages) {
     await capture.observeValue(direction, message, { session: name }).gate;
   }
   await capture.close('end');
-  return sink.records.map((r) => r.fields);
+  return sink.records;
 }
 
-const jsonl = async (file: string, records: JsonObject[]): Promise<string> => {
+/**
+ * Writes records as JSON lines: with their sealed bytes beside them (`{record, blobs}`, as an emitter
+ * submits them) when `withSealed`, else the bare records (what anyone without a reader token has).
+ */
+const jsonl = async (file: string, records: SunkRecord[], withSealed = true): Promise<string> => {
   const p = path.join(dir, file);
-  await fs.writeFile(p, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const line = (r: SunkRecord): string => {
+    if (!withSealed) return JSON.stringify(r.fields);
+    const blobs = Object.fromEntries(
+      Object.entries(r.options.blobs ?? {}).map(([hex, bytes]) => [
+        hex,
+        Buffer.from(bytes).toString('base64'),
+      ]),
+    );
+    return JSON.stringify({ record: r.fields, blobs });
+  };
+  await fs.writeFile(p, records.map(line).join('\n') + '\n');
   return p;
 };
 
@@ -100,6 +114,30 @@ t.test('files: agreeing sides exit 0; each kind of difference exits 1 and is lis
   t.equal(text.code, 1);
   t.match(text.stdout, /response_differs\s+client:2\s+tools\/call echo\s+client-view\s+wrapper-stream/);
   t.match(text.stdout, /2 differences/);
+
+  // Without the sealed bytes the content cannot be compared (each side salts its own): the clear
+  // facts still are, so the missing request is found and the changed answer is not.
+  const bareA = await jsonl('bare-a.jsonl', await recordsOf('sdk', 'client-view', session), false);
+  const bareB2 = await jsonl('bare-b2.jsonl', await recordsOf('stdio', 'wrapper-stream', tampered), false);
+  const bare = await run(['reconcile', bareA, bareB2, '--json']);
+  t.equal(bare.code, 1);
+  t.same(
+    (JSON.parse(bare.stdout) as { findings: JsonObject[] }).findings.map((f) => [f['problem'], f['id']]),
+    [['missing_in_b', '3']],
+  );
+  // A changed error type is a clear fact: found without opening anything.
+  const failed = session.map(([d, m]): (typeof session)[number] =>
+    m['id'] === 2 && 'result' in m
+      ? [d, { jsonrpc: '2.0', id: 2, error: { code: -32603, message: 'x' } }]
+      : [d, m],
+  );
+  const bareB3 = await jsonl('bare-b3.jsonl', await recordsOf('stdio', 'wrapper-stream', failed), false);
+  const facts = await run(['reconcile', bareA, bareB3, '--json']);
+  t.equal(facts.code, 1);
+  t.same(
+    (JSON.parse(facts.stdout) as { findings: JsonObject[] }).findings.map((f) => [f['problem'], f['id']]),
+    [['response_differs', 2]],
+  );
 
   const usage = await run(['reconcile', a]);
   t.equal(usage.code, 2);

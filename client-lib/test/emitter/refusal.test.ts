@@ -8,6 +8,7 @@ import t from 'tap';
 import { generateKey, parseEntry } from '../../src/index.js';
 import { createEmitter, type EmitterOptions } from '../../src/node-client.js';
 import { useNodeCrypto } from '../../src/node.js';
+import { sealValue } from '../../src/sealed.js';
 import { startFakeLog, type FakeLog } from '../helpers/fake-log.js';
 
 useNodeCrypto();
@@ -38,6 +39,41 @@ type Rec = Record<string, unknown>;
 const records = (log: FakeLog): Rec[] => log.entries.map((e) => parseEntry(e).record);
 const poison = (r: Rec): { status: number; code: string } | undefined =>
   r['kind'] === 'poison' ? { status: 422, code: 'RECORD_INVALID' } : undefined;
+
+t.test(
+  'the bytes of stream.open (openBlobs) travel with every stream.open, also after a rotation',
+  async (t) => {
+    const { log, opts } = await setup(t);
+    log.refuse = poison;
+    const sealed = sealValue(['--token', 'x'], new Uint8Array(16).fill(3));
+    const hex = sealed.ref.$sealed.sha256;
+    const emitter = await createEmitter({
+      ...opts,
+      lingerMs: 0,
+      onError: () => {},
+      open: { args: sealed.ref },
+      openBlobs: { [hex]: sealed.bytes },
+    });
+    await emitter.flush();
+    t.equal(
+      log.blobs.get(hex),
+      Buffer.from(sealed.bytes).toString('base64'),
+      'the first stream.open carried S',
+    );
+    log.blobs.clear();
+    await t.rejects(emitter.emit({ kind: 'poison' }, { mode: 'sync' }), { code: 'RECORD_REFUSED' });
+    await emitter.emit({ kind: 'app.c' }, { mode: 'sync' });
+    const opens = records(log).filter((r) => r['kind'] === 'stream.open');
+    t.equal(opens.length, 2, 'a new stream was opened');
+    t.same(opens[1]!['args'], sealed.ref);
+    t.equal(
+      log.blobs.get(hex),
+      Buffer.from(sealed.bytes).toString('base64'),
+      'the rotated stream.open carried S',
+    );
+    await emitter.close();
+  },
+);
 
 t.test(
   'a refused record of the current stream: new stream, refusal recorded, the rest re-sent',

@@ -4,6 +4,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import t from 'tap';
+import { openedOfKind, openRecord } from './helpers/opened.js';
+import { isSealedRef } from '../../src/sealed.js';
 import { z } from 'zod';
 import { auditTransport } from '../../src/mcp/audit-transport.js';
 import { createCapture } from '../../src/mcp/capture.js';
@@ -40,7 +42,7 @@ t.test('client and server sides record the same exchange; reconcile agrees', asy
   const sum = await client.callTool({ name: 'add', arguments: { a: 2, b: 40 } });
   t.same(sum.content, [{ type: 'text', text: '42' }]);
   await client.close();
-  const call = clientSink.ofKind('mcp.message').filter((f) => f['gen_ai.tool.name'] === 'add');
+  const call = openedOfKind(clientSink, 'mcp.message').filter((f) => f['gen_ai.tool.name'] === 'add');
   t.match(call, [
     {
       direction: 'client_to_server',
@@ -55,7 +57,7 @@ t.test('client and server sides record the same exchange; reconcile agrees', asy
     },
   ]);
   t.equal(
-    serverSink.ofKind('mcp.message').filter((f) => f['gen_ai.tool.name'] === 'add').length,
+    openedOfKind(serverSink, 'mcp.message').filter((f) => f['gen_ai.tool.name'] === 'add').length,
     2,
     'the server side saw both too',
   );
@@ -148,7 +150,7 @@ t.test('client side over stdio against server-everything', async (t) => {
   await client.close();
   t.same(echo.content, [{ type: 'text', text: 'Echo: over stdio' }]);
   t.match(
-    sink.ofKind('mcp.message').filter((f) => f['gen_ai.tool.name'] === 'echo'),
+    openedOfKind(sink, 'mcp.message').filter((f) => f['gen_ai.tool.name'] === 'echo'),
     [
       { session: 'stdio-1', messageType: 'request' },
       { messageType: 'result', matched: true },
@@ -186,12 +188,18 @@ t.test(
       { authInfo },
     );
     await answered;
-    const call = sink.records
-      .map((r) => r.fields)
-      .find((f) => f['direction'] === 'client_to_server' && f['mcp.method.name'] === 'tools/call');
-    t.ok(call, 'the tools/call request was recorded');
+    const sunk = sink.records.find(
+      (r) => r.fields['direction'] === 'client_to_server' && r.fields['mcp.method.name'] === 'tools/call',
+    );
+    t.ok(sunk, 'the tools/call request was recorded');
+    const principal = sunk!.fields['principal'] as JsonObject;
+    t.same(Object.keys(principal).sort(), ['claims', 'type'], 'only the type is in clear');
+    t.equal(principal['type'], 'sdk');
+    t.ok(isSealedRef(principal['claims']), 'the claims are one sealed value');
+    const call = openRecord(sunk!);
     const digest = createHash('sha256').update(token).digest('hex');
-    t.same(call!['principal'], {
+    t.notOk(JSON.stringify(sunk!.fields).includes(digest), 'the token digest is only in the sealed claims');
+    t.same(call['principal'], {
       type: 'sdk',
       clientId: 'agent-7',
       scopes: ['tools:call'],

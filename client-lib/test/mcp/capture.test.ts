@@ -1,4 +1,5 @@
 import t from 'tap';
+import { openedOfKind, openRecord } from './helpers/opened.js';
 import { AUDIT_UNAVAILABLE_CODE, createCapture, refusalFor, refusalOf } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { canonicalJson } from '../../src/record.js';
@@ -30,7 +31,7 @@ t.test('correlates by session, requesting side and typed id', async (t) => {
     ctx,
   );
   t.same(capture.openRequests('s1'), []);
-  const m = sink.ofKind('mcp.message');
+  const m = openedOfKind(sink, 'mcp.message');
   t.equal(m.length, 5);
   t.match(m[0], {
     direction: 'client_to_server',
@@ -74,7 +75,7 @@ t.test('unanswered and cancelled requests are recorded when the session ends', a
     ctx,
   );
   await capture.endSession('s1', 'process_exit');
-  const u = sink.ofKind('mcp.unanswered');
+  const u = openedOfKind(sink, 'mcp.unanswered');
   t.same(
     u.map((f) => [f['reason'], f['correlation'], f['mcp.method.name']]),
     [
@@ -90,7 +91,7 @@ t.test('raw lines: non-JSON and an empty batch keep their text', async (t) => {
   const capture = createCapture({ sink, transport: 'stdio', mode: 'spool' });
   capture.observeText('server_to_client', 'hello there', ctx);
   capture.observeText('client_to_server', '[]', ctx);
-  const m = sink.ofKind('mcp.message');
+  const m = openedOfKind(sink, 'mcp.message');
   t.match(m[0], { messageType: 'invalid', raw: 'hello there' });
   t.notOk('message' in (m[0] ?? {}));
   t.match(m[1], { messageType: 'batch', raw: '[]' });
@@ -105,7 +106,7 @@ t.test('a batch is recorded member by member and its answers correlate', async (
   capture.observeText('client_to_server', batch, ctx);
   capture.observeText('server_to_client', '[{"jsonrpc":"2.0","id":1,"result":{"content":[]}}]', ctx);
   const records = sink.records.filter((r) => r.fields['kind'] === 'mcp.message');
-  const m = records.map((r) => r.fields);
+  const m = records.map(openRecord);
   const batchOf = (f: JsonObject | undefined): { id: string; index: number; size: number } =>
     f?.['batch'] as { id: string; index: number; size: number };
   t.same(
@@ -161,7 +162,7 @@ t.test("a batch over the budget: members classified, bytes in the first member's
   const capture2 = createCapture({ sink: sink2, transport: 'stdio', mode: 'spool', partBytes: 64 * 1024 });
   await capture2.observeText('client_to_server', batch, ctx).gate;
   const parts = sink2.records.filter((r) => r.fields['kind'] === 'mcp.part');
-  const m = sink2.ofKind('mcp.message');
+  const m = openedOfKind(sink2, 'mcp.message');
   t.same(
     m.map((f) => [f['mcp.method.name'], f['gen_ai.tool.name'], 'message' in f]),
     [
@@ -190,7 +191,7 @@ t.test('a batch whose bytes are not utf-8: base64 once, on the first member', as
     Buffer.from('"}},{"jsonrpc":"2.0","id":2,"method":"b"}]'),
   ]);
   capture.observeText('client_to_server', wire.toString('utf8'), ctx, wire);
-  const m = sink.ofKind('mcp.message');
+  const m = openedOfKind(sink, 'mcp.message');
   t.same(
     m.map((f) => [f['mcp.method.name'], 'message' in f, 'rawBase64' in f]),
     [
@@ -348,6 +349,9 @@ t.test('a message beyond every limit gets a marker with its size and salted dige
     partBytes: 1024,
     maxMessageBytes: 4096,
     salt: () => salt,
+    // Under `payload` the record would carry its (small enough) result sealed beside it; this is
+    // about the marker, which is the same under every level.
+    seal: 'none',
   });
   const wire = utf8(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { t: 'q'.repeat(10_000) } }));
   await capture.observeText('server_to_client', new TextDecoder().decode(wire), ctx, wire).gate;
@@ -385,7 +389,8 @@ t.test('bytes that are not utf-8 are recorded as base64 of the exact bytes', asy
   ]);
   capture.observeText('server_to_client', wire.toString('utf8').trimEnd(), ctx, wire);
   const f = sink.records[0]!.fields;
-  t.equal(f['rawBase64'], wire.toString('base64'));
+  t.ok(isSealedRef(f['rawBase64']), 'the bytes are sealed');
+  t.equal(openRecord(sink.records[0]!)['rawBase64'], wire.toString('base64'));
   t.notOk('message' in f, 'no lossy (U+FFFD) copy of the message');
   t.equal(f['mcp.method.name'], 'x', 'still classified');
   const ref = f['wire'];
@@ -421,7 +426,7 @@ t.test('reconcile still sees large (sealed-only) messages: a missing answer is r
     const capture = createCapture({ sink, transport: 'stdio', mode: 'spool' });
     capture.observeText('client_to_server', big, ctx);
     if (withAnswer) capture.observeText('server_to_client', answer, ctx);
-    return sink.ofKind('mcp.message');
+    return openedOfKind(sink, 'mcp.message');
   };
   t.same(reconcile(side(true), side(true)).findings, [], 'the same large exchange on both sides agrees');
   t.match(reconcile(side(true), side(false)).findings, [

@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
+import { openedOfKind } from './helpers/opened.js';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { startProxy } from '../../src/mcp/proxy.js';
@@ -65,14 +66,12 @@ const post = async (headers: Record<string, string>, body: Buffer): Promise<Resp
   });
 
 const recordedCalls = (note: string): JsonObject[] =>
-  sink
-    .ofKind('mcp.message')
-    .filter(
-      (f) =>
-        f['direction'] === 'client_to_server' &&
-        f['gen_ai.tool.name'] === 'touch' &&
-        JSON.stringify(f['message']).includes(JSON.stringify(note)),
-    );
+  openedOfKind(sink, 'mcp.message').filter(
+    (f) =>
+      f['direction'] === 'client_to_server' &&
+      f['gen_ai.tool.name'] === 'touch' &&
+      JSON.stringify(f['message']).includes(JSON.stringify(note)),
+  );
 
 for (const [name, make] of variants) {
   t.test(`${name}: refused while the log is down, recorded as a tools/call once it is up`, async (t) => {
@@ -190,5 +189,8 @@ t.test('answers are asked for without a content coding, so the record is what th
   });
   t.match(await res.json(), { result: { said: 'plainly' } });
   t.same(headersSeen, ['identity']);
-  t.match(own.ofKind('mcp.message')[1], { messageType: 'result', message: { result: { said: 'plainly' } } });
+  t.match(openedOfKind(own, 'mcp.message')[1], {
+    messageType: 'result',
+    message: { result: { said: 'plainly' } },
+  });
 });

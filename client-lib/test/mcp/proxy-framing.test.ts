@@ -4,6 +4,7 @@
 // SDK's own express app; `runs` and `seen` are the upstream's view of what ran and what arrived.
 import net from 'node:net';
 import t from 'tap';
+import { openedOfKind } from './helpers/opened.js';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { startProxy } from '../../src/mcp/proxy.js';
@@ -44,8 +45,7 @@ function rawExchange(port: number, bytes: string): Promise<string> {
 
 /** A recorded tools/call of `touch` with this note, client to server. */
 const recordedNotes = (sink: MemorySink): string[] =>
-  sink
-    .ofKind('mcp.message')
+  openedOfKind(sink, 'mcp.message')
     .filter((f) => f['direction'] === 'client_to_server' && f['gen_ai.tool.name'] === 'touch')
     .map((f) =>
       String((((f['message'] as JsonObject)['params'] as JsonObject)['arguments'] as JsonObject)['note']),
@@ -122,7 +122,7 @@ t.test('bodiless GET and DELETE still pass through, each with its own framing', 
   const del = await fetch(proxy.url, { method: 'DELETE', headers: { 'content-length': '0' } });
   await del.arrayBuffer();
   t.same(upstream.seen.slice(seenBefore), ['GET /mcp', 'DELETE /mcp']);
-  const requests = sink.ofKind('mcp.http.request');
+  const requests = openedOfKind(sink, 'mcp.http.request');
   t.match(
     requests.map((f) => f['http']),
     [

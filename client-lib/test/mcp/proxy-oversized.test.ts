@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { openedOfKind } from './helpers/opened.js';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { startProxy } from '../../src/mcp/proxy.js';
@@ -52,7 +53,7 @@ t.test(
     const got = Buffer.from(await res.arrayBuffer());
     t.ok(got.equals(answer), 'the client got the exact bytes');
     await new Promise((r) => setTimeout(r, 50));
-    const records = sink.ofKind('mcp.message.oversized');
+    const records = openedOfKind(sink, 'mcp.message.oversized');
     t.match(records, [
       {
         direction: 'server_to_client',
@@ -69,7 +70,7 @@ t.test(
     ]);
     t.notOk(JSON.stringify(sink.records).includes('rawSha256'), 'no unsalted digest of the answer');
     t.equal(
-      sink.ofKind('mcp.message').filter((f) => f['direction'] === 'server_to_client').length,
+      openedOfKind(sink, 'mcp.message').filter((f) => f['direction'] === 'server_to_client').length,
       0,
       'the answer is not also recorded as a message',
     );

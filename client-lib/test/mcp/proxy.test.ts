@@ -2,6 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import t from 'tap';
+import { openedOfKind } from './helpers/opened.js';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { startProxy } from '../../src/mcp/proxy.js';
@@ -19,7 +20,7 @@ async function proxied(mode: AuditMode, extra: { requireAuth?: boolean } = {}) {
 }
 
 const byTool = (sink: MemorySink, tool: string, dir: string): JsonObject[] =>
-  sink.ofKind('mcp.message').filter((f) => f['gen_ai.tool.name'] === tool && f['direction'] === dir);
+  openedOfKind(sink, 'mcp.message').filter((f) => f['gen_ai.tool.name'] === tool && f['direction'] === dir);
 
 for (const mode of ['sync', 'spool'] as const) {
   t.test(`${mode}: SDK client through the proxy to server-everything`, async (t) => {
@@ -70,13 +71,13 @@ for (const mode of ['sync', 'spool'] as const) {
     t.notOk(JSON.stringify(sink.records).includes('test-token-123'), 'the token is never recorded');
     t.match(resp, { matched: true, message: { result: { content: echo.content } }, http: { status: 200 } });
     t.same(resp?.['correlation'], req?.['correlation']);
-    const progressRecords = sink
-      .ofKind('mcp.message')
-      .filter((f) => f['mcp.method.name'] === 'notifications/progress');
+    const progressRecords = openedOfKind(sink, 'mcp.message').filter(
+      (f) => f['mcp.method.name'] === 'notifications/progress',
+    );
     t.equal(progressRecords.length, 2, 'each progress notification recorded once');
-    const sampling = sink
-      .ofKind('mcp.message')
-      .filter((f) => f['mcp.method.name'] === 'sampling/createMessage');
+    const sampling = openedOfKind(sink, 'mcp.message').filter(
+      (f) => f['mcp.method.name'] === 'sampling/createMessage',
+    );
     t.same(
       sampling.map((f) => [f['direction'], f['messageType'], (f['correlation'] as JsonObject)['requester']]),
       [
@@ -85,10 +86,10 @@ for (const mode of ['sync', 'spool'] as const) {
       ],
       'the server-to-client request and its answer correlate in the server id space',
     );
-    const init = sink.ofKind('mcp.message').filter((f) => f['mcp.method.name'] === 'initialize');
+    const init = openedOfKind(sink, 'mcp.message').filter((f) => f['mcp.method.name'] === 'initialize');
     t.equal(init.length, 2);
     t.equal(init[1]?.['matched'], true, 'initialize correlates across the session id assignment');
-    t.same(sink.ofKind('mcp.unanswered'), [], 'nothing left unanswered after DELETE');
+    t.same(openedOfKind(sink, 'mcp.unanswered'), [], 'nothing left unanswered after DELETE');
   });
 }
 
@@ -130,7 +131,7 @@ t.test('--require-auth answers 401 without a token; anonymous otherwise', async 
   await client.connect(transport);
   await transport.terminateSession();
   await client.close();
-  t.match(open.sink.ofKind('mcp.message')[0], { principal: { type: 'anonymous' } });
+  t.match(openedOfKind(open.sink, 'mcp.message')[0], { principal: { type: 'anonymous' } });
 });
 
 t.test('resumption with Last-Event-ID: replayed events are not recorded twice', async (t) => {
@@ -213,7 +214,7 @@ t.test('resumption with Last-Event-ID: replayed events are not recorded twice', 
   }
   t.match(replay, /"id":7/, 'the result arrived on the resumed stream');
   await fetch(proxy.url, { method: 'DELETE', headers });
-  const msgs = sink.ofKind('mcp.message').filter((f) => f['session'] === sid);
+  const msgs = openedOfKind(sink, 'mcp.message').filter((f) => f['session'] === sid);
   const progress = msgs.filter((f) => f['mcp.method.name'] === 'notifications/progress');
   t.equal(progress.length, 3, 'three progress events, each once');
   const eventIds = progress.map((f) => (f['http'] as JsonObject)['eventId']);

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { openedOfKind } from './helpers/opened.js';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { startProxy } from '../../src/mcp/proxy.js';
@@ -200,7 +201,7 @@ t.test('through the proxy: a ping is answered promptly while a 16 MiB event stre
     'the client got the bytes unchanged',
   );
   t.match(
-    sink.ofKind('mcp.message.oversized'),
+    openedOfKind(sink, 'mcp.message.oversized'),
     [
       {
         direction: 'server_to_client',
@@ -212,7 +213,7 @@ t.test('through the proxy: a ping is answered promptly while a 16 MiB event stre
     'the event past the bound is recorded by its size',
   );
   // ... and its salted digest, hashed as it streamed: the bytes the client got can be shown to be it.
-  const record = sink.ofKind('mcp.message.oversized')[0]!;
+  const record = openedOfKind(sink, 'mcp.message.oversized')[0]!;
   const marker = (record['wire'] as { $oversize: { size: number; salt: string; sha256: string } }).$oversize;
   const data = Buffer.from(sent.slice('id: big-1\ndata: '.length, -2));
   t.equal(marker.size, data.length, 'the marker counts the bytes of the data');

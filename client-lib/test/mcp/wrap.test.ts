@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
+import { openedOfKind } from './helpers/opened.js';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
 import { runWrap } from '../../src/mcp/wrap.js';
@@ -74,21 +75,21 @@ for (const mode of ['sync', 'spool'] as const) {
         'not json: plain words\n',
     );
     t.equal(h.stderrText(), 'got initialize\ngot garbage\ngot notifications/initialized\n');
-    const m = h.sink.ofKind('mcp.message');
+    const m = openedOfKind(h.sink, 'mcp.message');
     const types = (d: string): unknown[] =>
       m.filter((f) => f['direction'] === d).map((f) => f['messageType']);
     t.same(types('client_to_server'), ['request', 'request', 'notification', 'invalid'], 'every client line');
     t.same(types('server_to_client'), ['result', 'invalid', 'result', 'invalid'], 'every server line');
     t.same(
-      h.sink.ofKind('mcp.stderr').map((f) => f['line']),
+      openedOfKind(h.sink, 'mcp.stderr').map((f) => f['line']),
       ['got initialize', 'got garbage', 'got notifications/initialized'],
     );
-    const start = h.sink.ofKind('mcp.process.start')[0];
+    const start = openedOfKind(h.sink, 'mcp.process.start')[0];
     t.match(start, { command: process.execPath, args: [toy], session: 'run-1' });
     t.ok(Array.isArray(start?.['envNames']) && (start['envNames'] as string[]).includes('PATH'));
     t.notOk(JSON.stringify(start).includes(process.env['PATH'] ?? '\u0000'), 'env values are not recorded');
-    t.match(h.sink.ofKind('mcp.process.exit')[0], { code: 0, signal: null });
-    t.same(h.sink.ofKind('mcp.unanswered'), []);
+    t.match(openedOfKind(h.sink, 'mcp.process.exit')[0], { code: 0, signal: null });
+    t.same(openedOfKind(h.sink, 'mcp.unanswered'), []);
   });
 }
 
@@ -112,7 +113,7 @@ t.test('sync: a request is refused and not forwarded when the log is down', asyn
   t.match(out[1], { id: 2, error: { code: -32000, message: /audit log unavailable/ } });
   t.match(out[2], { id: 3, result: {} });
   t.notMatch(h.stderrText(), /tools\/call/, 'the server never saw the refused request');
-  const synthesized = sink.ofKind('mcp.message').filter((f) => f['synthesized'] === true);
+  const synthesized = openedOfKind(sink, 'mcp.message').filter((f) => f['synthesized'] === true);
   t.equal(synthesized.length, 1, 'the refusal is recorded');
 });
 
@@ -144,9 +145,9 @@ t.test('sync: a batch line holding a tools/call waits for the log like a request
     'got tools/call\ngot notifications/progress\n',
     'the server saw only the second batch',
   );
-  const calls = sink
-    .ofKind('mcp.message')
-    .filter((f) => f['direction'] === 'client_to_server' && f['gen_ai.tool.name'] === 'rm');
+  const calls = openedOfKind(sink, 'mcp.message').filter(
+    (f) => f['direction'] === 'client_to_server' && f['gen_ai.tool.name'] === 'rm',
+  );
   t.match(calls, [
     {
       messageType: 'request',
@@ -154,9 +155,9 @@ t.test('sync: a batch line holding a tools/call waits for the log like a request
       message: { params: { arguments: { path: '/allowed' } } },
     },
   ]);
-  const answer = sink
-    .ofKind('mcp.message')
-    .find((f) => f['direction'] === 'server_to_client' && f['synthesized'] !== true);
+  const answer = openedOfKind(sink, 'mcp.message').find(
+    (f) => f['direction'] === 'server_to_client' && f['synthesized'] !== true,
+  );
   t.match(answer, {
     messageType: 'result',
     matched: true,
@@ -189,7 +190,7 @@ t.test(
     t.equal(h.stderrText(), 'got ping\n', 'the server saw only the ping');
     t.notMatch(h.output(), /not json/, 'nor the broken line');
     t.equal(
-      sink.ofKind('mcp.message').filter((f) => f['synthesized'] === true).length,
+      openedOfKind(sink, 'mcp.message').filter((f) => f['synthesized'] === true).length,
       2,
       'both refusals are recorded',
     );
@@ -225,8 +226,8 @@ t.test('exit status and unanswered requests; signals propagate', async (t) => {
   const result = await h.done;
   t.equal(result.signal, 'SIGTERM');
   t.equal(result.status, 143);
-  t.match(h.sink.ofKind('mcp.process.exit')[0], { code: null, signal: 'SIGTERM' });
-  t.match(h.sink.ofKind('mcp.unanswered'), [
+  t.match(openedOfKind(h.sink, 'mcp.process.exit')[0], { code: null, signal: 'SIGTERM' });
+  t.match(openedOfKind(h.sink, 'mcp.unanswered'), [
     { reason: 'process_exit', correlation: { requester: 'client', id: 9 } },
   ]);
 
@@ -248,5 +249,5 @@ t.test('a command that cannot start exits 127 and is recorded', async (t) => {
     signalSource: null,
   });
   t.equal(result.status, 127);
-  t.match(sink.ofKind('mcp.process.start')[0], { error: /ENOENT/ });
+  t.match(openedOfKind(sink, 'mcp.process.start')[0], { error: /ENOENT/ });
 });
