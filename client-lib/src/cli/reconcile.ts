@@ -21,6 +21,7 @@ import type { JsonObject } from '../mcp/types.js';
 
 const USAGE = `usage: vigil reconcile A.jsonl B.jsonl [--json]
        vigil reconcile --log URL --policy FILE --a EMITTER --b EMITTER [--since T] [--until T] [--json]
+                       [--reader-token T]   (search needs a reader token; or VIGIL_READER_TOKEN)
 `;
 
 /** A search result whose receipt did not verify: the log's answer cannot be trusted. */
@@ -45,6 +46,7 @@ export async function runReconcileCommand(
         since: { type: 'string' },
         until: { type: 'string' },
         json: { type: 'boolean' },
+        'reader-token': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -71,8 +73,10 @@ export async function runReconcileCommand(
           '--log needs --policy FILE (the tlog-policy that search results must verify against)',
         );
       const policy = parsePolicy(await readFile(policyFile, 'utf8'));
-      a = await fromLog(logUrl, policy, values['a'], values);
-      b = await fromLog(logUrl, policy, values['b'], values);
+      const token = (values['reader-token'] as string | undefined) || env['VIGIL_READER_TOKEN'] || undefined;
+      const client = new LogClient(logUrl, token !== undefined ? { readerToken: token } : {});
+      a = await fromLog(client, policy, values['a'], values);
+      b = await fromLog(client, policy, values['b'], values);
     } else {
       if (positionals.length !== 2) throw new Error('give two files (or --log URL --a EMITTER --b EMITTER)');
       a = recordsFromJsonLines(await readFile(positionals[0] as string, 'utf8'));
@@ -94,12 +98,11 @@ export async function runReconcileCommand(
  * for the entry bytes rebuilt here (and for the index the result claims). In log order.
  */
 async function fromLog(
-  logUrl: string,
+  client: LogClient,
   policy: Policy,
   emitter: string,
   values: Record<string, string | boolean | undefined>,
 ): Promise<JsonObject[]> {
-  const client = new LogClient(logUrl);
   const found: { index: bigint; record: JsonObject }[] = [];
   let after: string | undefined;
   for (;;) {
