@@ -181,8 +181,10 @@ export function sealedAnswerBound(refs: readonly SealedAt[]): number {
 
 /**
  * Fetches and checks the sealed values of the entries [start, end) (refs in entry order): one
- * `GET /v1/sealed?start&end`, bounded by what the refs allow. An answer longer than that is not
- * trusted as a whole: each value is then fetched alone with `GET /v1/sealed/<hex>`, bounded by its
+ * `GET /v1/sealed?start&end`, bounded by what the refs allow. A range the log calls too large for one
+ * answer (400 RANGE_TOO_LARGE: its values pass the log's budget) is split in halves, down to one
+ * entry. An answer longer than its refs allow is not trusted as a whole, and one entry the log still
+ * will not answer at once is read value by value: each with `GET /v1/sealed/<hex>`, bounded by its
  * committed size, so the value the log lies about is the one blamed.
  */
 export async function fetchAndCheckSealed(
@@ -191,12 +193,39 @@ export async function fetchAndCheckSealed(
   end: bigint,
   refs: readonly SealedAt[],
 ): Promise<SealedCheck> {
+  if (refs.length === 0) return { problems: [], claims: [], opened: 0 };
   try {
     const answer = await client.sealedRange(start, end, { maxBytes: sealedAnswerBound(refs) });
     return checkSealedAnswer(refs, answer);
   } catch (err) {
-    if (!(err instanceof LogRequestError) || err.code !== 'RESPONSE_TOO_LARGE') throw err;
+    if (!(err instanceof LogRequestError)) throw err;
+    if (err.code === 'RANGE_TOO_LARGE' && end - start > 1n) {
+      const mid = start + (end - start) / 2n;
+      const low = await fetchAndCheckSealed(
+        client,
+        start,
+        mid,
+        refs.filter((r) => r.index < mid),
+      );
+      const high = await fetchAndCheckSealed(
+        client,
+        mid,
+        end,
+        refs.filter((r) => r.index >= mid),
+      );
+      return {
+        problems: [...low.problems, ...high.problems],
+        claims: [...low.claims, ...high.claims],
+        opened: low.opened + high.opened,
+      };
+    }
+    if (err.code !== 'RESPONSE_TOO_LARGE' && err.code !== 'RANGE_TOO_LARGE') throw err;
   }
+  return fetchEachValue(client, refs);
+}
+
+/** `GET /v1/sealed/<hex>` for each ref, bounded by its committed size. */
+async function fetchEachValue(client: LogClient, refs: readonly SealedAt[]): Promise<SealedCheck> {
   const out: SealedCheck = { problems: [], claims: [], opened: 0 };
   for (const { index, ref } of refs) {
     const hex = ref.$sealed.sha256;

@@ -70,6 +70,8 @@ export interface FakeLog {
   erased: Map<string, bigint>;
   /** Bytes appended to every `GET /v1/sealed?start&end` answer (an answer longer than its values allow). */
   sealedPadding: number;
+  /** Most bytes of S one range answer carries; past it 400 RANGE_TOO_LARGE (as the real log's budget). */
+  sealedBudget: number;
   /** The Authorization header of every request, by path (undefined: none). */
   authorizations: { path: string; url: string; authorization: string | undefined }[];
   /** Appends raw entry bytes and signs a new checkpoint (for building odd logs). */
@@ -126,6 +128,7 @@ export async function startFakeLog(
     sealed: new Map(),
     erased: new Map(),
     sealedPadding: 0,
+    sealedBudget: Infinity,
     authorizations: [],
     appendRaw(entries) {
       log.entries.push(...entries);
@@ -335,7 +338,11 @@ export async function startFakeLog(
         const end = Number(url.searchParams.get('end'));
         if (!(end > start && end - start <= 1000 && end <= log.entries.length))
           return send(400, JSON.stringify({ code: 'REQUEST_MALFORMED', message: 'bad range' }));
-        const body = JSON.stringify(sealedMaps(refsOf(start, end)));
+        const hexes = refsOf(start, end);
+        const bytes = hexes.reduce((n, h) => n + (log.sealed.get(h)?.length ?? 0), 0);
+        if (bytes > log.sealedBudget)
+          return send(400, JSON.stringify({ code: 'RANGE_TOO_LARGE', message: `${bytes} bytes` }));
+        const body = JSON.stringify(sealedMaps(hexes));
         return send(200, body.slice(0, -1) + ' '.repeat(log.sealedPadding) + '}');
       }
       if (p.startsWith('v1/sealed/')) {
