@@ -1,6 +1,7 @@
 // Admin commands. The CLI writes the database directly on both stores (the embedded one through the
 // running PostgreSQL's Unix socket in the data directory, or by starting it when the service is down),
 // then notifies ADMIN_CHANNEL so a running service forgets what it cached.
+import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { operatorNameFor, parseVerifierKey, cosignerKeyFromVerifierKey } from '@vigil/client';
 import type { Database } from './db/schema.js';
@@ -8,11 +9,15 @@ import {
   deleteWitness,
   getLog,
   insertEmitter,
+  insertOperatorAction,
+  insertReader,
   insertWitness,
   listEmitters,
+  listReaders,
   listWitnesses,
   putSetting,
   revokeEmitter,
+  revokeReader,
 } from './db/repository.js';
 
 /** The PostgreSQL notification channel a running log listens on for admin changes. */
@@ -26,9 +31,28 @@ export interface AdminCommand {
     | 'witness add'
     | 'witness list'
     | 'witness remove'
-    | 'quorum';
+    | 'quorum'
+    | 'reader add'
+    | 'reader list'
+    | 'reader revoke';
   args: string[];
   url?: string | undefined;
+}
+
+/** The prefix of every reader token (contract "Log HTTP API"). */
+export const READER_TOKEN_PREFIX = 'vigil_rt_';
+
+/** A reader name: printable, no spaces (it appears in access.read records and `reader list`). */
+const READER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+
+/** A new reader token: `vigil_rt_` + base64url (no padding) of 32 random bytes. */
+export function newReaderToken(): string {
+  return READER_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** What the log stores of a reader token: the SHA-256 hex of the whole token string. */
+export function readerTokenSha256(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 /** Runs an admin command against a database; returns the text to print. Throws with a message. */
@@ -72,6 +96,34 @@ export async function runAdminCommand(db: Kysely<Database>, cmd: AdminCommand): 
       if (!a) throw new Error('usage: witness remove <name>');
       if (!(await deleteWitness(db, a))) throw new Error(`no witness ${a}`);
       return `removed witness ${a}`;
+    case 'reader add': {
+      if (!a || cmd.args.length !== 1) throw new Error('usage: reader add <name>');
+      if (!READER_NAME.test(a))
+        throw new Error('a reader name is 1-128 characters of letters, digits and . _ @ - (no spaces)');
+      const token = newReaderToken();
+      // The reader and its reader.add action in one transaction: the running log appends the record.
+      await db.transaction().execute(async (trx) => {
+        if (!(await insertReader(trx, a, readerTokenSha256(token))))
+          throw new Error(`reader ${a} exists already`);
+        await insertOperatorAction(trx, 'reader.add', { name: a });
+      });
+      // The only place the token ever appears: the log keeps its hash.
+      return `added reader ${a}; its token (shown only now, keep it secret):\n${token}`;
+    }
+    case 'reader list':
+      return (await listReaders(db))
+        .map(
+          (r) =>
+            `${r.name}\t${r.created.toISOString()}${r.revoked ? `\trevoked ${r.revoked.toISOString()}` : ''}`,
+        )
+        .join('\n');
+    case 'reader revoke':
+      if (!a || cmd.args.length !== 1) throw new Error('usage: reader revoke <name>');
+      await db.transaction().execute(async (trx) => {
+        if (!(await revokeReader(trx, a))) throw new Error(`no active reader ${a}`);
+        await insertOperatorAction(trx, 'reader.revoke', { name: a });
+      });
+      return `revoked reader ${a}`;
     case 'quorum': {
       if (!a || !/^(0|[1-9][0-9]*)$/.test(a)) throw new Error('usage: quorum <k>');
       const n = (await listWitnesses(db)).length;

@@ -20,6 +20,7 @@ import { entriesRoutes } from './routes/entries.js';
 import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
 import { cosignatureRoutes } from './routes/cosignatures.js';
+import { sealedRoutes } from './routes/sealed.js';
 import type { RouteContext } from './routes/context.js';
 
 export interface AppDeps {
@@ -59,7 +60,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const vkey = verifierKeyFromSignerKey(signerKey);
   const log = await checkLogKey(deps.db, vkey);
   const app = Fastify({
-    logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logger:
+      deps.logger === undefined
+        ? {
+            level: config.logLevel,
+            redact: ['req.headers.authorization'],
+            serializers: { req: requestForLog },
+          }
+        : typeof deps.logger === 'object'
+          ? { serializers: { req: requestForLog }, ...deps.logger }
+          : deps.logger,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     ...(deps.https ? { https: { ...deps.https, minVersion: 'TLSv1.2' as const } } : {}),
@@ -118,10 +128,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(async (a) => readRoutes(a, ctx));
   await app.register(async (a) => searchRoutes(a, ctx));
   await app.register(async (a) => cosignatureRoutes(a, ctx));
+  await app.register(async (a) => sealedRoutes(a, ctx));
 
   // The emitters table is written by admin commands of other processes: the registry follows it
   // within REGISTRY_SYNC_MS (a new emitter's first record registers it at once in any case).
-  const syncTimer = setInterval(() => sequencer.syncRegistry(), REGISTRY_SYNC_MS);
+  // Operator actions (reader.add, log.erasure, ...) follow the same way.
+  const syncTimer = setInterval(() => {
+    sequencer.syncRegistry();
+    sequencer.syncOperatorActions();
+  }, REGISTRY_SYNC_MS);
   syncTimer.unref();
   let lockTimer: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
@@ -153,6 +168,26 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     await sequencer.close();
   });
   return app;
+}
+
+/**
+ * A request as the log shows it: Fastify's fields, with the value of a `token` or `access_token`
+ * query parameter replaced (a reader token sent there is refused, and never written to the log).
+ */
+function requestForLog(req: {
+  method: string;
+  url: string;
+  host: string;
+  ip: string;
+  socket?: { remotePort?: number | undefined };
+}): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: req.url.replace(/([?&](?:access_)?token=)[^&#]*/gi, '$1[redacted]'),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
 }
 
 /** The operator key: given, or from its file (created for a log whose tree has no operator yet). */

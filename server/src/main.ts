@@ -32,6 +32,7 @@ const USAGE = `usage: vigil-server <command> [flags]
   emitter add <name> <vkey> | emitter list | emitter revoke <name>
   witness add <name> <vkey> [--url <prefix>] | witness list | witness remove <name>
   quorum <k>
+  reader add <name>          print a new reader token (only now) | reader list | reader revoke <name>
   export <dir>               write the whole log to a new directory (manifest + JSON Lines)
   import <dir>               load an export into an empty, migrated store (verifies every root)
 flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file
@@ -180,13 +181,14 @@ async function cmdServe(config: Config, quickStart: boolean): Promise<void> {
     app.server.keepAliveTimeout = 10_000;
     const address = await app.listen({ host: config.host, port: config.port });
     // Admin commands write the database from the CLI and then notify ADMIN_CHANNEL: forget cached
-    // emitters at once (a revocation takes effect before the next submission is checked) and append
-    // the registry records the change calls for.
+    // emitters and readers at once (a revocation takes effect before the next request is checked) and
+    // append the registry records and operator actions the change calls for.
     admin = new pg.Client({ connectionString: store.connectionString });
     admin.on('error', (err) => app.log.warn({ err }, 'admin notification session lost'));
     admin.on('notification', () => {
       app.vigil.tlog.invalidate();
       app.vigil.sequencer.syncRegistry();
+      app.vigil.sequencer.syncOperatorActions();
     });
     await admin.connect();
     await admin.query(`listen ${ADMIN_CHANNEL}`);
@@ -287,6 +289,11 @@ async function main(): Promise<void> {
       await cmdAdmin(config, { command: sub, args: rest, url });
       if (quorumFlag !== undefined) await cmdAdmin(config, { command: 'quorum', args: [quorumFlag] });
       return;
+    }
+    case 'reader': {
+      const sub = `reader ${w1 ?? ''}` as AdminCommand['command'];
+      if (!['reader add', 'reader list', 'reader revoke'].includes(sub)) throw new ConfigError(USAGE);
+      return cmdAdmin(config, { command: sub, args: rest });
     }
     case 'export':
       return cmdExport(config, w1);

@@ -223,7 +223,7 @@ forEachStore(t, async (t, store) => {
           () =>
             post({ entries: [sub(record(2, r1, { w: { $sealed: { sha256: 'b'.repeat(64), size: 3 } } }))] }),
           400,
-          'BLOB_INVALID',
+          'SEALED_INVALID',
         ],
         [
           'sealed bytes of another hash',
@@ -232,7 +232,7 @@ forEachStore(t, async (t, store) => {
             return post({ entries: [{ ...sub(r), blobs: { ['b'.repeat(64)]: 'YWJj' } }] });
           },
           400,
-          'BLOB_INVALID',
+          'SEALED_INVALID',
         ],
         ['index past the tree', () => app.inject({ url: '/v1/entries/99' }), 404, 'INDEX_OUT_OF_RANGE'],
         [
@@ -273,6 +273,9 @@ forEachStore(t, async (t, store) => {
       '/v1/entries?wait=false',
     );
     t.equal(res3.statusCode, 202, res3.body);
+    const served = await app.inject({ url: `/v1/blobs/${sealedHex}` });
+    t.equal(served.statusCode, 404, 'S is never served as a blob');
+    t.notOk(served.body.includes('AAECAwQFBgcICQoLDA0ODw'), 'nor any part of it');
     const proof = await app.inject({ url: '/v1/proof/consistency?from=4&to=6' });
     t.equal(proof.statusCode, 200, proof.body);
     t.ok((await app.inject({ url: '/metrics' })).body.includes('vigil_tree_size 6'));

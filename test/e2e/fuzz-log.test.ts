@@ -76,6 +76,9 @@ t.test('in process: every log endpoint, seeded random and mutated input', async 
   const strangerKey = generateKey('fuzz.test/stranger', rng.bytes(32));
   const vkey = await initStoreLog(store, ORIGIN, [{ name: EMITTER, vkey: emitterKey.verifierKey }]);
   await serverCli(['witness', 'add', 'fuzz.test/witness', cosignerVerifierKey(witnessKey.signerKey)], store);
+  // Search and the sealed values need a reader (contract "Log HTTP API"): its token is the last line.
+  const readerToken = (await serverCli(['reader', 'add', 'fuzz-reader'], store)).trim().split('\n').at(-1)!;
+  const reader = { authorization: `Bearer ${readerToken}` };
   const handle = await store.open();
   // Rate limits off: the fuzzer's own valid requests must never be refused for volume.
   const config = loadConfig(
@@ -258,6 +261,11 @@ t.test('in process: every log endpoint, seeded random and mutated input', async 
         () =>
           `/v1/search?${rng.pick(['emitter', 'stream', 'session', 'method', 'tool', 'since', 'until', 'after', 'limit', 'x'])}=${num()}&limit=${rng.pick(['1', '1000', '1001', '0', num()])}`,
         () => `/v1/search?since=${enc(randomString(rng, 30))}&until=${enc(randomString(rng, 30))}`,
+        () => `/v1/search?open=${rng.pick(['1', '0', num()])}&limit=${rng.pick(['1', '5', num()])}`,
+        () => `/v1/entries/${num()}?open=${rng.pick(['1', '1', '0', num()])}`,
+        () =>
+          `/v1/sealed/${rng.pick([hexEncode(rng.bytes(32)), enc(randomString(rng, 64)), 'A'.repeat(64)])}`,
+        () => `/v1/sealed?start=${num()}&end=${num()}`,
         () => `/v1/blobs/${rng.pick([hexEncode(rng.bytes(32)), enc(randomString(rng, 64)), 'A'.repeat(64)])}`,
         () => '/v1/incidents',
         () => '/v1/log',
@@ -267,7 +275,9 @@ t.test('in process: every log endpoint, seeded random and mutated input', async 
         () => '/metrics',
         () => `/healthz?${'a=1&'.repeat(rng.int(2000))}`,
       ])();
-      return { method: 'GET', url, headers };
+      // The reader routes with a reader's token mostly (else they stop at the 401).
+      const auth = /^\/v1\/(search|sealed)|open=/.test(url) && rng.bool(0.8) ? reader : {};
+      return { method: 'GET', url, headers: { ...headers, ...auth } };
     }
     // Random methods on real and unknown routes.
     const method = rng.pick<Req['method']>(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD']);
@@ -355,7 +365,7 @@ t.test('in process: every log endpoint, seeded random and mutated input', async 
     payload: JSON.stringify({ entries: [{ ...bad, emitter: 'fuzz\udaad.test' }] }),
   });
   t.equal(surrogateName.statusCode, 400, `lone surrogate in the emitter name: ${surrogateName.statusCode}`);
-  const after = await app.inject({ url: '/v1/search?after=18446744073709551616' });
+  const after = await app.inject({ url: '/v1/search?after=18446744073709551616', headers: reader });
   t.equal(after.statusCode, 400, `search after 2^64: ${after.statusCode}`);
   // NUL has no place in a Postgres text column: a search filter or an emitter name with one is refused,
   // a repeated filter too; a signed record with one in its method is logged whole, unsearchable by it.
@@ -364,7 +374,7 @@ t.test('in process: every log endpoint, seeded random and mutated input', async 
     '/v1/search?emitter=a%00b',
     '/v1/search?tool=a&tool=b',
   ]) {
-    const res = await app.inject({ url });
+    const res = await app.inject({ url, headers: reader });
     t.equal(res.statusCode, 400, `${url}: ${res.statusCode}`);
     t.equal((res.json() as { code: string }).code, 'REQUEST_MALFORMED', `${url}: REQUEST_MALFORMED`);
   }

@@ -57,8 +57,11 @@ t.test('a swapped emitter key: refused by the log, flagged by the audit', { skip
     operator?: { name: string; vkey: string };
   };
   t.equal(info.operator?.name, operatorNameFor(log.origin), '/v1/log names the operator emitter');
+  const reader = await log.addReader('auditor');
   const search = (await (
-    await fetch(`${log.url}v1/search?emitter=${encodeURIComponent(operatorNameFor(log.origin))}`)
+    await fetch(`${log.url}v1/search?emitter=${encodeURIComponent(operatorNameFor(log.origin))}`, {
+      headers: { authorization: `Bearer ${reader}` },
+    })
   ).json()) as { entries: { index: string; entry: { record: Record<string, unknown> } }[] };
   const registration = search.entries.find(
     (e) => e.entry.record.kind === 'emitter.add' && e.entry.record.name === victim,

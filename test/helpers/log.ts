@@ -49,6 +49,8 @@ export interface LogProcess {
   output(): string;
   /** Registers an emitter with `vigil-server emitter add` (works while the log runs). */
   addEmitter(name: string, vkey: string): Promise<void>;
+  /** `vigil-server reader add <name>`: returns the reader's token (search and sealed values need one). */
+  addReader(name: string): Promise<string>;
   /**
    * Sends a signal and waits for the exit code. SIGKILL is a power cut: it reaches the whole process
    * group (the service and its embedded PostgreSQL); other signals go to the service alone.
@@ -225,6 +227,10 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     output: () => out,
     async addEmitter(name, vkey) {
       await must(serverMain, ['emitter', 'add', name, vkey, '--data-dir', dataDir], env);
+    },
+    async addReader(name) {
+      const out = await must(serverMain, ['reader', 'add', name, '--data-dir', dataDir], env);
+      return out.trim().split('\n').at(-1)!;
     },
     async kill(signal = 'SIGTERM') {
       if (child === undefined || child.exitCode !== null || child.signalCode !== null)

@@ -388,7 +388,16 @@ export async function searchEntries(db: Db, q: SearchQuery): Promise<StoredEntry
   if (q.stream !== undefined) query = query.where('stream', '=', q.stream);
   if (q.session !== undefined) query = query.where('session', '=', q.session);
   if (q.method !== undefined) query = query.where('method', '=', q.method);
-  if (q.tool !== undefined) query = query.where('tool', '=', q.tool);
+  // A tool name in clear is an entries column; one sealed under `--seal all` is in sealed_columns
+  // (derived from the opened value, cleared when it is erased).
+  const tool = q.tool;
+  if (tool !== undefined)
+    query = query.where((eb) =>
+      eb.or([
+        eb('tool', '=', tool),
+        eb('leaf_index', 'in', eb.selectFrom('sealed_columns').select('leaf_index').where('tool', '=', tool)),
+      ]),
+    );
   if (q.since !== undefined) query = query.where('received', '>=', q.since);
   if (q.until !== undefined) query = query.where('received', '<', q.until);
   if (q.after !== undefined) query = query.where('leaf_index', '<', q.after);
@@ -591,6 +600,241 @@ export async function hasEntries(db: Db, emitter: string): Promise<boolean> {
     .selectFrom('entries')
     .select('leaf_index')
     .where('emitter', '=', emitter)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** An operator action the CLI asked for and the log has not appended yet (record_index null). */
+export interface PendingOperatorAction {
+  id: bigint;
+  kind: string;
+  fields: unknown;
+}
+
+/** Pending operator actions, oldest (lowest id) first. */
+export async function listPendingOperatorActions(db: Db, limit: number): Promise<PendingOperatorAction[]> {
+  return db
+    .selectFrom('operator_actions')
+    .select(['id', 'kind', 'fields'])
+    .where('record_index', 'is', null)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * Sets the record index of a pending operator action; false when it is not pending any more (the
+ * caller rolls back: another writer appended it).
+ */
+export async function setOperatorActionIndex(db: Db, id: bigint, index: bigint): Promise<boolean> {
+  const r = await db
+    .updateTable('operator_actions')
+    .set({ record_index: index })
+    .where('id', '=', id)
+    .where('record_index', 'is', null)
+    .executeTakeFirst();
+  return r.numUpdatedRows === 1n;
+}
+
+/** Inserts an operator action (admin commands); the running log appends its record. */
+export async function insertOperatorAction(
+  db: Db,
+  kind: string,
+  fields: Record<string, unknown>,
+): Promise<bigint> {
+  const row = await db
+    .insertInto('operator_actions')
+    .values({ kind, fields: JSON.stringify(fields) })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** An operator action by id (kind, fields and the index of its record once appended). */
+export async function getOperatorAction(
+  db: Db,
+  id: bigint,
+): Promise<{ kind: string; fields: unknown; recordIndex: bigint | null } | undefined> {
+  const r = await db
+    .selectFrom('operator_actions')
+    .select(['kind', 'fields', 'record_index'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return r && { kind: r.kind, fields: r.fields, recordIndex: r.record_index };
+}
+
+/** S of a sealed commitment as the sequencer stores it, with the entry that brought it. */
+export interface NewSealed {
+  sha256: string;
+  bytes: Uint8Array;
+  leafIndex: bigint;
+  emitter: string;
+  stream: string;
+  session: string | null;
+}
+
+/**
+ * Stores sealed values; a commitment already stored keeps its first row (same bytes by definition),
+ * and one already erased is not stored again (erasure is for good).
+ */
+export async function insertSealed(db: Db, values: readonly NewSealed[]): Promise<void> {
+  if (values.length === 0) return;
+  const erased = await erasedAmong(
+    db,
+    values.map((v) => v.sha256),
+  );
+  const keep = values.filter((v) => !erased.has(v.sha256));
+  for (const part of chunks(keep, 64)) {
+    await db
+      .insertInto('sealed')
+      .values(
+        part.map((v) => ({
+          sha256: v.sha256,
+          size: BigInt(v.bytes.length),
+          bytes: v.bytes,
+          leaf_index: v.leafIndex,
+          emitter: v.emitter,
+          stream: v.stream,
+          session: v.session,
+        })),
+      )
+      .onConflict((oc) => oc.column('sha256').doNothing())
+      .execute();
+  }
+}
+
+/** Which of these commitments were erased. */
+export async function erasedAmong(db: Db, hashes: readonly string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const part of chunks([...new Set(hashes)], 500)) {
+    const rows = await db.selectFrom('erasures').select('sha256').where('sha256', 'in', part).execute();
+    for (const r of rows) out.add(r.sha256);
+  }
+  return out;
+}
+
+/** Search columns derived from an opened sealed value (a tool name or resource sealed under `all`). */
+export interface NewSealedColumns {
+  leafIndex: bigint;
+  sha256: string;
+  tool: string | null;
+  resourceUri: string | null;
+}
+
+export async function insertSealedColumns(db: Db, rows: readonly NewSealedColumns[]): Promise<void> {
+  for (const part of chunks(rows)) {
+    await db
+      .insertInto('sealed_columns')
+      .values(
+        part.map((r) => ({
+          leaf_index: r.leafIndex,
+          sha256: r.sha256,
+          tool: r.tool,
+          resource_uri: r.resourceUri,
+        })),
+      )
+      .onConflict((oc) => oc.column('leaf_index').doNothing())
+      .execute();
+  }
+}
+
+/** Stored sealed values among these commitments: S by hash. */
+export async function getSealedValues(db: Db, hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for (const part of chunks([...new Set(hashes)], 500)) {
+    const rows = await db
+      .selectFrom('sealed')
+      .select(['sha256', 'bytes'])
+      .where('sha256', 'in', part)
+      .execute();
+    for (const r of rows) out.set(r.sha256, r.bytes);
+  }
+  return out;
+}
+
+/** Whether a commitment's S is stored (without reading it). */
+export async function hasSealed(db: Db, sha256: string): Promise<boolean> {
+  const row = await db.selectFrom('sealed').select('sha256').where('sha256', '=', sha256).executeTakeFirst();
+  return row !== undefined;
+}
+
+/**
+ * Erased commitments among these, with the index of their log.erasure record (null while the log has
+ * not appended it yet).
+ */
+export async function getErasures(db: Db, hashes: readonly string[]): Promise<Map<string, bigint | null>> {
+  const out = new Map<string, bigint | null>();
+  for (const part of chunks([...new Set(hashes)], 500)) {
+    const rows = await db
+      .selectFrom('erasures')
+      .innerJoin('operator_actions', 'operator_actions.id', 'erasures.action_id')
+      .select(['erasures.sha256', 'operator_actions.record_index'])
+      .where('erasures.sha256', 'in', part)
+      .execute();
+    for (const r of rows) out.set(r.sha256, r.record_index);
+  }
+  return out;
+}
+
+/** A reader as listed by `reader list`. */
+export interface ReaderInfo {
+  name: string;
+  created: Date;
+  revoked: Date | null;
+}
+
+/** Adds a reader (token stored as its SHA-256 hex); false when the name exists already. */
+export async function insertReader(db: Db, name: string, tokenSha256: string): Promise<boolean> {
+  const r = await db
+    .insertInto('readers')
+    .values({ name, token_sha256: tokenSha256 })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .executeTakeFirst();
+  return (r.numInsertedOrUpdatedRows ?? 0n) === 1n;
+}
+
+export async function listReaders(db: Db): Promise<ReaderInfo[]> {
+  const rows = await db
+    .selectFrom('readers')
+    .select(['name', 'created_at', 'revoked_at'])
+    .orderBy('name')
+    .execute();
+  return rows.map((r) => ({ name: r.name, created: r.created_at, revoked: r.revoked_at }));
+}
+
+/** Revokes a reader; false when unknown or already revoked. */
+export async function revokeReader(db: Db, name: string): Promise<boolean> {
+  const r = await db
+    .updateTable('readers')
+    .set({ revoked_at: new Date() })
+    .where('name', '=', name)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return r.numUpdatedRows === 1n;
+}
+
+/** The unrevoked reader whose token hashes to `tokenSha256`, with the stored hash; or undefined. */
+export async function getActiveReaderByTokenHash(
+  db: Db,
+  tokenSha256: string,
+): Promise<{ name: string; tokenSha256: string } | undefined> {
+  const r = await db
+    .selectFrom('readers')
+    .select(['name', 'token_sha256'])
+    .where('token_sha256', '=', tokenSha256)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return r && { name: r.name, tokenSha256: r.token_sha256 };
+}
+
+/** Whether `sha256` is a sealed commitment the log knows (stored or erased): never served as a blob. */
+export async function isSealedCommitment(db: Db, sha256: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('sealed')
+    .select('sha256')
+    .where('sha256', '=', sha256)
+    .unionAll(db.selectFrom('erasures').select('sha256').where('sha256', '=', sha256))
     .limit(1)
     .executeTakeFirst();
   return row !== undefined;

@@ -37,6 +37,22 @@ export const statusByCode: Record<string, number> = {
   ENTRY_TOO_LARGE: 400,
   // "a blob whose hash does not match"
   BLOB_INVALID: 400,
+  // Contract "Records and submissions": "A ref without its bytes, bytes without a ref, a wrong size or
+  // a wrong hash: 400 with code SEALED_INVALID for sealed refs".
+  SEALED_INVALID: 400,
+  // DESIGN.md "Readers and sealed payloads": "Without one these answer 401 {"code":"READER_REQUIRED"}
+  // with WWW-Authenticate: Bearer; a revoked or unknown token answers 401 too".
+  READER_REQUIRED: 401,
+  // "GET /v1/sealed/<hex> (reader): ... 404 SEALED_NOT_FOUND; 410 ERASED with the index of the
+  // log.erasure record".
+  SEALED_NOT_FOUND: 404,
+  ERASED: 410,
+  // "GET /v1/sealed?start=<i>&end=<j> (reader; end exclusive, at most 1,000 entries)": and a byte budget.
+  RANGE_TOO_LARGE: 400,
+  // "a read that cannot be recorded answers 503 and reveals nothing".
+  ACCESS_NOT_RECORDED: 503,
+  // An erased value whose log.erasure record the log has not appended yet (it will within seconds).
+  ERASURE_PENDING: 503,
   // "indices past the tree, sizes that were never published"
   INDEX_OUT_OF_RANGE: 404,
   SIZE_NOT_PUBLISHED: 404,
@@ -72,6 +88,14 @@ const retryAfter: Record<string, string> = {
   SEARCH_BUSY: '1',
   NOT_SEQUENCER: '5',
   RATE_LIMITED: '1',
+  ACCESS_NOT_RECORDED: '1',
+  ERASURE_PENDING: '1',
+};
+
+/** Headers a refusal carries besides its body. */
+const headersByCode: Record<string, Record<string, string>> = {
+  // RFC 6750 §3: a 401 names the scheme; the contract fixes the realm.
+  READER_REQUIRED: { 'www-authenticate': 'Bearer realm="vigil"' },
 };
 
 /** Installs the error handler and the 404 handler. */
@@ -114,6 +138,8 @@ export function registerErrorHandler(app: FastifyInstance): void {
       return;
     }
     if (code && retryAfter[code]) void reply.header('retry-after', retryAfter[code]);
+    const headers = code === undefined ? undefined : headersByCode[code];
+    if (headers) void reply.headers(headers);
     void reply.code(status).send({ code, message, ...extra });
   });
 }

@@ -7,6 +7,8 @@ import {
   canonicalJson,
   hashLeaf,
   hexEncode,
+  isSealedRef,
+  openSealed,
   sha256,
   utf8,
 } from '@vigil/client';
@@ -46,12 +48,24 @@ const INLINE_VERIFY_MAX = 2;
 
 const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
 
+/** A `$blob` reference or a `$sealed` commitment found in a record. */
+interface BlobRef {
+  type: '$blob' | '$sealed';
+  sha256: string;
+  size: number;
+}
+
+/** The error code for a problem with a reference of this type (DESIGN.md "Readers and sealed payloads"). */
+function refCode(type: BlobRef['type']): 'BLOB_INVALID' | 'SEALED_INVALID' {
+  return type === '$sealed' ? 'SEALED_INVALID' : 'BLOB_INVALID';
+}
+
 /**
  * Every `{"$blob":{"sha256","size"}}` reference in a record, and every `{"$sealed":{"sha256","size"}}`
  * commitment: the sealed bytes S travel beside the record in `blobs` as well (DESIGN.md "Readers and
- * sealed payloads"), checked and stored the same way.
+ * sealed payloads"), checked the same way; the type decides where they are stored.
  */
-function blobRefs(value: unknown, out: { sha256: string; size: number }[]): void {
+export function blobRefs(value: unknown, out: BlobRef[]): void {
   if (Array.isArray(value)) {
     for (const v of value) blobRefs(v, out);
     return;
@@ -59,8 +73,17 @@ function blobRefs(value: unknown, out: { sha256: string; size: number }[]): void
   if (value === null || typeof value !== 'object') return;
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
-  if (keys.length === 1 && (keys[0] === '$blob' || keys[0] === '$sealed')) {
-    const ref = obj[keys[0]] as Record<string, unknown> | null;
+  if (keys.length === 1 && keys[0] === '$sealed') {
+    if (!isSealedRef(obj))
+      throw new HttpError(
+        'SEALED_INVALID',
+        'a $sealed commitment is exactly {"sha256": <64 lowercase hex>, "size": <n>}',
+      );
+    out.push({ type: '$sealed', sha256: obj.$sealed.sha256, size: obj.$sealed.size });
+    return;
+  }
+  if (keys.length === 1 && keys[0] === '$blob') {
+    const ref = obj.$blob as Record<string, unknown> | null;
     if (
       ref === null ||
       typeof ref !== 'object' ||
@@ -72,14 +95,17 @@ function blobRefs(value: unknown, out: { sha256: string; size: number }[]): void
     ) {
       throw new HttpError(
         'BLOB_INVALID',
-        `a ${keys[0]} reference needs {"sha256": <64 lowercase hex>, "size": <n>}`,
+        'a $blob reference needs {"sha256": <64 lowercase hex>, "size": <n>}',
       );
     }
-    out.push({ sha256: ref.sha256, size: ref.size });
+    out.push({ type: '$blob', sha256: ref.sha256, size: ref.size });
     return;
   }
   for (const v of Object.values(obj)) blobRefs(v, out);
 }
+
+/** The canonical start of every sealed value S (`{"salt":"`), for bytes that arrive without a ref. */
+const SEALED_PREFIX = '{"salt":"';
 
 /** A search column value; a string a text column cannot hold is left out (the entry keeps it). */
 function optionalString(v: unknown): string | null {
@@ -194,34 +220,63 @@ export async function entriesRoutes(app: FastifyInstance, ctx: RouteContext): Pr
             (err: Error) => new HttpError('SIGNATURE_INVALID', `${where}: ${err.message}`),
           ),
         );
-        // Blobs: every reference supplied with matching hash and size, nothing extra.
-        const refs: { sha256: string; size: number }[] = [];
+        // Blobs and sealed values: every reference supplied with matching hash and size, nothing
+        // extra. Bytes for a $sealed commitment go to the reader-only sealed table, never to blobs.
+        const refs: BlobRef[] = [];
         blobRefs(record, refs);
         const supplied = e.blobs ?? {};
         const blobs: Submission['blobs'] = [];
+        const sealed: Submission['sealed'] = [];
+        const typeOf = new Map<string, BlobRef['type']>();
         for (const ref of refs) {
+          const code = refCode(ref.type);
+          const what = ref.type === '$sealed' ? 'sealed value' : 'blob';
+          const seen = typeOf.get(ref.sha256);
+          if (seen !== undefined && seen !== ref.type)
+            throw new HttpError(
+              'SEALED_INVALID',
+              `${where}: ${ref.sha256} is referenced as $blob and $sealed`,
+            );
           const b64 = supplied[ref.sha256];
-          if (b64 === undefined)
-            throw new HttpError('BLOB_INVALID', `${where}: blob ${ref.sha256} not supplied`);
+          if (b64 === undefined) throw new HttpError(code, `${where}: ${what} ${ref.sha256} not supplied`);
           let blob: Uint8Array;
           try {
             blob = base64DecodeStrict(b64);
           } catch {
-            throw new HttpError('BLOB_INVALID', `${where}: blob ${ref.sha256} is not canonical base64`);
+            throw new HttpError(code, `${where}: ${what} ${ref.sha256} is not canonical base64`);
           }
           if (blob.length !== ref.size)
             throw new HttpError(
-              'BLOB_INVALID',
-              `${where}: blob ${ref.sha256} has ${blob.length} bytes, record says ${ref.size}`,
+              code,
+              `${where}: ${what} ${ref.sha256} has ${blob.length} bytes, record says ${ref.size}`,
             );
           const got = hexEncode(sha256(blob));
           if (got !== ref.sha256)
-            throw new HttpError('BLOB_INVALID', `${where}: blob hash is ${got}, record says ${ref.sha256}`);
-          blobs.push({ sha256: ref.sha256, bytes: blob });
+            throw new HttpError(code, `${where}: ${what} hash is ${got}, record says ${ref.sha256}`);
+          if (seen !== undefined) continue;
+          typeOf.set(ref.sha256, ref.type);
+          if (ref.type === '$sealed') {
+            try {
+              openSealed({ $sealed: { sha256: ref.sha256, size: ref.size } }, blob);
+            } catch (err) {
+              throw new HttpError(
+                'SEALED_INVALID',
+                `${where}: sealed value ${ref.sha256} is not a sealed value: ${(err as Error).message}`,
+              );
+            }
+            sealed.push({ sha256: ref.sha256, bytes: blob });
+          } else {
+            blobs.push({ sha256: ref.sha256, bytes: blob });
+          }
         }
-        for (const h of Object.keys(supplied)) {
-          if (!refs.some((r) => r.sha256 === h))
-            throw new HttpError('BLOB_INVALID', `${where}: blob ${h} is not referenced`);
+        for (const [h, b64] of Object.entries(supplied)) {
+          if (!typeOf.has(h))
+            throw new HttpError(
+              b64.startsWith(base64EncodeFast(utf8(SEALED_PREFIX)).slice(0, 12))
+                ? 'SEALED_INVALID'
+                : 'BLOB_INVALID',
+              `${where}: ${h} is supplied but not referenced`,
+            );
         }
         // The entry's exact size: its canonical form with an empty record, plus the record's canonical
         // bytes in place of `{}` (the received text is always 24 characters).
@@ -249,6 +304,7 @@ export async function entriesRoutes(app: FastifyInstance, ctx: RouteContext): Pr
           recordHash: base64EncodeFast(sha256(bytes)),
           canonical,
           blobs,
+          sealed,
           search: searchColumns(record),
         });
       }

@@ -13,12 +13,15 @@ import { HttpError } from '../plugins/errors.js';
 import {
   getBlob,
   getEntry,
+  isSealedCommitment,
   latestCosignedSizes,
   listEmitters,
   listIncidents,
   type TreeHead,
 } from '../db/repository.js';
 import { parseIndex, type RouteContext } from './context.js';
+import { readerOf } from './readers.js';
+import { openValues, recordAccess, sealedRefsOf } from './sealed.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -78,17 +81,31 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
     return stored;
   }
 
-  app.get<{ Params: { index: string } }>('/v1/entries/:index', async (request) => {
-    const index = parseIndex(request.params.index, 'index');
-    const h = await head();
-    const stored = await entryAt(index, h);
-    return {
-      index: index.toString(),
-      leafHash: base64Encode(hashLeaf(stored.entry)),
-      entry: parseEntry(stored.entry),
-      receipt: await tlog.receipt(index, h, await tlog.noteWithCosignatures(h)),
-    };
-  });
+  // Public and unchanged; with ?open=1 (a reader) also the sealed values of the entry, after the
+  // access.read record of the read is committed (routes/sealed.ts).
+  app.get<{ Params: { index: string }; Querystring: { open?: unknown } }>(
+    '/v1/entries/:index',
+    async (request, reply) => {
+      const open = request.query.open;
+      if (open !== undefined && open !== '1') throw new HttpError('REQUEST_MALFORMED', 'open must be 1');
+      const reader = open === undefined ? undefined : await readerOf(request, tlog);
+      const index = parseIndex(request.params.index, 'index');
+      const h = await head();
+      const stored = await entryAt(index, h);
+      const entry = parseEntry(stored.entry);
+      const answer = {
+        index: index.toString(),
+        leafHash: base64Encode(hashLeaf(stored.entry)),
+        entry,
+        receipt: await tlog.receipt(index, h, await tlog.noteWithCosignatures(h)),
+      };
+      if (reader === undefined) return answer;
+      const opened = await openValues(ctx, [...sealedRefsOf(entry.record).keys()]);
+      await recordAccess(ctx, request, reader, opened.revealed);
+      void reply.header('cache-control', 'private, no-store');
+      return { ...answer, sealed: opened.sealed, erased: opened.erased };
+    },
+  );
 
   app.get<{ Params: { index: string }; Querystring: { witnessed?: string } }>(
     '/v1/receipt/:index',
@@ -148,7 +165,10 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
     if (!/^[0-9a-f]{64}$/.test(hex))
       throw new HttpError('REQUEST_MALFORMED', 'blob name must be 64 lowercase hex');
     const bytes = await getBlob(tlog.db, hex);
-    if (!bytes) throw new HttpError('NOT_FOUND', `no blob ${hex}`);
+    // S is reader-only (GET /v1/sealed): bytes of a sealed commitment are never served here, even if
+    // an emitter also referenced them as a $blob.
+    if (!bytes || (await isSealedCommitment(tlog.db, hex)))
+      throw new HttpError('NOT_FOUND', `no blob ${hex}`);
     return reply
       .type('application/octet-stream')
       .header('cache-control', IMMUTABLE)

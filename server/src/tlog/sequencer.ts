@@ -7,6 +7,11 @@ import type { Kysely } from 'kysely';
 import {
   EMITTER_ADD,
   EMITTER_REVOKE,
+  MAX_ENTRY_SIZE,
+  canonicalBytes,
+  hexEncode,
+  isSealedRef,
+  openSealed,
   signRecord,
   utf8,
   sha256,
@@ -50,14 +55,20 @@ import {
   insertCheckpoint,
   insertEntries,
   insertIncident,
+  insertSealed,
+  insertSealedColumns,
   insertTreeNodes,
   listCheckpointsDesc,
   listEmitters,
+  listPendingOperatorActions,
+  setOperatorActionIndex,
   type Db,
+  type NewSealedColumns,
   type NewEntry,
   type StreamHead,
   type TreeHead,
 } from '../db/repository.js';
+import { isDbText } from '../routes/text.js';
 import { TileReader } from './tiles.js';
 import { EmitterRegistry, type OperatorKey, type Registration } from './registry.js';
 
@@ -75,7 +86,13 @@ export interface Submission {
   recordHash: string;
   /** canonicalJson(record), for duplicate detection. */
   canonical: string;
+  /** Bytes of the record's `$blob` references: stored in the public blobs table. */
   blobs: { sha256: string; bytes: Uint8Array }[];
+  /**
+   * S of the record's `$sealed` commitments (checked by the route): stored in the reader-only sealed
+   * table, never in blobs. DESIGN.md "Readers and sealed payloads".
+   */
+  sealed: { sha256: string; bytes: Uint8Array }[];
   search: {
     kind: string | null;
     session: string | null;
@@ -116,7 +133,8 @@ export type SequencerErrorCode =
   | 'SEQUENCER_HALTED'
   | 'EMITTER_KEY_MISMATCH'
   | 'EMITTER_REVOKED'
-  | 'EMITTER_RESERVED';
+  | 'EMITTER_RESERVED'
+  | 'OPERATOR_RECORD_INVALID';
 
 /** A refusal by the sequencer; plugins/errors.ts maps the code to a status. */
 export class SequencerError extends Error {
@@ -162,6 +180,32 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** A record the log appends as its operator emitter: `fields` hold `kind` and the rest. */
+export interface OperatorRecord {
+  fields: Record<string, unknown>;
+  /** Bytes of the `$blob` references in `fields`, by SHA-256 hex (stored in the public blobs table). */
+  blobs?: Record<string, Uint8Array>;
+}
+
+interface PendingOperator {
+  items: OperatorRecord[];
+  resolve: (indices: bigint[]) => void;
+  reject: (err: Error) => void;
+}
+
+/** One operator record of a cycle: a registry change, a pending operator action or a requested record. */
+type OperatorItem =
+  | { source: 'registry'; fields: Record<string, unknown> }
+  | { source: 'action'; fields: Record<string, unknown>; actionId: bigint }
+  | { source: 'request'; fields: Record<string, unknown>; blobs: Submission['blobs'] };
+
+/** Record members the log sets itself on an operator record (the envelope). */
+const ENVELOPE_KEYS = ['v', 'stream', 'seq', 'prev', 'time'];
+/** Kinds that only the registry sync appends (the registry is loaded from them at start). */
+const REGISTRY_KINDS = [EMITTER_ADD, EMITTER_REVOKE];
+/** Pending operator actions one cycle appends at most (the next cycle takes the rest). */
+const ACTIONS_PER_CYCLE = 256;
+
 const STREAM_CACHE_MAX = 100_000;
 
 /** Sequencer states: standby (no lock), active, halted (stored tree does not verify), failed (fatal). */
@@ -194,6 +238,13 @@ export class Sequencer {
   #reportedMismatch = new Set<string>();
   /** Revoked emitters the tree never registered and that have no entries: nothing to register. */
   #revokedUnused = new Set<string>();
+  /** Requests of appendOperatorRecords waiting for the next cycle, and their record count. */
+  #operatorQueue: PendingOperator[] = [];
+  #operatorQueued = 0;
+  /** The next cycle appends the pending operator_actions rows (set by syncOperatorActions). */
+  #actionsWanted = false;
+  /** Operator actions that cannot become records (reported once a process, left pending). */
+  #badActions = new Set<bigint>();
 
   constructor(options: SequencerOptions) {
     this.#o = options;
@@ -239,6 +290,49 @@ export class Sequencer {
     this.#kick();
   }
 
+  /**
+   * Asks the next cycle to append the pending operator_actions rows (record_index null), in id order,
+   * as records of the operator emitter (fields = {kind, ...fields}); the same transaction sets their
+   * record_index, so a restart never appends one twice. Called at start, after admin commands and
+   * periodically.
+   */
+  syncOperatorActions(): void {
+    if (this.#state !== 'active') return;
+    this.#actionsWanted = true;
+    this.#kick();
+  }
+
+  /**
+   * Appends records signed by the operator emitter on its stream (chained like the registry records),
+   * committed in the next group commit; resolves with their indices once committed. Each item's
+   * fields need a string `kind` (not a registry kind) and none of the envelope members (v, stream,
+   * seq, prev, time); its blobs must be the bytes of its `$blob` references. Rejects with a
+   * SequencerError when the record is invalid or the sequencer is not active, and with the batch's
+   * error when the commit failed (nothing was appended then).
+   */
+  appendOperatorRecords(items: OperatorRecord[]): Promise<bigint[]> {
+    if (this.#state !== 'active') return Promise.reject(this.#notActive());
+    if (items.length === 0) return Promise.resolve([]);
+    for (const item of items) {
+      const why = operatorRecordProblem(item);
+      if (why !== undefined)
+        return Promise.reject(new SequencerError('OPERATOR_RECORD_INVALID', `operator record: ${why}`));
+    }
+    if (this.#queued + this.#operatorQueued + items.length > this.#o.queueSize) {
+      return Promise.reject(
+        new SequencerError(
+          'QUEUE_FULL',
+          `queue is full (${this.#queued + this.#operatorQueued} entries waiting)`,
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.#operatorQueue.push({ items, resolve, reject });
+      this.#operatorQueued += items.length;
+      this.#kick();
+    });
+  }
+
   /** Enters standby: reads are served elsewhere, writes answer 503 NOT_SEQUENCER. */
   standby(reason: string): void {
     this.#state = 'standby';
@@ -267,6 +361,7 @@ export class Sequencer {
       this.#reason = '';
       logger.info({ size: head.size.toString(), registered: this.#registry.size }, 'sequencer active');
       this.syncRegistry();
+      this.syncOperatorActions();
     } catch (err) {
       this.#state = 'halted';
       this.#reason = `stored tree does not match the newest checkpoint: ${(err as Error).message}`;
@@ -358,7 +453,13 @@ export class Sequencer {
   #kick(): void {
     if (this.#running) return;
     this.#running = (async () => {
-      while ((this.#queue.length > 0 || this.#syncWanted) && this.#state === 'active') {
+      while (
+        (this.#queue.length > 0 ||
+          this.#syncWanted ||
+          this.#operatorQueue.length > 0 ||
+          this.#actionsWanted) &&
+        this.#state === 'active'
+      ) {
         const batch: Pending[] = [];
         let n = 0;
         while (this.#queue.length > 0 && (n === 0 || n + this.#queue[0]!.subs.length <= this.#o.batchSize)) {
@@ -367,7 +468,18 @@ export class Sequencer {
           n += p.subs.length;
         }
         this.#queued -= n;
-        await this.#cycle(batch);
+        const requests: PendingOperator[] = [];
+        let m = 0;
+        while (
+          this.#operatorQueue.length > 0 &&
+          (m === 0 || n + m + this.#operatorQueue[0]!.items.length <= this.#o.batchSize)
+        ) {
+          const r = this.#operatorQueue.shift()!;
+          requests.push(r);
+          m += r.items.length;
+        }
+        this.#operatorQueued -= m;
+        await this.#cycle(batch, requests);
       }
       this.#running = undefined;
     })();
@@ -391,9 +503,13 @@ export class Sequencer {
     this.#queue = [];
     this.#queued = 0;
     for (const p of q) p.reject(err);
+    const o = this.#operatorQueue;
+    this.#operatorQueue = [];
+    this.#operatorQueued = 0;
+    for (const r of o) r.reject(err);
   }
 
-  async #cycle(batch: Pending[]): Promise<void> {
+  async #cycle(batch: Pending[], requests: PendingOperator[]): Promise<void> {
     const { db, logger, hooks } = this.#o;
     const started = process.hrtime.bigint();
     const oldSize = this.#range.size;
@@ -407,12 +523,49 @@ export class Sequencer {
     // and an unregistered emitter's next record registers it in its own batch.
     const sync = this.#syncWanted;
     this.#syncWanted = false;
+    const rejectAll = (err: Error): void => {
+      for (const p of batch) p.reject(err);
+      for (const r of requests) r.reject(err);
+    };
     try {
       changes = sync ? await this.#changesFromTable(incidents) : [];
     } catch (err) {
       logger.error({ err }, 'reading the emitters table failed');
-      for (const p of batch) p.reject(err as Error);
+      rejectAll(err as Error);
       return;
+    }
+    // Pending operator actions (written by admin commands): appended after the registry records.
+    const wantActions = this.#actionsWanted;
+    this.#actionsWanted = false;
+    const records: OperatorItem[] = [];
+    try {
+      const pending = wantActions ? await listPendingOperatorActions(db, ACTIONS_PER_CYCLE) : [];
+      if (pending.length === ACTIONS_PER_CYCLE) this.#actionsWanted = true;
+      for (const a of pending) {
+        const fields = { ...(a.fields as Record<string, unknown>), kind: a.kind };
+        const why =
+          typeof a.fields === 'object' && a.fields !== null && !Array.isArray(a.fields)
+            ? operatorRecordProblem({ fields })
+            : 'fields are not a json object';
+        if (why !== undefined) {
+          if (!this.#badActions.has(a.id)) {
+            this.#badActions.add(a.id);
+            logger.error({ action: a.id.toString(), kind: a.kind }, `operator action left pending: ${why}`);
+          }
+          continue;
+        }
+        records.push({ source: 'action', fields, actionId: a.id });
+      }
+    } catch (err) {
+      logger.error({ err }, 'reading the pending operator actions failed');
+      rejectAll(err as Error);
+      return;
+    }
+    for (const r of requests) {
+      for (const item of r.items) {
+        const blobs = Object.entries(item.blobs ?? {}).map(([sha256, bytes]) => ({ sha256, bytes }));
+        records.push({ source: 'request', fields: item.fields, blobs });
+      }
     }
     const pendingAdds = new Map(changes.filter((c) => c.kind === EMITTER_ADD).map((c) => [c.name, c.vkey]));
     for (const p of batch) {
@@ -423,11 +576,21 @@ export class Sequencer {
         changes.push({ kind: EMITTER_ADD, name: s.emitter, vkey: s.vkey });
       }
     }
-    if (changes.length > 0 && this.#registry.start === undefined) {
+    // The operator registers itself before its first record of any kind.
+    if ((changes.length > 0 || records.length > 0) && this.#registry.start === undefined) {
       changes.unshift({ kind: EMITTER_ADD, name: operator.name, vkey: operator.vkey });
     }
-    if (batch.length === 0 && changes.length === 0 && incidents.length === 0) return;
-    const operatorStream = changes.length > 0 ? (this.#operatorStream ?? randomUUID()) : undefined;
+    if (batch.length === 0 && changes.length === 0 && records.length === 0 && incidents.length === 0) return;
+    // Registry records first (the registry applies them at oldSize + i after the commit), then the
+    // other operator records.
+    const operatorItems: OperatorItem[] = [
+      ...changes.map((c): OperatorItem => ({
+        source: 'registry',
+        fields: { kind: c.kind, name: c.name, vkey: c.vkey },
+      })),
+      ...records,
+    ];
+    const operatorStream = operatorItems.length > 0 ? (this.#operatorStream ?? randomUUID()) : undefined;
 
     // 1. Stream heads for streams we have not cached.
     const unknown = new Set<string>();
@@ -438,7 +601,7 @@ export class Sequencer {
       fetched = unknown.size > 0 ? await getStreamHeads(db, [...unknown]) : new Map();
     } catch (err) {
       logger.error({ err }, 'reading stream heads failed');
-      for (const p of batch) p.reject(err as Error);
+      rejectAll(err as Error);
       return;
     }
     const batchHeads = new Map<string, StreamHead | null>();
@@ -452,12 +615,19 @@ export class Sequencer {
     const answers: { p: Pending; items: ItemResult[] | undefined; dupOf: (bigint | undefined)[] }[] = [];
     const failures = new Map<Pending, SequencerError>();
     let nextIndex = oldSize;
-    // The operator's registry records come first, chained on its stream.
+    // The operator's records come first, chained on its stream: registry records, then actions and
+    // requested records.
+    const actionIndices: { id: bigint; index: bigint }[] = [];
+    const requestIndices: bigint[] = [];
     if (operatorStream !== undefined) {
       let head = headOf(operatorStream);
-      for (const change of changes) {
-        const sub = this.#operatorSubmission(operatorStream, head, change);
-        accepted.push({ sub, index: nextIndex++ });
+      for (const item of operatorItems) {
+        const sub = this.#operatorSubmission(operatorStream, head, item.fields);
+        if (item.source === 'request') sub.blobs = item.blobs;
+        const index = nextIndex++;
+        accepted.push({ sub, index });
+        if (item.source === 'action') actionIndices.push({ id: item.actionId, index });
+        if (item.source === 'request') requestIndices.push(index);
         head = { seq: sub.seq, recordHash: sub.recordHash, owner: sub.emitter };
       }
       batchHeads.set(operatorStream, head);
@@ -616,6 +786,24 @@ export class Sequencer {
               trx,
               [...blobs].map(([sha256, bytes]) => ({ sha256, bytes })),
             );
+          // S goes to the reader-only table with the entry that brought it, in this transaction.
+          const sealed = accepted.flatMap(({ sub, index }) =>
+            sub.sealed.map((s) => ({
+              sha256: s.sha256,
+              bytes: s.bytes,
+              leafIndex: index,
+              emitter: sub.emitter,
+              stream: sub.stream,
+              session: sub.search.session,
+            })),
+          );
+          if (sealed.length > 0) await insertSealed(trx, sealed);
+          const columns = accepted.flatMap(({ sub, index }) => sealedColumnsOf(sub, index));
+          if (columns.length > 0) await insertSealedColumns(trx, columns);
+          for (const a of actionIndices) {
+            if (!(await setOperatorActionIndex(trx, a.id, a.index)))
+              throw new Error(`operator action ${a.id} is no longer pending`);
+          }
           if (nodes.length > 0) await insertTreeNodes(trx, nodes);
           await hooks?.afterNodes?.(newSize);
           // Never sign a root the stored hashes do not produce: the partial tiles are read back in
@@ -648,11 +836,11 @@ export class Sequencer {
       });
     } catch (err) {
       if (committing || err instanceof FatalError) {
-        this.#fatal(err as Error, batch);
+        this.#fatal(err as Error, batch, requests);
         return;
       }
       logger.error({ err }, 'batch failed, rolled back');
-      for (const p of batch) p.reject(err as Error);
+      rejectAll(err as Error);
       return;
     }
     // Committed: memory follows the database. Each level-0 tile the batch completed goes to the read
@@ -666,7 +854,7 @@ export class Sequencer {
         changes.forEach((c, i) => this.#registry.apply(c, oldSize + BigInt(i), operator.name));
       } catch (err) {
         // Committed records the registry refuses: memory can no longer follow the database.
-        this.#fatal(err as Error, batch);
+        this.#fatal(err as Error, batch, requests);
         return;
       }
     }
@@ -694,8 +882,14 @@ export class Sequencer {
     let stored: GetNode | undefined;
     const getNode: GetNode = (level, index) =>
       known.get(nodeKey(level, index)) ?? (stored ??= this.#o.tiles.nodeReader(newHead.size))(level, index);
-    // accepted[] begins with the operator's registry records, which answer no request.
-    let k = operatorStream !== undefined ? changes.length : 0;
+    // The operator's requested records, in request order.
+    let r = 0;
+    for (const req of requests) {
+      req.resolve(requestIndices.slice(r, r + req.items.length));
+      r += req.items.length;
+    }
+    // accepted[] begins with the operator's records, which answer no submission.
+    let k = operatorItems.length;
     for (const a of answers) {
       const failure = failures.get(a.p);
       if (failure) {
@@ -814,18 +1008,18 @@ export class Sequencer {
     return undefined;
   }
 
-  /** A registry record of the operator emitter at the next seq of its stream, signed. */
-  #operatorSubmission(stream: string, head: StreamHead | null, change: RegistryChange): Submission {
+  /** A record of the operator emitter (`fields` with its kind) at the next seq of its stream, signed. */
+  #operatorSubmission(stream: string, head: StreamHead | null, fields: Record<string, unknown>): Submission {
     const time = new Date();
+    const kind = fields.kind as string;
     const record: Record<string, unknown> = {
+      ...fields,
       v: 1,
       stream,
       seq: head === null ? 0 : Number(head.seq + 1n),
       ...(head !== null ? { prev: head.recordHash } : {}),
       time: time.toISOString(),
-      kind: change.kind,
-      name: change.name,
-      vkey: change.vkey,
+      kind,
     };
     const canonical = canonicalJson(record);
     return {
@@ -840,11 +1034,12 @@ export class Sequencer {
       recordHash: base64Encode(sha256(utf8(canonical))),
       canonical,
       blobs: [],
-      search: { kind: change.kind, session: null, method: null, tool: null, recordTime: time },
+      sealed: [],
+      search: { kind, session: null, method: null, tool: null, recordTime: time },
     };
   }
 
-  #fatal(err: Error, batch: Pending[]): void {
+  #fatal(err: Error, batch: Pending[], requests: PendingOperator[]): void {
     this.#state = 'failed';
     this.#reason = `commit outcome unknown: ${err.message}`;
     this.#o.logger.error(
@@ -853,12 +1048,72 @@ export class Sequencer {
     );
     const stop = new SequencerError('SEQUENCER_STOPPED', 'sequencer stopped');
     for (const p of batch) p.reject(stop);
+    for (const r of requests) r.reject(stop);
     this.#failAll(stop);
     this.#o.onFatal?.(err);
   }
 }
 
 class FatalError extends Error {}
+
+/**
+ * Why `item` cannot be an operator record, or undefined: fields need a string kind other than the
+ * registry kinds, none of the envelope members, canonical JSON, an entry of at most MAX_ENTRY_SIZE
+ * (with room for the envelope and signature), and blobs whose bytes hash to their names.
+ */
+function operatorRecordProblem(item: OperatorRecord): string | undefined {
+  const { fields } = item;
+  if (typeof fields.kind !== 'string' || fields.kind.length === 0) return 'kind must be a non-empty string';
+  if (REGISTRY_KINDS.includes(fields.kind))
+    return `kind ${fields.kind} is appended by the registry sync only`;
+  for (const key of ENVELOPE_KEYS) if (key in fields) return `${key} is set by the log`;
+  let size: number;
+  try {
+    size = canonicalBytes(fields).length;
+  } catch (err) {
+    return (err as Error).message;
+  }
+  // Envelope (stream uuid, seq, prev, time), entry wrapper and signature take well under 1 KiB.
+  if (size > MAX_ENTRY_SIZE - 1024) return `fields take ${size} bytes, at most ${MAX_ENTRY_SIZE - 1024}`;
+  for (const [hex, bytes] of Object.entries(item.blobs ?? {})) {
+    if (hexEncode(sha256(bytes)) !== hex) return `blob ${hex} does not hash to its name`;
+  }
+  return undefined;
+}
+
+/**
+ * The search columns of an entry whose tool name or resource URI is sealed (`--seal all`) and whose S
+ * came with it: the opened name, with the commitment it came from (erasing that value clears them).
+ */
+function sealedColumnsOf(sub: Submission, index: bigint): NewSealedColumns[] {
+  if (sub.sealed.length === 0) return [];
+  const open = (value: unknown): { name: string; sha256: string } | undefined => {
+    if (!isSealedRef(value)) return undefined;
+    const s = sub.sealed.find((x) => x.sha256 === value.$sealed.sha256);
+    if (!s) return undefined;
+    try {
+      const name = openSealed(value, s.bytes);
+      // Only a name a text column can hold (as searchColumns does for clear names).
+      if (typeof name !== 'string' || name.length === 0 || name.length > 512) return undefined;
+      if (!isDbText(name)) return undefined;
+      return { name, sha256: value.$sealed.sha256 };
+    } catch {
+      return undefined;
+    }
+  };
+  const tool = open(sub.record['gen_ai.tool.name']);
+  const resource = open(sub.record['mcp.resource.uri']);
+  if (!tool && !resource) return [];
+  return [
+    {
+      leafIndex: index,
+      // One commitment per row: the tool name's when both are sealed (the usual case is one of them).
+      sha256: (tool ?? resource)!.sha256,
+      tool: tool?.name ?? null,
+      resourceUri: resource?.name ?? null,
+    },
+  ];
+}
 
 function nodeKey(level: number, index: bigint): string {
   return `${level}/${index}`;

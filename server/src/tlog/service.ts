@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import {
   getCheckpoint,
+  getActiveReaderByTokenHash,
   getCosignatures,
   getEmitter,
   getSetting,
@@ -19,6 +20,12 @@ import type { TileReader } from './tiles.js';
 
 const EMITTER_TTL_MS = 3000;
 /**
+ * How long a reader token found in the readers table is trusted from memory. A revocation by an admin
+ * command forgets it at once through the admin NOTIFY (invalidate); otherwise within this time.
+ */
+const READER_TTL_MS = 3000;
+const READER_CACHE_MAX = 10_000;
+/**
  * How long a checkpoint's collected cosignatures are served from memory. This process forgets them
  * at once when it stores a cosignature; one written by another process shows within this time.
  */
@@ -32,6 +39,8 @@ export class LogService {
   /** The operator emitter (name and vkey): listed in /v1/log, refused as a submitter. */
   readonly operator: { name: string; vkey: string };
   #emitters = new Map<string, { info: EmitterInfo | undefined; at: number }>();
+  /** Unrevoked readers by token hash, as read from the readers table (unknown hashes are not kept). */
+  #readers = new Map<string, { name: string; at: number }>();
   #headSource: (() => TreeHead | undefined) | undefined;
   #cosigned: { size: bigint; note: string; at: number } | undefined;
   #witnessed: { value: { head: TreeHead; note: string } | undefined; at: number } | undefined;
@@ -62,9 +71,28 @@ export class LogService {
     return info;
   }
 
-  /** Forgets cached emitters (after an admin command in this process). */
+  /**
+   * The unrevoked reader whose token hashes to `tokenSha256` (64 hex), or undefined; cached briefly.
+   * An unknown hash is always re-read, so a reader added a moment ago is accepted at once.
+   */
+  async reader(tokenSha256: string): Promise<string | undefined> {
+    const hit = this.#readers.get(tokenSha256);
+    if (hit && Date.now() - hit.at < READER_TTL_MS) return hit.name;
+    const at = Date.now();
+    const row = await getActiveReaderByTokenHash(this.db, tokenSha256);
+    if (!row) {
+      this.#readers.delete(tokenSha256);
+      return undefined;
+    }
+    this.#readers.set(tokenSha256, { name: row.name, at });
+    if (this.#readers.size > READER_CACHE_MAX) this.#readers.delete(this.#readers.keys().next().value!);
+    return row.name;
+  }
+
+  /** Forgets cached emitters and readers (after an admin command: the admin NOTIFY). */
   invalidate(): void {
     this.#emitters.clear();
+    this.#readers.clear();
     this.#witnessed = undefined;
   }
 

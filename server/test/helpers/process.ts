@@ -134,6 +134,17 @@ export async function prepareLog(
   }
 }
 
+/** Adds a reader to the log of `store` (as `vigil-server reader add` does); returns its token. */
+export async function addReader(store: TestStore, name = 'auditor'): Promise<string> {
+  const opened = await store.open<Database>();
+  try {
+    const out = await runAdminCommand(opened.db, { command: 'reader add', args: [name] });
+    return out.split('\n').at(-1)!;
+  } finally {
+    await opened.close();
+  }
+}
+
 /** A signed record stream: `next(n)` returns the next n submissions of stream `stream`. */
 export function recordStream(
   emitterKey: string,

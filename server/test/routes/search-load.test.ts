@@ -7,7 +7,7 @@ import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { forEachStore } from '../../src/db/testing.js';
-import { prepareLog, recordStream, startServer, stopChild } from '../helpers/process.js';
+import { addReader, prepareLog, recordStream, startServer, stopChild } from '../helpers/process.js';
 
 const ENTRIES = 320;
 const PAD = randomBytes(45_000).toString('base64'); // 60,000 characters that do not compress
@@ -43,6 +43,8 @@ async function drain(res: Response, keep: number): Promise<{ bytes: number; text
 
 forEachStore(t, async (t, store) => {
   const log = await prepareLog(store);
+  // Searching needs a reader (contract "Log HTTP API").
+  const reader = { headers: { authorization: `Bearer ${await addReader(store)}` } };
   const { child, url } = await startServer(store);
   t.teardown(() => stopChild(child));
   const pid = child.proc.pid!;
@@ -72,7 +74,9 @@ forEachStore(t, async (t, store) => {
   const small = recordStream(log.emitterKey, '7a8b9c0d-2222-4222-8333-444455556666');
   // One search and one submission first: first-use costs (new pool connections, cold caches) are
   // not what this test measures.
-  await drain(await fetch(`${url}/v1/search?limit=1000`), 0);
+  const first = await fetch(`${url}/v1/search?limit=1000`, reader);
+  t.equal(first.status, 200, 'the reader searches');
+  await drain(first, 0);
   t.equal((await post(small.next(1))).status, 200);
   const loadStart = performance.now();
   const before = await memory(pid);
@@ -89,7 +93,7 @@ forEachStore(t, async (t, store) => {
     for (let i = 0; i < 100 && !stop.signal.aborted; i++) {
       const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(30_000)]);
       try {
-        const res = await fetch(`${url}/v1/search?limit=1000`, { signal });
+        const res = await fetch(`${url}/v1/search?limit=1000`, { ...reader, signal });
         const body = await drain(res, MAX_ANSWER_BYTES + 1);
         answers.push({ status: res.status, bytes: body.bytes });
         if (res.status === 200 && sample === undefined) sample = body.text;

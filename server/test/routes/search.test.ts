@@ -28,6 +28,9 @@ forEachStore(t, async (t, store) => {
   await initLog(db, ORIGIN, logKey.signerKey);
   const em = generateKey('em1');
   await runAdminCommand(db, { command: 'emitter add', args: ['em1', em.verifierKey] });
+  // Searching needs a reader (contract "Log HTTP API").
+  const token = (await runAdminCommand(db, { command: 'reader add', args: ['auditor'] })).split('\n').at(-1)!;
+  const authorization = `Bearer ${token}`;
   const config = loadConfig(
     {},
     {
@@ -71,7 +74,7 @@ forEachStore(t, async (t, store) => {
   const top = (i: number) => String(SIZE - 1 - i);
 
   const search = async (query: string) => {
-    const r = await app.inject({ url: `/v1/search?${query}` });
+    const r = await app.inject({ url: `/v1/search?${query}`, headers: { authorization } });
     return { status: r.statusCode, bytes: r.rawPayload.length, page: r.json() as Page, headers: r.headers };
   };
 
