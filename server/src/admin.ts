@@ -19,6 +19,14 @@ import {
   revokeEmitter,
   revokeReader,
 } from './db/repository.js';
+import { insertHold, listHolds, releaseHold, type HoldScope } from './db/erasures.js';
+import {
+  eraseAndVacuum,
+  getRetention,
+  isCommitmentHex,
+  parseDuration,
+  RETENTION_SETTING,
+} from './erasure.js';
 
 /** The PostgreSQL notification channel a running log listens on for admin changes. */
 export const ADMIN_CHANNEL = 'vigil_admin';
@@ -34,9 +42,75 @@ export interface AdminCommand {
     | 'quorum'
     | 'reader add'
     | 'reader list'
-    | 'reader revoke';
+    | 'reader revoke'
+    | 'erase'
+    | 'retention set'
+    | 'retention show'
+    | 'hold add'
+    | 'hold list'
+    | 'hold release';
   args: string[];
   url?: string | undefined;
+  /** The flags of erase and hold add. */
+  options?: AdminOptions;
+}
+
+/** `--sealed <hex>...`, `--session`, `--stream`, `--emitter`, `--reason`, `--by` (erase, hold add). */
+export interface AdminOptions {
+  sealed?: string[] | undefined;
+  session?: string | undefined;
+  stream?: string | undefined;
+  emitter?: string | undefined;
+  reason?: string | undefined;
+  /** Who runs the erasure (main.ts: the OS user name unless --by). */
+  by?: string | undefined;
+}
+
+const ERASE_USAGE =
+  'usage: erase (--sealed <hex>... | --session <id> | --stream <id>) --reason <text> [--by <name>]';
+const HOLD_USAGE = 'usage: hold add (--session <id> | --stream <id> | --emitter <name>) --reason <text>';
+
+/** The one scope among the given flags, or a usage error. */
+function oneOf<K extends string>(o: AdminOptions, keys: readonly K[], usage: string): K {
+  const given = keys.filter((k) => (o as Record<string, unknown>)[k] !== undefined);
+  if (given.length !== 1) throw new Error(usage);
+  return given[0]!;
+}
+
+async function erase(db: Kysely<Database>, o: AdminOptions): Promise<string> {
+  const scope = oneOf(o, ['sealed', 'session', 'stream'] as const, ERASE_USAGE);
+  if (!o.reason) throw new Error(ERASE_USAGE);
+  if (!o.by) throw new Error('erase: --by <name> is empty');
+  let sel: Parameters<typeof eraseAndVacuum>[1];
+  let target: Record<string, string | boolean>;
+  if (scope === 'sealed') {
+    const hexes = o.sealed!;
+    if (hexes.length === 0) throw new Error(ERASE_USAGE);
+    for (const h of hexes)
+      if (!isCommitmentHex(h)) throw new Error(`--sealed ${h}: a commitment is 64 lowercase hex digits`);
+    sel = { sealed: hexes };
+    target = { sealed: true };
+  } else {
+    const id = o[scope]!;
+    if (!id) throw new Error(ERASE_USAGE);
+    sel = scope === 'session' ? { session: id } : { stream: id };
+    target = { [scope]: id };
+  }
+  const r = await eraseAndVacuum(db, sel, { reason: o.reason, by: o.by, target, held: 'refuse' });
+  switch (r.kind) {
+    case 'held':
+      throw new Error(
+        `refused: under legal hold ${r.holds.map((h) => `${h.id} (${h.scope} ${h.target})`).join(', ')}; ` +
+          'nothing erased (release the hold first: hold release <id>)',
+      );
+    case 'nothing':
+      return 'nothing to erase';
+    case 'erased':
+      return (
+        `erased ${r.count} sealed value${r.count === 1 ? '' : 's'}; log.erasure action ${r.actionId} ` +
+        '(the running log appends the record)'
+      );
+  }
 }
 
 /** The prefix of every reader token (contract "Log HTTP API"). */
@@ -131,5 +205,42 @@ export async function runAdminCommand(db: Kysely<Database>, cmd: AdminCommand): 
       await putSetting(db, 'quorum', a);
       return `quorum set to ${a}`;
     }
+    case 'erase':
+      return erase(db, cmd.options ?? {});
+    case 'retention set': {
+      if (!a || cmd.args.length !== 1)
+        throw new Error('usage: retention set <duration>|off (30m, 12h, 180d)');
+      if (a !== 'off') parseDuration(a);
+      await db.transaction().execute(async (trx) => {
+        await putSetting(trx, RETENTION_SETTING, a);
+        await insertOperatorAction(trx, 'retention.set', { duration: a });
+      });
+      return a === 'off' ? 'retention off: sealed values are kept' : `retention set to ${a}`;
+    }
+    case 'retention show': {
+      const duration = await getRetention(db);
+      return duration === undefined ? 'retention off: sealed values are kept' : `retention ${duration}`;
+    }
+    case 'hold add': {
+      const o = cmd.options ?? {};
+      const scope: HoldScope = oneOf(o, ['session', 'stream', 'emitter'] as const, HOLD_USAGE);
+      const target = o[scope];
+      if (!target || !o.reason) throw new Error(HOLD_USAGE);
+      const id = `hold-${randomBytes(4).toString('hex')}`;
+      await insertHold(db, { id, scope, target, reason: o.reason });
+      return id;
+    }
+    case 'hold list':
+      return (await listHolds(db))
+        .map(
+          (h) =>
+            `${h.id}\t${h.scope}\t${h.target}\t${h.created.toISOString()}\t` +
+            `${h.released ? `released ${h.released.toISOString()}` : 'active'}\t${h.reason}`,
+        )
+        .join('\n');
+    case 'hold release':
+      if (!a) throw new Error('usage: hold release <id>');
+      if (!(await releaseHold(db, a))) throw new Error(`no active hold ${a}`);
+      return `released hold ${a}`;
   }
 }

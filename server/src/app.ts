@@ -22,6 +22,7 @@ import { searchRoutes } from './routes/search.js';
 import { cosignatureRoutes } from './routes/cosignatures.js';
 import { sealedRoutes } from './routes/sealed.js';
 import type { RouteContext } from './routes/context.js';
+import { Retention } from './erasure.js';
 
 export interface AppDeps {
   db: Kysely<Database>;
@@ -50,6 +51,7 @@ const REGISTRY_SYNC_MS = 2000;
 declare module 'fastify' {
   interface FastifyInstance {
     vigil: RouteContext;
+    retention: Retention;
   }
 }
 
@@ -114,6 +116,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     searchSlots: new Slots(config.searchConcurrency, config.searchQueue),
   };
   app.decorate('vigil', ctx);
+  // Retention runs on the sequencing instance only; a run that erased something has the sequencer
+  // append its log.erasure action at once (the periodic sync would within REGISTRY_SYNC_MS).
+  const retention = new Retention({
+    db: deps.db,
+    logger: app.log.child({ origin: log.origin }),
+    intervalMs: config.retentionIntervalMs,
+    isActive: () => sequencer.state === 'active',
+    onErased: () => sequencer.syncOperatorActions(),
+  });
+  app.decorate('retention', retention);
 
   // With the per-address limit off (0) no hook runs at all: one promise less on every request.
   if (config.rateAddress > 0) {
@@ -153,6 +165,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
             clearInterval(lockTimer);
             app.log.info('took the sequencing lock');
             await sequencer.start();
+            void retention.runOnce();
           },
           (err: unknown) => app.log.error({ err }, 'sequencing lock attempt failed'),
         );
@@ -160,11 +173,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       lockTimer.unref();
     }
     pusher.start();
+    retention.start();
   });
   app.addHook('onClose', async () => {
     clearInterval(syncTimer);
     if (lockTimer) clearInterval(lockTimer);
     await pusher.stop();
+    await retention.stop();
     await sequencer.close();
   });
   return app;

@@ -66,6 +66,10 @@ export const configSchema = z.object({
   // --search-timeout / VIGIL_SEARCH_TIMEOUT_MS: a search answer not fully sent by then is cut off (the
   // connection closes), so a client that reads slowly cannot hold a search slot. Default 30 s.
   searchTimeoutMs: z.coerce.number().int().min(100).default(30_000),
+  // --retention-interval / VIGIL_RETENTION_INTERVAL_MS: time between retention runs (the sequencing
+  // instance erases sealed values older than `retention set`, at start and then at this interval).
+  // Default a day; tests shorten it.
+  retentionIntervalMs: z.coerce.number().int().min(100).max(2_147_483_647).default(86_400_000),
 });
 
 /** Validated settings. */
@@ -95,6 +99,7 @@ export const settings: { key: keyof z.infer<typeof configSchema>; flag: string; 
   { key: 'searchQueue', flag: 'search-queue', env: 'VIGIL_SEARCH_QUEUE' },
   { key: 'searchMaxBytes', flag: 'search-max-bytes', env: 'VIGIL_SEARCH_MAX_BYTES' },
   { key: 'searchTimeoutMs', flag: 'search-timeout', env: 'VIGIL_SEARCH_TIMEOUT_MS' },
+  { key: 'retentionIntervalMs', flag: 'retention-interval', env: 'VIGIL_RETENTION_INTERVAL_MS' },
 ];
 
 /** Thrown by loadConfig with every issue, one a line. */

@@ -2,6 +2,7 @@
 // vigil-server: the only place that reads process.env and calls process.exit.
 import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import closeWithGrace from 'close-with-grace';
 import { checkDataDirMode, checkKeyFileMode } from '@vigil/client/node';
 import { loadConfig, ConfigError, type Config } from './config.js';
@@ -20,7 +21,7 @@ import { buildApp } from './app.js';
 import { createKeyFile, initLog, readKeyFile } from './tlog/signer.js';
 import { loadOperatorKey } from './tlog/registry.js';
 import { openAdvisoryLock, type AdvisoryLock } from './tlog/leader.js';
-import { ADMIN_CHANNEL, runAdminCommand, type AdminCommand } from './admin.js';
+import { ADMIN_CHANNEL, runAdminCommand, type AdminCommand, type AdminOptions } from './admin.js';
 import { exportLog, importLog } from './transfer/log.js';
 import { TransferError } from '@vigil/store';
 
@@ -33,16 +34,27 @@ const USAGE = `usage: vigil-server <command> [flags]
   witness add <name> <vkey> [--url <prefix>] | witness list | witness remove <name>
   quorum <k>
   reader add <name>          print a new reader token (only now) | reader list | reader revoke <name>
+  erase (--sealed <hex>... | --session <id> | --stream <id>) --reason <text> [--by <name>]
+  retention set <duration>|off (30m, 12h, 180d) | retention show
+  hold add (--session <id> | --stream <id> | --emitter <name>) --reason <text> | hold list | hold release <id>
   export <dir>               write the whole log to a new directory (manifest + JSON Lines)
   import <dir>               load an export into an empty, migrated store (verifies every root)
 flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level --key-file
        --operator-key-file --origin
        --batch-size --queue-size --max-body-bytes --rate-emitter --rate-address --witness-interval
-       --lock-retry --verify-on-start --url`;
+       --lock-retry --verify-on-start --retention-interval --url`;
 
-function parseArgs(argv: string[]): { words: string[]; flags: Record<string, string> } {
+/** Flags that take every following word up to the next flag (`--sealed <hex>...`). */
+const LIST_FLAGS = new Set(['sealed']);
+
+function parseArgs(argv: string[]): {
+  words: string[];
+  flags: Record<string, string>;
+  lists: Record<string, string[]>;
+} {
   const words: string[] = [];
   const flags: Record<string, string> = {};
+  const lists: Record<string, string[]> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--help' || a === '-h') {
@@ -51,16 +63,22 @@ function parseArgs(argv: string[]): { words: string[]; flags: Record<string, str
     }
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
-      if (eq > 0) flags[a.slice(2, eq)] = a.slice(eq + 1);
+      const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+      if (LIST_FLAGS.has(name)) {
+        const list = (lists[name] ??= []);
+        if (eq > 0) list.push(a.slice(eq + 1));
+        while (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) list.push(argv[++i]!);
+        if (list.length === 0) throw new ConfigError(`flag ${a} needs a value`);
+      } else if (eq > 0) flags[name] = a.slice(eq + 1);
       else {
         const v = argv[i + 1];
         if (v === undefined) throw new ConfigError(`flag ${a} needs a value`);
-        flags[a.slice(2)] = v;
+        flags[name] = v;
         i++;
       }
     } else words.push(a);
   }
-  return { words, flags };
+  return { words, flags, lists };
 }
 
 const DEFAULT_ORIGIN = 'vigil.local/log';
@@ -258,11 +276,20 @@ async function cmdImport(config: Config, dir: string | undefined): Promise<void>
 }
 
 async function main(): Promise<void> {
-  const { words, flags } = parseArgs(process.argv.slice(2));
+  const { words, flags, lists } = parseArgs(process.argv.slice(2));
   const url = flags.url;
   delete flags.url;
   const quorumFlag = flags.quorum;
   delete flags.quorum;
+  const options: AdminOptions = {
+    sealed: lists.sealed,
+    session: flags.session,
+    stream: flags.stream,
+    emitter: flags.emitter,
+    reason: flags.reason,
+    by: flags.by ?? userInfo().username,
+  };
+  for (const k of ['session', 'stream', 'emitter', 'reason', 'by']) delete flags[k];
   const config = loadConfig(process.env, flags);
   const [w0, w1, ...rest] = words;
   switch (w0) {
@@ -301,6 +328,16 @@ async function main(): Promise<void> {
       return cmdImport(config, w1);
     case 'quorum':
       return cmdAdmin(config, { command: 'quorum', args: [w1 ?? quorumFlag ?? ''] });
+    case 'erase':
+      if (w1 !== undefined) throw new ConfigError(USAGE);
+      return cmdAdmin(config, { command: 'erase', args: [], options });
+    case 'retention':
+    case 'hold': {
+      const sub = `${w0} ${w1 ?? ''}` as AdminCommand['command'];
+      const valid = ['retention set', 'retention show', 'hold add', 'hold list', 'hold release'];
+      if (!valid.includes(sub)) throw new ConfigError(USAGE);
+      return cmdAdmin(config, { command: sub, args: rest, options });
+    }
     default:
       console.error(USAGE);
       process.exit(w0 === undefined || w0 === 'help' ? 0 : 2);

@@ -19,8 +19,11 @@ export class TransferError extends Error {
   }
 }
 
-/** How a column is written in a row line: int8 as a decimal string, bytea as base64, time as ISO. */
-export type ColumnType = 'text' | 'int' | 'int8' | 'bytea' | 'timestamptz';
+/**
+ * How a column is written in a row line: int8 as a decimal string, bytea as base64, time as ISO, jsonb
+ * as the JSON value itself (read back as its JSON text, which PostgreSQL parses on insert).
+ */
+export type ColumnType = 'text' | 'int' | 'int8' | 'bytea' | 'timestamptz' | 'jsonb';
 
 export interface TableSpec {
   readonly name: string;
@@ -86,6 +89,8 @@ function decodeValue(type: ColumnType, v: unknown, where: string): unknown {
       const d = typeof v === 'string' ? new Date(v) : undefined;
       return d && !Number.isNaN(d.getTime()) ? d : bad();
     }
+    case 'jsonb':
+      return JSON.stringify(v);
   }
 }
 

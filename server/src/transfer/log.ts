@@ -88,6 +88,56 @@ export const LOG_TABLES: readonly TableSpec[] = [
       ...created,
     },
   },
+  // Sealed values and what belongs to them (DESIGN.md "Readers and sealed payloads"). An export holds
+  // S: it is as confidential as the store it came from.
+  {
+    name: 'operator_actions',
+    key: ['id'],
+    columns: { id: 'int8', kind: 'text', fields: 'jsonb', ...created, record_index: 'int8' },
+  },
+  {
+    name: 'erasures',
+    key: ['sha256'],
+    columns: { sha256: 'text', action_id: 'int8', erased_at: 'timestamptz' },
+  },
+  {
+    name: 'sealed',
+    key: ['sha256'],
+    columns: {
+      sha256: 'text',
+      size: 'int8',
+      bytes: 'bytea',
+      leaf_index: 'int8',
+      emitter: 'text',
+      stream: 'text',
+      session: 'text',
+      received: 'timestamptz',
+    },
+    pageSize: 16,
+  },
+  {
+    name: 'sealed_columns',
+    key: ['leaf_index'],
+    columns: { leaf_index: 'int8', sha256: 'text', tool: 'text', resource_uri: 'text' },
+  },
+  // Readers: the SHA-256 of each token, never a token.
+  {
+    name: 'readers',
+    key: ['name'],
+    columns: { name: 'text', token_sha256: 'text', ...created, revoked_at: 'timestamptz' },
+  },
+  {
+    name: 'holds',
+    key: ['id'],
+    columns: {
+      id: 'text',
+      scope: 'text',
+      target: 'text',
+      reason: 'text',
+      ...created,
+      released_at: 'timestamptz',
+    },
+  },
 ];
 const spec = (name: string): TableSpec => LOG_TABLES.find((t) => t.name === name)!;
 
@@ -364,6 +414,88 @@ export async function importLog(db: Kysely<Database>, dir: string): Promise<LogI
     await sql`select setval('incidents_id_seq', greatest((select max(id) from incidents), 1), (select count(*) > 0 from incidents))`.execute(
       trx,
     );
+    await importSealed(trx, dir, manifest, newest.size);
     return { origin: log.origin, treeSize: newest.size, root: base64Encode(newest.root) };
   });
+}
+
+/**
+ * Loads the sealed tables: operator actions (record indices within the tree), erasures (of a known
+ * action), sealed values (S matching its hash and size, and not erased: an export must not bring an
+ * erased value back), their derived columns (of a loaded value), readers (a token's SHA-256 only) and
+ * holds.
+ */
+async function importSealed(
+  trx: Transaction<Database>,
+  dir: string,
+  manifest: Manifest,
+  treeSize: bigint,
+): Promise<void> {
+  const any = trx as unknown as Transaction<any>;
+  const invalid = (table: string, message: string) =>
+    new TransferError('EXPORT_ROW_INVALID', `${table}.jsonl: ${message}`);
+
+  const actions = new BatchInserter(any, spec('operator_actions'));
+  for await (const row of readTable(dir, manifest, spec('operator_actions'))) {
+    const index = row.record_index as bigint | null;
+    if (index !== null && (index < 0n || index >= treeSize))
+      throw invalid('operator_actions', `action ${String(row.id)} names entry ${index}, beyond the tree`);
+    const fields = JSON.parse(row.fields as string) as unknown;
+    if (typeof fields !== 'object' || fields === null || Array.isArray(fields))
+      throw invalid('operator_actions', `action ${String(row.id)}: fields are not an object`);
+    await actions.add(row);
+  }
+  await actions.flush();
+  await sql`select setval('operator_actions_id_seq', greatest((select max(id) from operator_actions), 1), (select count(*) > 0 from operator_actions))`.execute(
+    trx,
+  );
+
+  const erased = new Set<string>();
+  const erasures = new BatchInserter(any, spec('erasures'));
+  for await (const row of readTable(dir, manifest, spec('erasures'))) {
+    if (!/^[0-9a-f]{64}$/.test(row.sha256 as string))
+      throw invalid('erasures', `${String(row.sha256)} is not a commitment`);
+    erased.add(row.sha256 as string);
+    await erasures.add(row);
+  }
+  // The action each erasure names must exist (the foreign key checks it on insert).
+  await erasures.flush();
+
+  const sealed = new BatchInserter(any, spec('sealed'));
+  for await (const row of readTable(dir, manifest, spec('sealed'))) {
+    const bytes = row.bytes as Uint8Array;
+    if (hexEncode(sha256(bytes)) !== row.sha256 || BigInt(bytes.length) !== row.size)
+      throw new TransferError(
+        'EXPORT_SEALED_INVALID',
+        `sealed value ${String(row.sha256)}: bytes do not match its commitment`,
+      );
+    if (erased.has(row.sha256 as string))
+      throw new TransferError(
+        'EXPORT_SEALED_INVALID',
+        `sealed value ${String(row.sha256)} was erased: the export must not hold it`,
+      );
+    await sealed.add(row);
+  }
+  await sealed.flush();
+
+  const columns = new BatchInserter(any, spec('sealed_columns'));
+  for await (const row of readTable(dir, manifest, spec('sealed_columns'))) await columns.add(row);
+  await columns.flush();
+  const orphan = await sql<{ sha256: string }>`
+    select c.sha256 from sealed_columns c where not exists (select 1 from sealed s where s.sha256 = c.sha256)
+    limit 1`.execute(trx);
+  if (orphan.rows[0])
+    throw invalid('sealed_columns', `a column derived from ${orphan.rows[0].sha256}, which is not exported`);
+
+  const readers = new BatchInserter(any, spec('readers'));
+  for await (const row of readTable(dir, manifest, spec('readers'))) {
+    if (!/^[0-9a-f]{64}$/.test(row.token_sha256 as string))
+      throw invalid('readers', `reader ${String(row.name)}: token_sha256 is not a SHA-256`);
+    await readers.add(row);
+  }
+  await readers.flush();
+
+  const holds = new BatchInserter(any, spec('holds'));
+  for await (const row of readTable(dir, manifest, spec('holds'))) await holds.add(row);
+  await holds.flush();
 }

@@ -2,6 +2,7 @@
 // here) and keeps serving: same checkpoint and root, receipts verify, new submissions extend it. A
 // tampered export (changed entry, dropped line, changed checkpoint, forged cosignature) is refused
 // with the cause named, and the refused import leaves the store empty.
+import { randomBytes } from 'node:crypto';
 import { copyFile, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ import {
   base64Encode,
   formatCheckpoint,
   signNote,
+  sealValue,
+  SALT_SIZE,
 } from '@vigil/client';
 import { createTestStore, storeSkipReason, testStoreKinds, type TestStore } from '../../src/db/testing.js';
 import { migrateToLatest, migrationsFolder } from '../../src/db/migrate.js';
@@ -27,7 +30,7 @@ import type { Database } from '../../src/db/schema.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { runAdminCommand } from '../../src/admin.js';
-import { importLog } from '../../src/transfer/log.js';
+import { importLog, LOG_TABLES } from '../../src/transfer/log.js';
 import { TransferError } from '@vigil/store';
 import { readKeyFile } from '../../src/tlog/signer.js';
 import { ORIGIN, prepareLog, recordStream, serverEnv, spawnNode, SERVER_MAIN } from '../helpers/process.js';
@@ -61,6 +64,51 @@ async function registryEntries(db: Kysely<Database>): Promise<bigint> {
   return BigInt(row.n as string | number | bigint);
 }
 
+/**
+ * Stores a sealed value (and a search column derived from it) as the log does with its entry at
+ * `index`; returns its commitment and S.
+ */
+async function plantSealed(
+  db: Kysely<Database>,
+  index: bigint,
+  session: string,
+): Promise<{ hex: string; bytes: Uint8Array }> {
+  const { ref, bytes } = sealValue({ secret: `value of ${session}` }, randomBytes(SALT_SIZE));
+  const hex = ref.$sealed.sha256;
+  await db
+    .insertInto('sealed')
+    .values({
+      sha256: hex,
+      size: BigInt(bytes.length),
+      bytes,
+      leaf_index: index,
+      emitter: 'em1',
+      stream: '11111111-1111-4111-8111-111111111111',
+      session,
+    })
+    .execute();
+  await db
+    .insertInto('sealed_columns')
+    .values({ leaf_index: index, sha256: hex, tool: 'secret-tool', resource_uri: null })
+    .execute();
+  return { hex, bytes };
+}
+
+/** The tables of sealed values, readers, holds and operator actions, each row as JSON, in key order. */
+async function sealedTables(db: Kysely<Database>): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const spec of LOG_TABLES.slice(LOG_TABLES.findIndex((s) => s.name === 'operator_actions'))) {
+    let q = db.selectFrom(spec.name as keyof Database).selectAll();
+    for (const k of spec.key) q = q.orderBy(k as never);
+    out[spec.name] = (await q.execute()).map((r) =>
+      JSON.stringify(r, (_k, v: unknown) =>
+        typeof v === 'bigint' ? String(v) : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+      ),
+    );
+  }
+  return out;
+}
+
 async function emptyTables(store: TestStore): Promise<string[]> {
   const opened = await store.open<Database>();
   try {
@@ -90,6 +138,7 @@ for (const [from, to] of pairs) {
     const log = await prepareLog(a);
     let checkpointA: string;
     let size: bigint;
+    let sealedA: Record<string, string[]> = {};
     {
       const opened = await a.open<Database>();
       const db = opened.db;
@@ -138,6 +187,38 @@ for (const [from, to] of pairs) {
       t.equal(size, 300n + registry, 'A holds the 300 records and the registry entries');
       t.match(checkpointA, line, 'A serves the cosignature');
       await app.close();
+      // Sealed values (one kept, one erased), a reader (its token's hash), a hold, a retention
+      // setting: all of it moves with the log.
+      await plantSealed(db, 1n, 'kept');
+      const erased = await plantSealed(db, 2n, 'erased');
+      await runAdminCommand(db, {
+        command: 'erase',
+        args: [],
+        options: { sealed: [erased.hex], reason: 'leaked', by: 'alice' },
+      });
+      await db
+        .insertInto('readers')
+        .values({ name: 'auditor', token_sha256: hexEncode(sha256(new TextEncoder().encode('vigil_rt_x'))) })
+        .execute();
+      await runAdminCommand(db, {
+        command: 'hold add',
+        args: [],
+        options: { session: 'kept', reason: 'litigation' },
+      });
+      await runAdminCommand(db, { command: 'retention set', args: ['180d'] });
+      sealedA = await sealedTables(db);
+      t.same(
+        Object.entries(sealedA).map(([name, rows]) => [name, rows.length]),
+        [
+          ['operator_actions', 3],
+          ['erasures', 1],
+          ['sealed', 1],
+          ['sealed_columns', 1],
+          ['readers', 1],
+          ['holds', 1],
+        ],
+        'A holds sealed values, an erasure, a reader, a hold and their actions',
+      );
       await opened.close();
     }
     const exported = await cli(a, ['export', exportDir]);
@@ -182,6 +263,19 @@ for (const [from, to] of pairs) {
       'STORE_NOT_EMPTY',
       'a second import into the same store is refused',
     );
+    t.same(await sealedTables(db), sealedA, 'sealed values, erasures, readers, holds and actions moved');
+    t.equal(
+      (
+        await db
+          .insertInto('operator_actions')
+          .values({ kind: 'x', fields: '{}' })
+          .returning('id')
+          .executeTakeFirstOrThrow()
+      ).id,
+      BigInt(JSON.parse(sealedA.operator_actions!.at(-1)!).id) + 1n,
+      'the action ids continue after the imported ones',
+    );
+    await db.deleteFrom('operator_actions').where('kind', '=', 'x').execute();
     const app = await buildApp(configB, { db, logger: false });
     await app.ready();
     const checkpointB = (await app.inject('/checkpoint')).body;
@@ -239,6 +333,7 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
   });
   const log = await prepareLog(a);
   let size: bigint;
+  let erasedValue: { hex: string; bytes: Uint8Array } = { hex: '', bytes: new Uint8Array() };
   {
     const opened = await a.open<Database>();
     const db = opened.db;
@@ -272,6 +367,13 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
     size = parseCheckpoint(body(note)).size;
     t.equal(size, 15n + (await registryEntries(db)), 'A holds the 15 records and the registry entries');
     await app.close();
+    await plantSealed(db, 3n, 'kept');
+    erasedValue = await plantSealed(db, 4n, 'erased');
+    await runAdminCommand(db, {
+      command: 'erase',
+      args: [],
+      options: { session: 'erased', reason: 'asked', by: 'alice' },
+    });
     await opened.close();
   }
   const good = join(root, 'good');
@@ -447,6 +549,38 @@ t.test('tampered exports are refused, naming the cause, and leave the store empt
       'EXPORT_COSIGNATURE_INVALID',
       new RegExp(`cosignature of witness\\.test/w1 on checkpoint ${size}:`),
     );
+  });
+
+  t.test('a sealed value whose bytes were changed', async (t) => {
+    const err = await attempt('changed-sealed', 'sealed.jsonl', (lines) =>
+      lines.map((l) => {
+        const row = JSON.parse(l) as { bytes: string };
+        const bytes = Buffer.from(row.bytes, 'base64');
+        bytes[bytes.length - 3]! ^= 1;
+        return JSON.stringify({ ...row, bytes: bytes.toString('base64') });
+      }),
+    );
+    await expectRefused(t, err, 'EXPORT_SEALED_INVALID', /bytes do not match its commitment/);
+  });
+
+  t.test('an erased value brought back', async (t) => {
+    const err = await attempt(
+      'erased-sealed',
+      'sealed.jsonl',
+      (lines) => {
+        t.equal(lines.length, 1, 'the export holds the kept value only');
+        const row = JSON.parse(lines[0]!) as Record<string, string>;
+        const back = {
+          ...row,
+          sha256: erasedValue.hex,
+          size: String(erasedValue.bytes.length),
+          bytes: Buffer.from(erasedValue.bytes).toString('base64'),
+        };
+        return [lines[0]!, JSON.stringify(back)].sort();
+      },
+      true,
+    );
+    await expectRefused(t, err, 'EXPORT_SEALED_INVALID', new RegExp(`${erasedValue.hex} was erased`));
   });
 
   t.test('a table this version does not know', async (t) => {
