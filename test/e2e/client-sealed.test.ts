@@ -3,7 +3,9 @@
 // as blobs travel); a reader added with `vigil-server reader add` audits with `--reader-token` (every
 // value opened and matched, the log's access.read records signed by its operator), searches and sees
 // the values; then S of one value is replaced in the database (same size, another salt) and the audit
-// names SEALED_MISMATCH at that entry's index. No output ever holds the token or a planted value.
+// names SEALED_MISMATCH at that entry's index. Then `vigil-server erase` erases another value: the
+// audit lists the log.erasure record (index, reason, by) and finds no problem in the erased value.
+// No output ever holds the token or a planted value.
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +15,7 @@ import { generateKey, parseEntry, randomBytes, sealValue, type Sealed } from '@v
 import { createEmitter, useNodeCrypto } from '@vigil/client/node';
 import { openDatabase } from '@vigil/store';
 import { exits } from '../helpers/audit.js';
-import { runNode, startLog, vigilMain } from '../helpers/log.js';
+import { runNode, serverMain, startLog, until, vigilMain } from '../helpers/log.js';
 
 useNodeCrypto();
 
@@ -23,6 +25,7 @@ interface Report {
   ok: boolean;
   sealed: { opened: boolean; values: number; matched: number; erased: number };
   problems: { code: string; index?: string; message: string }[];
+  erasures: { index: string; reason: string; by: string; target: unknown; count: number; time: string }[];
 }
 
 t.test('audit --reader-token opens every value; a tampered S is SEALED_MISMATCH at its index', async (t) => {
@@ -141,6 +144,45 @@ t.test('audit --reader-token opens every value; a tampered S is SEALED_MISMATCH 
   );
   t.match(report.problems[0]!.message, target.ref.$sealed.sha256);
   t.same(report.sealed, { opened: true, values: 6, matched: 5, erased: 0 });
+
+  // The operator erases the first record's params (a right-to-erasure request).
+  const gone = sealed[0]![0]!;
+  const erase = await runNode(serverMain, [
+    'erase',
+    '--sealed',
+    gone.ref.$sealed.sha256,
+    '--reason',
+    'subject request 7',
+    '--by',
+    'dpo',
+    '--data-dir',
+    log.dataDir,
+  ]);
+  t.equal(erase.code, 0, erase.stderr + erase.stdout);
+  let erasedReport: Report | undefined;
+  await until('the log.erasure record is in the tree and the audit lists it', async () => {
+    const r = await audit('--reader-token', token);
+    outputs.push(r.stdout + r.stderr);
+    erasedReport = JSON.parse(r.stdout) as Report;
+    return erasedReport.erasures.length === 1;
+  });
+  const e = erasedReport!;
+  t.match(e.erasures[0], { reason: 'subject request 7', by: 'dpo', target: { sealed: true }, count: 1 });
+  t.same(e.sealed, { opened: true, values: 6, matched: 4, erased: 1 }, 'erased: not a problem');
+  t.same(
+    e.problems.map((p) => `${p.code}@${p.index ?? '-'}`),
+    [`SEALED_MISMATCH@${index}`],
+    'only the tampered value is a problem',
+  );
+  const text = await runNode(vigilMain, ['audit', '--log', log.url, '--policy', policy], {
+    NO_COLOR: '1',
+    VIGIL_READER_TOKEN: token,
+  });
+  outputs.push(text.stdout + text.stderr);
+  t.match(
+    text.stdout,
+    new RegExp(`${e.erasures[0]!.index}\\s+\\S+\\s+dpo\\s+\\{"sealed":true\\}\\s+1\\s+"subject request 7"`),
+  );
 
   for (const out of outputs) {
     t.notMatch(out, token.slice('vigil_rt_'.length), 'the token is never printed');
