@@ -18,6 +18,7 @@ import { verifyReceipt } from '../receipt/index.js';
 import { formatEntry, type Entry } from '../record.js';
 import { type ReconcileReport, reconcile, recordsFromJsonLines } from '../mcp/reconcile.js';
 import type { JsonObject } from '../mcp/types.js';
+import { withOpenedValues } from './sealed-view.js';
 
 const USAGE = `usage: vigil reconcile A.jsonl B.jsonl [--json]
        vigil reconcile --log URL --policy FILE --a EMITTER --b EMITTER [--since T] [--until T] [--json]
@@ -110,7 +111,10 @@ async function fromLog(
     if (typeof values['since'] === 'string') query.since = values['since'];
     if (typeof values['until'] === 'string') query.until = values['until'];
     if (after !== undefined) query.after = after;
-    const page = await client.search(query);
+    // Each side seals with its own salts: the values are compared, opened (and checked against
+    // their commitments), never the commitments.
+    const page = await client.search(query, { open: client.hasReaderToken });
+    const answer = { sealed: page.sealed ?? new Map(), erased: page.erased ?? new Map() };
     for (const r of page.results) {
       try {
         if (r.entry['emitter'] !== emitter)
@@ -123,7 +127,20 @@ async function fromLog(
             "the log's search answer cannot be trusted",
         );
       }
-      found.push({ index: r.index, record: r.entry['record'] as JsonObject });
+      // Only the JSON-RPC message is compared, so only its sealed parts are opened (`wire` stays the
+      // commitment reconcile already reads it as).
+      const record = r.entry['record'] as JsonObject;
+      const opened = withOpenedValues(record['message'], answer);
+      if (opened.failed.length > 0)
+        throw new UnverifiedResultError(
+          `search result ${r.index}: the sealed value at ${opened.failed.map((f) => (f === '.' ? 'message' : `message.${f}`)).join(', ')} does not match its commitment; ` +
+            "the log's search answer cannot be trusted",
+        );
+      found.push({
+        index: r.index,
+        record:
+          record['message'] === undefined ? record : { ...record, message: opened.record as JsonObject },
+      });
     }
     if (page.next === undefined || page.results.length === 0) break;
     after = page.next;

@@ -85,3 +85,33 @@ export function formatSealedView(v: SealedView, max = 400): string {
       return `${v.path}: [sealed]`;
   }
 }
+
+/**
+ * A copy of `record` with every sealed ref whose S the log sent (and that matches its commitment)
+ * replaced by its value. Refs erased or not sent stay refs. Returns the paths whose S does not match
+ * (the caller must not trust the log's answer then).
+ */
+export function withOpenedValues(
+  record: unknown,
+  answer: SealedAnswer,
+): { record: unknown; failed: string[] } {
+  const failed: string[] = [];
+  const walk = (v: unknown, path: string): unknown => {
+    if (typeof v !== 'object' || v === null) return v;
+    if (isSealedRef(v)) {
+      const bytes = answer.sealed.get(v.$sealed.sha256);
+      if (bytes === undefined) return v;
+      try {
+        return openSealed(v, bytes);
+      } catch {
+        failed.push(path === '' ? '.' : path);
+        return v;
+      }
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}[${i}]`));
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, walk(x, path === '' ? k : `${path}.${k}`)]),
+    );
+  };
+  return { record: walk(record, ''), failed };
+}
