@@ -10,7 +10,11 @@
  *
  * State is saved only when the recomputed root equals the signed root of the checkpoint being
  * audited; a run that finds the tree itself broken leaves the state where it was, so every later
- * run fails the same way until an operator acts.
+ * run fails the same way until an operator acts. *
+ * Sealed values (DESIGN.md "Readers and sealed payloads"): with `openSealed` (the client carries a
+ * reader token) every sealed ref of every newly audited entry is opened and checked, one
+ * `GET /v1/sealed?start&end` per tile (audit/sealed-check.ts). Each such read is itself recorded by the
+ * log as an access.read record, which a later run audits like any other entry.
  */
 import type { LogClient } from '../client.js';
 import { sha256 } from '../crypto.js';
