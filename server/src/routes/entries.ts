@@ -65,7 +65,7 @@ function refCode(type: BlobRef['type']): 'BLOB_INVALID' | 'SEALED_INVALID' {
  * commitment: the sealed bytes S travel beside the record in `blobs` as well (DESIGN.md "Readers and
  * sealed payloads"), checked the same way; the type decides where they are stored.
  */
-export function blobRefs(value: unknown, out: BlobRef[]): void {
+function blobRefs(value: unknown, out: BlobRef[]): void {
   if (Array.isArray(value)) {
     for (const v of value) blobRefs(v, out);
     return;
@@ -104,8 +104,11 @@ export function blobRefs(value: unknown, out: BlobRef[]): void {
   for (const v of Object.values(obj)) blobRefs(v, out);
 }
 
-/** The canonical start of every sealed value S (`{"salt":"`), for bytes that arrive without a ref. */
-const SEALED_PREFIX = '{"salt":"';
+/**
+ * The base64 of `{"salt":"`, the canonical start of every sealed value S (9 bytes, 12 characters):
+ * bytes that arrive without a reference are named a sealed value by it.
+ */
+const SEALED_PREFIX_BASE64 = base64EncodeFast(utf8('{"salt":"'));
 
 /** A search column value; a string a text column cannot hold is left out (the entry keeps it). */
 function optionalString(v: unknown): string | null {
@@ -272,9 +275,7 @@ export async function entriesRoutes(app: FastifyInstance, ctx: RouteContext): Pr
         for (const [h, b64] of Object.entries(supplied)) {
           if (!typeOf.has(h))
             throw new HttpError(
-              b64.startsWith(base64EncodeFast(utf8(SEALED_PREFIX)).slice(0, 12))
-                ? 'SEALED_INVALID'
-                : 'BLOB_INVALID',
+              b64.startsWith(SEALED_PREFIX_BASE64) ? 'SEALED_INVALID' : 'BLOB_INVALID',
               `${where}: ${h} is supplied but not referenced`,
             );
         }

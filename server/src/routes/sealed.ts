@@ -88,6 +88,8 @@ export async function recordAccess(
   revealed: string[],
 ): Promise<void> {
   if (revealed.length === 0) return;
+  // A HEAD answer has no body: it would be recorded as a read of values it never carried.
+  if (request.method !== 'GET') throw new HttpError('REQUEST_MALFORMED', 'sealed values are read with GET');
   // The record holds the query as given: each parameter once, and short enough for one entry.
   const query: Record<string, string> = {};
   let length = 0;

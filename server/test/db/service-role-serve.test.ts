@@ -4,7 +4,15 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import t from 'tap';
 import { createTestStore, storeSkipReason } from '../../src/db/testing.js';
-import { prepareLog, recordStream, startServer, stopChild, type Child } from '../helpers/process.js';
+import { base64Encode, sealValue } from '@vigil/client';
+import {
+  addReader,
+  prepareLog,
+  recordStream,
+  startServer,
+  stopChild,
+  type Child,
+} from '../helpers/process.js';
 
 const skip = storeSkipReason('postgres');
 t.test('serve as a login role with the service grants only', skip ? { skip } : {}, async (t) => {
@@ -21,6 +29,7 @@ t.test('serve as a login role with the service grants only', skip ? { skip } : {
     await admin.end();
   });
   const log = await prepareLog(store);
+  const reader = await addReader(store);
   await admin.connect();
   await admin.query(`create role ${role} login password 'test-only' in role vigil_service`);
   const { rows } = await admin.query<{ rolsuper: boolean }>(
@@ -50,6 +59,20 @@ t.test('serve as a login role with the service grants only', skip ? { skip } : {
   const checkpoint = await (await fetch(`${base}/checkpoint`)).text();
   t.ok(checkpoint.startsWith(`test.example/log\n${size}\n`), `the checkpoint covers them: size ${size}`);
 
+  // Sealed values: stored by the sequencer, read by a reader after the access.read record.
+  const sealed = sealValue('a secret', randomBytes(16));
+  const hex = sealed.ref.$sealed.sha256;
+  const [sub] = stream.next(1, { w: sealed.ref });
+  const withSealed = await fetch(`${base}/v1/entries`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ entries: [{ ...sub, blobs: { [hex]: base64Encode(sealed.bytes) } }] }),
+  });
+  t.equal(withSealed.status, 200, 'the service role stores sealed values');
+  const read = await fetch(`${base}/v1/sealed/${hex}`, { headers: { authorization: `Bearer ${reader}` } });
+  t.equal(read.status, 200, 'and records the read of a reader');
+  t.same(new Uint8Array(await read.arrayBuffer()), sealed.bytes);
+
   const service = new pg.Client({ connectionString: url.toString() });
   live.service = service;
   await service.connect();
@@ -60,6 +83,9 @@ t.test('serve as a login role with the service grants only', skip ? { skip } : {
     "insert into kysely_migration (name, timestamp) values ('x', 'y')",
     'create table scratch (x int)',
     'drop table entries',
+    'update readers set revoked_at = null',
+    "insert into readers (name, token_sha256) values ('mallory', 'x')",
+    'delete from erasures',
   ]) {
     await t.rejects(service.query(statement), `the service role cannot: ${statement}`);
   }

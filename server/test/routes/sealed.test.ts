@@ -48,7 +48,7 @@ forEachStore(t, async (t, store) => {
   const bob = tokenOf(await runAdminCommand(db, { command: 'reader add', args: ['bob'] }));
   const config = loadConfig(
     {},
-    { 'data-dir': store.dataDir, 'rate-address': '0', 'max-body-bytes': '4000000' },
+    { 'data-dir': store.dataDir, 'rate-address': '0', 'max-body-bytes': '6000000' },
   );
   let failCommits = false;
   const output: string[] = [];
@@ -194,7 +194,10 @@ forEachStore(t, async (t, store) => {
       const foreign = tokenOf(await runAdminCommand(otherDb, { command: 'reader add', args: ['alice'] }));
       const revoked = tokenOf(await runAdminCommand(db, { command: 'reader add', args: ['carol'] }));
       await runAdminCommand(db, { command: 'reader revoke', args: ['carol'] });
+      // What main.ts does on the admin NOTIFY: forget cached readers, append the actions now.
       app.vigil.tlog.invalidate();
+      app.vigil.sequencer.syncOperatorActions();
+      await app.vigil.sequencer.flush();
       const before = await size();
       const urls = [
         `/v1/sealed/${hex(params)}`,
@@ -254,6 +257,8 @@ forEachStore(t, async (t, store) => {
         sealed: [hex(params)],
       },
     );
+    const head = await app.inject({ method: 'HEAD', url: `/v1/sealed/${hex(params)}`, headers: as(alice) });
+    t.equal(head.statusCode, 400, 'HEAD reveals nothing and is not recorded');
     const missing = await app.inject({ url: `/v1/sealed/${'0'.repeat(64)}`, headers: as(alice) });
     t.equal(missing.statusCode, 404);
     t.equal(missing.json().code, 'SEALED_NOT_FOUND');
@@ -263,7 +268,9 @@ forEachStore(t, async (t, store) => {
   });
 
   await t.test('an erased value: 410 ERASED with the index of the log.erasure record', async (t) => {
-    // What `vigil-server erase` does: the action and erasures rows, the bytes deleted.
+    // What `vigil-server erase` does: the action and erasures rows, the bytes deleted. The log appends
+    // the erasure record at its next sync (periodic, or the one this request asks for).
+    const before = await size();
     await db.transaction().execute(async (trx) => {
       const action = await insertOperatorAction(trx, 'log.erasure', {
         reason: 'test',
@@ -278,14 +285,14 @@ forEachStore(t, async (t, store) => {
         .execute();
       await trx.deleteFrom('sealed').where('sha256', '=', hex(doomed)).execute();
     });
-    const before = await size();
     const res = await app.inject({ url: `/v1/sealed/${hex(doomed)}`, headers: as(alice) });
     t.equal(res.statusCode, 410);
     const body = res.json() as { code: string; index: string };
     t.equal(body.code, 'ERASED');
-    t.equal(body.index, before.toString(), 'the erasure record, appended for this request');
+    t.equal(body.index, before.toString(), 'the erasure record, the one record since');
     const erasure = await entryAt(BigInt(body.index));
     t.equal(erasure.record.kind, 'log.erasure');
+    t.same(erasure.record.commitments, [hex(doomed)]);
     t.equal(erasure.emitter, OPERATOR);
     t.equal(await size(), before + 1n, 'no access record: nothing revealed');
   });
@@ -293,7 +300,7 @@ forEachStore(t, async (t, store) => {
   await t.test('GET /v1/sealed?start&end: every value of the range, one record', async (t) => {
     const before = await size();
     const res = await app.inject({ url: `/v1/sealed?start=${i1}&end=${iPlain + 1n}`, headers: as(bob) });
-    t.equal(res.statusCode, 200, res.body);
+    t.equal(res.statusCode, 200, `status ${res.statusCode}`);
     const body = res.json() as { sealed: Record<string, string>; erased: Record<string, string> };
     t.same(body.sealed, {
       [hex(params)]: base64Encode(params.bytes),
@@ -370,7 +377,7 @@ forEachStore(t, async (t, store) => {
       t.notOk(plain.body.includes(MARKER), 'no value without open');
       t.equal(await size(), before, 'a search without open reveals nothing and is not recorded');
       const res = await app.inject({ url: `/v1/search?emitter=em1&open=1`, headers: as(alice) });
-      t.equal(res.statusCode, 200, res.body);
+      t.equal(res.statusCode, 200, `status ${res.statusCode}`);
       const body = res.json() as {
         entries: { index: string }[];
         sealed: Record<string, string>;
@@ -455,11 +462,14 @@ forEachStore(t, async (t, store) => {
 
   await t.test('S never appears in entries, tiles, receipts, blobs or the server log', async (t) => {
     const n = await size();
-    const needles = [
-      MARKER,
-      ...[params, result, toolName, doomed].map((s) => base64Encode(s.bytes)),
-      alice,
-      bob,
+    const needles: [string, string][] = [
+      ['the marker', MARKER],
+      ...[params, result, toolName, doomed].map((s, i): [string, string] => [
+        `value ${i} (base64)`,
+        base64Encode(s.bytes),
+      ]),
+      ["alice's token", alice],
+      ["bob's token", bob],
     ];
     const bodies: string[] = [];
     for (let i = 0n; i < n; i++) {
@@ -474,13 +484,52 @@ forEachStore(t, async (t, store) => {
     }
     const rows = await sql<{ n: string }>`select count(*)::text as n from blobs`.execute(db);
     t.equal(rows.rows[0]!.n, '0', 'the public blobs table holds nothing');
-    for (const needle of needles) {
+    for (const [what, needle] of needles) {
       t.notOk(
         bodies.some((b) => b.includes(needle)),
-        `no public answer holds ${needle.slice(0, 12)}...`,
+        `no public answer holds ${what}`,
       );
-      t.notOk(output.join('').includes(needle), `the server log does not hold ${needle.slice(0, 12)}...`);
+      t.notOk(output.join('').includes(needle), `the server log does not hold ${what}`);
     }
     t.ok(output.length > 0, 'the server did log');
+  });
+
+  await t.test('an answer carries at most 32 MiB of sealed values', async (t) => {
+    // Nine values of 3.8 MB: 34.2 MB, past the budget of 33,554,432 bytes; eight fit.
+    const big = Array.from({ length: 9 }, (_, i) => sealValue(`${i}`.repeat(3_800_000), randomBytes(16)));
+    const first = await submit({ big: big[0]!.ref }, [big[0]!]);
+    for (const b of big.slice(1)) await submit({ big: b.ref }, [b]);
+    const before = await size();
+    const all = await app.inject({ url: `/v1/sealed?start=${first}&end=${first + 9n}`, headers: as(alice) });
+    t.equal(all.statusCode, 400);
+    t.equal(all.json().code, 'RANGE_TOO_LARGE');
+    t.equal(await size(), before, 'refused before anything is read or recorded');
+    const part = await app.inject({ url: `/v1/sealed?start=${first}&end=${first + 8n}`, headers: as(alice) });
+    t.equal(part.statusCode, 200);
+    t.equal(Object.keys((part.json() as { sealed: object }).sealed).length, 8);
+    // A search stops before the value that would pass the budget, with next to go on from.
+    const page = await app.inject({ url: `/v1/search?emitter=em1&open=1`, headers: as(alice) });
+    t.equal(page.statusCode, 200);
+    const body = page.json() as {
+      entries: { index: string }[];
+      next?: string;
+      sealed: Record<string, string>;
+    };
+    t.same(
+      body.entries.map((e) => e.index),
+      Array.from({ length: 8 }, (_, i) => String(first + 8n - BigInt(i))),
+      'the newest eight',
+    );
+    t.equal(body.next, String(first + 1n));
+    t.equal(Object.keys(body.sealed).length, 8);
+    const rest = await app.inject({
+      url: `/v1/search?emitter=em1&open=1&after=${body.next}`,
+      headers: as(alice),
+    });
+    t.equal(
+      (rest.json() as { entries: { index: string }[] }).entries[0]!.index,
+      String(first),
+      'paging goes on',
+    );
   });
 });
