@@ -6,13 +6,14 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import { generateKey, hexEncode, sealValue, sha256 } from '@vigil/client';
 import { createTestStore, forEachStore, postgresSkipReason, type TestStore } from '../src/db/testing.js';
 import { migrateToLatest, migrationsFolder } from '../src/db/migrate.js';
 import type { Database } from '../src/db/schema.js';
 import { runAdminCommand, type AdminOptions } from '../src/admin.js';
-import { parseDuration } from '../src/erasure.js';
+import { eraseAndVacuum, parseDuration } from '../src/erasure.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { initLog } from '../src/tlog/signer.js';
@@ -41,23 +42,26 @@ async function plant(
   const sealed = sealValue({ note: `the secret is ${marker}` }, randomBytes(16));
   const hex = sealed.ref.$sealed.sha256;
   const index = nextIndex++;
-  await db
-    .insertInto('sealed')
-    .values({
-      sha256: hex,
-      size: BigInt(sealed.bytes.length),
-      bytes: sealed.bytes,
-      leaf_index: index,
-      emitter: where.emitter ?? 'em1',
-      stream: where.stream ?? 'stream-a',
-      session: where.session ?? null,
-      ...(where.received ? { received: where.received } : {}),
-    })
-    .execute();
-  await db
-    .insertInto('sealed_columns')
-    .values({ leaf_index: index, sha256: hex, tool: `tool-${marker}`, resource_uri: null })
-    .execute();
+  // One transaction: a retention run going on meanwhile sees the value with its column or not at all.
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('sealed')
+      .values({
+        sha256: hex,
+        size: BigInt(sealed.bytes.length),
+        bytes: sealed.bytes,
+        leaf_index: index,
+        emitter: where.emitter ?? 'em1',
+        stream: where.stream ?? 'stream-a',
+        session: where.session ?? null,
+        ...(where.received ? { received: where.received } : {}),
+      })
+      .execute();
+    await trx
+      .insertInto('sealed_columns')
+      .values({ leaf_index: index, sha256: hex, tool: `tool-${marker}`, resource_uri: null })
+      .execute();
+  });
   return { hex, marker };
 }
 
@@ -468,4 +472,36 @@ t.test('pg_dump holds no byte of an erased value', dumpSkip ? { skip: dumpSkip }
   t.ok(found(dump()).length >= 2, 'the dump holds the marker before (the value as hex, the column)');
   t.match(await erase(db, { session: 'dumped', reason: 'r' }), /^erased 1 sealed value;/);
   t.same(found(dump()), [], 'the dump holds no form of it after');
+});
+
+// Retention runs inside the log, which connects to an external PostgreSQL as the migration's service
+// role: that role must be able to erase (delete the values, insert the action, the erasure marks and
+// a commitments blob); its VACUUM of tables it does not own is a warning, not a failure.
+t.test('the service role can erase (retention in the log)', dumpSkip ? { skip: dumpSkip } : {}, async (t) => {
+  const store = await createTestStore('postgres');
+  t.teardown(() => store.cleanup());
+  const { db } = await store.open<Database>();
+  await migrateToLatest(db, migrationsFolder('log'));
+  const old = new Date(Date.now() - 2 * DAY);
+  await sql`insert into sealed (sha256, size, bytes, session, received)
+    select encode(sha256(b), 'hex'), length(b), b, 'svc', ${old}
+    from (select convert_to('svc' || i, 'UTF8') as b from generate_series(1, 501) i) x`.execute(db);
+  const kept = await plant(db, { session: 'svc-young' });
+  const service = new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: new pg.Pool({ connectionString: store.databaseUrl, max: 2, options: '-c role=vigil_service' }),
+    }),
+  });
+  t.teardown(() => service.destroy());
+  const role = await sql<{ r: string }>`select current_user as r`.execute(service);
+  t.equal(role.rows[0]!.r, 'vigil_service', 'connected as the service role');
+  const r = await eraseAndVacuum(
+    service,
+    { olderThan: new Date(Date.now() - DAY) },
+    { reason: 'retention 1d', by: 'retention', target: { retention: '1d' }, held: 'skip' },
+  );
+  t.match(r, { kind: 'erased', count: 501 }, 'the service role erased the old values');
+  t.equal((await sealedLeft(db, [kept.hex])).length, 2, 'the young value stays');
+  const left = await db.selectFrom('sealed').select('sha256').where('session', '=', 'svc').execute();
+  t.equal(left.length, 0);
 });

@@ -33,7 +33,15 @@ import { runAdminCommand } from '../../src/admin.js';
 import { importLog, LOG_TABLES } from '../../src/transfer/log.js';
 import { TransferError } from '@vigil/store';
 import { readKeyFile } from '../../src/tlog/signer.js';
-import { ORIGIN, prepareLog, recordStream, serverEnv, spawnNode, SERVER_MAIN } from '../helpers/process.js';
+import {
+  eventually,
+  ORIGIN,
+  prepareLog,
+  recordStream,
+  serverEnv,
+  spawnNode,
+  SERVER_MAIN,
+} from '../helpers/process.js';
 
 const WITNESS = generateKey('witness.test/w1');
 const kinds = testStoreKinds().filter((k) => storeSkipReason(k) === undefined);
@@ -139,6 +147,7 @@ for (const [from, to] of pairs) {
     let checkpointA: string;
     let size: bigint;
     let sealedA: Record<string, string[]> = {};
+    let readerToken = '';
     {
       const opened = await a.open<Database>();
       const db = opened.db;
@@ -171,6 +180,34 @@ for (const [from, to] of pairs) {
         await post(stream.next(100));
         await post(stream.next(49, { method: 'tools/call', tool: 'echo' }));
       }
+      // Sealed values (one kept, one erased), a reader (its token's hash), a hold, a retention
+      // setting: all of it moves with the log. The log appends their operator actions before the
+      // last records, so the exported tree holds them.
+      await plantSealed(db, 1n, 'kept');
+      const erased = await plantSealed(db, 2n, 'erased');
+      await runAdminCommand(db, {
+        command: 'erase',
+        args: [],
+        options: { sealed: [erased.hex], reason: 'leaked', by: 'alice' },
+      });
+      readerToken = (await runAdminCommand(db, { command: 'reader add', args: ['auditor'] }))
+        .split('\n')
+        .at(-1)!;
+      await runAdminCommand(db, {
+        command: 'hold add',
+        args: [],
+        options: { session: 'kept', reason: 'litigation' },
+      });
+      await runAdminCommand(db, { command: 'retention set', args: ['180d'] });
+      app.vigil.sequencer.syncOperatorActions();
+      await eventually(async () => {
+        const pending = await db
+          .selectFrom('operator_actions')
+          .select('id')
+          .where('record_index', 'is', null)
+          .execute();
+        return pending.length === 0 ? true : undefined;
+      });
       const last = await post(s1.next(1));
       const line = cosign(last.checkpoint, WITNESS.signerKey, 1_800_000_000n);
       const res = await app.inject({
@@ -187,30 +224,11 @@ for (const [from, to] of pairs) {
       t.equal(size, 300n + registry, 'A holds the 300 records and the registry entries');
       t.match(checkpointA, line, 'A serves the cosignature');
       await app.close();
-      // Sealed values (one kept, one erased), a reader (its token's hash), a hold, a retention
-      // setting: all of it moves with the log.
-      await plantSealed(db, 1n, 'kept');
-      const erased = await plantSealed(db, 2n, 'erased');
-      await runAdminCommand(db, {
-        command: 'erase',
-        args: [],
-        options: { sealed: [erased.hex], reason: 'leaked', by: 'alice' },
-      });
-      await db
-        .insertInto('readers')
-        .values({ name: 'auditor', token_sha256: hexEncode(sha256(new TextEncoder().encode('vigil_rt_x'))) })
-        .execute();
-      await runAdminCommand(db, {
-        command: 'hold add',
-        args: [],
-        options: { session: 'kept', reason: 'litigation' },
-      });
-      await runAdminCommand(db, { command: 'retention set', args: ['180d'] });
       sealedA = await sealedTables(db);
       t.same(
         Object.entries(sealedA).map(([name, rows]) => [name, rows.length]),
         [
-          ['operator_actions', 3],
+          ['operator_actions', 4],
           ['erasures', 1],
           ['sealed', 1],
           ['sealed_columns', 1],
@@ -235,6 +253,10 @@ for (const [from, to] of pairs) {
     for (const file of await readdir(exportDir)) {
       const text = await readFile(join(exportDir, file), 'utf8');
       t.notOk(text.includes(log.signerKey) || text.includes(operatorKey.signerKey), `${file} holds no key`);
+      t.ok(
+        readerToken.startsWith('vigil_rt_') && !text.includes(readerToken),
+        `${file} holds no reader token`,
+      );
     }
 
     t.equal((await cli(b, ['migrate'])).code, 0, 'B migrated');
