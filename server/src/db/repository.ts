@@ -137,6 +137,16 @@ export async function insertBlobs(
   }
 }
 
+/** Which of these blob hashes are not stored. */
+export async function missingBlobs(db: Db, hashes: readonly string[]): Promise<string[]> {
+  const stored = new Set<string>();
+  for (const part of chunks([...new Set(hashes)], 500)) {
+    const rows = await db.selectFrom('blobs').select('sha256').where('sha256', 'in', part).execute();
+    for (const r of rows) stored.add(r.sha256);
+  }
+  return hashes.filter((h) => !stored.has(h));
+}
+
 export async function getBlob(db: Db, sha256: string): Promise<Uint8Array | undefined> {
   const row = await db.selectFrom('blobs').select('bytes').where('sha256', '=', sha256).executeTakeFirst();
   return row?.bytes;

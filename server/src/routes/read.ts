@@ -21,7 +21,7 @@ import {
 } from '../db/repository.js';
 import { parseIndex, type RouteContext } from './context.js';
 import { readerOf } from './readers.js';
-import { openValues, recordAccess, sealedRefsOf } from './sealed.js';
+import { SEALED_BUDGET_BYTES, SEALED_RANGE_MAX, openValues, recordAccess, sealedRefsOf } from './sealed.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -211,6 +211,8 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
         searchMaxLimit: 1000,
         searchMaxBytes: ctx.config.searchMaxBytes,
         searchConcurrency: ctx.config.searchConcurrency,
+        sealedRangeMax: SEALED_RANGE_MAX,
+        sealedMaxBytes: SEALED_BUDGET_BYTES,
       },
     };
   });

@@ -61,6 +61,7 @@ import {
   listCheckpointsDesc,
   listEmitters,
   listPendingOperatorActions,
+  missingBlobs,
   setOperatorActionIndex,
   type Db,
   type NewSealedColumns,
@@ -543,10 +544,17 @@ export class Sequencer {
       if (pending.length === ACTIONS_PER_CYCLE) this.#actionsWanted = true;
       for (const a of pending) {
         const fields = { ...(a.fields as Record<string, unknown>), kind: a.kind };
-        const why =
+        let why =
           typeof a.fields === 'object' && a.fields !== null && !Array.isArray(a.fields)
             ? operatorRecordProblem({ fields })
             : 'fields are not a json object';
+        // An action cannot carry bytes: its $blob refs must be stored already (the command that
+        // wrote the action stores them in the same transaction), or the record would name nothing.
+        if (why === undefined) {
+          const refs = blobHashesOf(fields);
+          const missing = refs.length > 0 ? await missingBlobs(db, refs) : [];
+          if (missing.length > 0) why = `blob ${missing[0]} is not stored`;
+        }
         if (why !== undefined) {
           if (!this.#badActions.has(a.id)) {
             this.#badActions.add(a.id);
@@ -1079,6 +1087,18 @@ function operatorRecordProblem(item: OperatorRecord): string | undefined {
     if (hexEncode(sha256(bytes)) !== hex) return `blob ${hex} does not hash to its name`;
   }
   return undefined;
+}
+
+/** The hashes of every `{"$blob":{"sha256","size"}}` reference in a value. */
+function blobHashesOf(value: unknown, out: string[] = []): string[] {
+  if (Array.isArray(value)) {
+    for (const v of value) blobHashesOf(v, out);
+  } else if (value !== null && typeof value === 'object') {
+    const ref = (value as { $blob?: { sha256?: unknown } }).$blob;
+    if (Object.keys(value).length === 1 && typeof ref?.sha256 === 'string') out.push(ref.sha256);
+    else for (const v of Object.values(value)) blobHashesOf(v, out);
+  }
+  return out;
 }
 
 /**

@@ -500,6 +500,12 @@ forEachStore(t, async (t, store) => {
     const first = await submit({ big: big[0]!.ref }, [big[0]!]);
     for (const b of big.slice(1)) await submit({ big: b.ref }, [b]);
     const before = await size();
+    const info = (await app.inject({ url: '/v1/log' })).json() as { limits: Record<string, number> };
+    t.same(
+      [info.limits.sealedRangeMax, info.limits.sealedMaxBytes],
+      [1000, 32 * 1024 * 1024],
+      '/v1/log says so',
+    );
     const all = await app.inject({ url: `/v1/sealed?start=${first}&end=${first + 9n}`, headers: as(alice) });
     t.equal(all.statusCode, 400);
     t.equal(all.json().code, 'RANGE_TOO_LARGE');

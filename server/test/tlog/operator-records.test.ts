@@ -126,6 +126,34 @@ forEachStore(t, async (t, store) => {
     t.equal(await size(), before + 1n, 'a second sync appends nothing');
   });
 
+  await t.test(
+    'an action naming a blob that is not stored stays pending; once stored it is appended',
+    async (t) => {
+      const before = await size();
+      const bytes = utf8('["' + 'b'.repeat(64) + '"]');
+      const hex = hexEncode(sha256(bytes));
+      const id = await insertOperatorAction(db, 'test.blob', {
+        list: { $blob: { sha256: hex, size: bytes.length } },
+      });
+      app.vigil.sequencer.syncOperatorActions();
+      await app.vigil.sequencer.flush();
+      t.equal(await size(), before, 'not appended');
+      await db
+        .insertInto('blobs')
+        .values({ sha256: hex, size: BigInt(bytes.length), bytes })
+        .execute();
+      app.vigil.sequencer.syncOperatorActions();
+      await app.vigil.sequencer.flush();
+      t.equal(await size(), before + 1n, 'appended once its blob is stored');
+      const row = await db
+        .selectFrom('operator_actions')
+        .select('record_index')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      t.equal(row.record_index, before);
+    },
+  );
+
   await t.test('pending actions survive a restart and are not appended twice', async (t) => {
     await app.close();
     const before = (await db.selectFrom('tree_heads').select('tree_size').executeTakeFirstOrThrow())
