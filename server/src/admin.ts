@@ -64,10 +64,12 @@ export interface AdminOptions {
   reason?: string | undefined;
   /** Who runs the erasure (main.ts: the OS user name unless --by). */
   by?: string | undefined;
+  /** erase --vacuum-full: rewrite the sealed tables so no freed page keeps the bytes (locks them). */
+  vacuumFull?: boolean | undefined;
 }
 
 const ERASE_USAGE =
-  'usage: erase (--sealed <hex>... | --session <id> | --stream <id>) --reason <text> [--by <name>]';
+  'usage: erase (--sealed <hex>... | --session <id> | --stream <id>) --reason <text> [--by <name>] [--vacuum-full]';
 const HOLD_USAGE = 'usage: hold add (--session <id> | --stream <id> | --emitter <name>) --reason <text>';
 
 /** The one scope among the given flags, or a usage error. */
@@ -96,7 +98,12 @@ async function erase(db: Kysely<Database>, o: AdminOptions): Promise<string> {
     sel = scope === 'session' ? { session: id } : { stream: id };
     target = { [scope]: id };
   }
-  const r = await eraseAndVacuum(db, sel, { reason: o.reason, by: o.by, target, held: 'refuse' });
+  const r = await eraseAndVacuum(
+    db,
+    sel,
+    { reason: o.reason, by: o.by, target, held: 'refuse' },
+    o.vacuumFull === true,
+  );
   switch (r.kind) {
     case 'held':
       throw new Error(

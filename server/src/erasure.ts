@@ -29,15 +29,17 @@ export function isCommitmentHex(text: string): boolean {
 
 /**
  * Erases a selection and, when something was erased, VACUUMs the sealed tables (after the commit, so
- * the deleted tuples are dead to every snapshot). The caller notifies the log.
+ * the deleted tuples are dead to every snapshot); `vacuumFull` rewrites them (see vacuumSealed). The
+ * caller notifies the log.
  */
 export async function eraseAndVacuum(
   db: Kysely<Database>,
   sel: SealedSelection,
   req: Parameters<typeof eraseSealed>[2],
+  vacuumFull = false,
 ): Promise<ErasureResult> {
   const result = await eraseSealed(db, sel, req);
-  if (result.kind === 'erased') await vacuumSealed(db);
+  if (result.kind === 'erased') await vacuumSealed(db, vacuumFull);
   return result;
 }
 

@@ -34,7 +34,7 @@ const USAGE = `usage: vigil-server <command> [flags]
   witness add <name> <vkey> [--url <prefix>] | witness list | witness remove <name>
   quorum <k>
   reader add <name>          print a new reader token (only now) | reader list | reader revoke <name>
-  erase (--sealed <hex>... | --session <id> | --stream <id>) --reason <text> [--by <name>]
+  erase (--sealed <hex>... | --session <id> | --stream <id>) --reason <text> [--by <name>] [--vacuum-full]
   retention set <duration>|off (30m, 12h, 180d) | retention show
   hold add (--session <id> | --stream <id> | --emitter <name>) --reason <text> | hold list | hold release <id>
   export <dir>               write the whole log to a new directory (manifest + JSON Lines)
@@ -46,6 +46,8 @@ flags: --data-dir --host --port --database-url --tls-cert --tls-key --log-level 
 
 /** Flags that take every following word up to the next flag (`--sealed <hex>...`). */
 const LIST_FLAGS = new Set(['sealed']);
+/** Flags without a value (`--vacuum-full`): present means "true". */
+const SWITCH_FLAGS = new Set(['vacuum-full']);
 
 function parseArgs(argv: string[]): {
   words: string[];
@@ -64,7 +66,10 @@ function parseArgs(argv: string[]): {
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
       const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-      if (LIST_FLAGS.has(name)) {
+      if (SWITCH_FLAGS.has(name)) {
+        if (eq > 0) throw new ConfigError(`flag --${name} takes no value`);
+        flags[name] = 'true';
+      } else if (LIST_FLAGS.has(name)) {
         const list = (lists[name] ??= []);
         if (eq > 0) list.push(a.slice(eq + 1));
         while (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) list.push(argv[++i]!);
@@ -288,8 +293,9 @@ async function main(): Promise<void> {
     emitter: flags.emitter,
     reason: flags.reason,
     by: flags.by ?? userInfo().username,
+    vacuumFull: flags['vacuum-full'] === 'true',
   };
-  for (const k of ['session', 'stream', 'emitter', 'reason', 'by']) delete flags[k];
+  for (const k of ['session', 'stream', 'emitter', 'reason', 'by', 'vacuum-full']) delete flags[k];
   const config = loadConfig(process.env, flags);
   const [w0, w1, ...rest] = words;
   switch (w0) {

@@ -138,12 +138,24 @@ export async function eraseSealed(
 }
 
 /**
- * VACUUMs the sealed tables so deleted bytes leave their pages (and TOAST) for reuse; runs outside a
- * transaction. A role that does not own the tables gets a warning from PostgreSQL, not an error, and
- * autovacuum does it later.
+ * VACUUMs and ANALYZEs the sealed tables; runs outside a transaction. ANALYZE replaces the planner
+ * statistics (pg_statistic keeps sample values of each column: S of small values, derived tool names)
+ * with ones computed from the values that are left. Plain VACUUM frees the deleted tuples' space for
+ * reuse without locking out writers, but their bytes can stay in that free space (seen in a one-entry
+ * index page) until it is reused. `full` rewrites the tables and their indexes into new files (the old
+ * files are removed) and holds an exclusive lock on them meanwhile: every submission with sealed
+ * values and every reader waits. A role that does not own the tables gets a warning from PostgreSQL,
+ * not an error (autovacuum does the plain one later). The old statistics rows are dead tuples of
+ * pg_statistic until it is vacuumed too (here, when the role may; else by autovacuum).
  */
-export async function vacuumSealed(db: Kysely<Database>): Promise<void> {
-  await sql`vacuum sealed, sealed_columns`.execute(db);
+export async function vacuumSealed(db: Kysely<Database>, full = false): Promise<void> {
+  if (full) {
+    await sql`vacuum (full, analyze) sealed, sealed_columns`.execute(db);
+    await sql`vacuum full pg_catalog.pg_statistic`.execute(db);
+  } else {
+    await sql`vacuum (analyze) sealed, sealed_columns`.execute(db);
+    await sql`vacuum pg_catalog.pg_statistic`.execute(db);
+  }
 }
 
 function holdFromRow(r: {

@@ -1,6 +1,7 @@
 // Scans every column of every table of a database for a planted marker: the plain text, its hex (how
-// bytea reads as text) and its base64 at each of the three alignments. Tests of erasure use it to show
-// that no byte of an erased value is left anywhere a query can reach.
+// bytea reads as text) and its base64 at each of the three alignments; and the planner's statistics,
+// which keep sample values of columns. Tests of erasure use it to show that no byte of an erased value
+// is left anywhere a query can reach.
 import { sql, type Kysely } from 'kysely';
 
 /** The forms the marker can take in a column read as text. */
@@ -36,6 +37,17 @@ export async function markerHits(db: Kysely<any>, marker: string): Promise<strin
         sql` or `,
       )}`.execute(db);
     if (BigInt(r.rows[0]!.n) > 0n) hits.push(`${c.table_schema}.${c.table_name}.${c.column_name}`);
+  }
+  // The planner's sample values (not in information_schema; readable by a superuser, as tests are).
+  for (let slot = 1; slot <= 5; slot++) {
+    const values = sql`${sql.ref(`stavalues${slot}`)}::text`;
+    const r = await sql<{ n: string }>`
+      select count(*) as n from pg_catalog.pg_statistic
+      where ${sql.join(
+        forms.map((f) => sql`strpos(lower(${values}), lower(${f})) > 0`),
+        sql` or `,
+      )}`.execute(db);
+    if (BigInt(r.rows[0]!.n) > 0n) hits.push(`pg_catalog.pg_statistic.stavalues${slot}`);
   }
   return hits;
 }
