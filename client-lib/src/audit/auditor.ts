@@ -279,6 +279,12 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   }
 
   const info = await client.logInfo();
+  // The most bytes of S the log sends in one range answer, when it says (ranges are split to fit).
+  const listedBudget = info.limits.sealedMaxBytes;
+  const sealedBudget =
+    typeof listedBudget === 'number' && Number.isSafeInteger(listedBudget) && listedBudget > 0
+      ? listedBudget
+      : undefined;
   const known = new Set((state?.problems ?? []).map(problemKey));
   /** A standing problem (found again every run while it lasts) is new only the first time. */
   const standing = (p: AuditProblem): void => {
@@ -406,7 +412,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       // One request for the tile's audited entries; its problems are reported in entry order with
       // the tile's, and a failed read ends the run like a failed tile read.
       const from = startSize > tile * 256n ? startSize : tile * 256n;
-      const check = fetchAndCheckSealed(client, from, tile * 256n + BigInt(width), refs).then(
+      const check = fetchAndCheckSealed(client, from, tile * 256n + BigInt(width), refs, sealedBudget).then(
         (c) => {
           sealed.matched += c.opened;
           sealed.erased += c.claims.length;

@@ -185,43 +185,52 @@ export function sealedAnswerBound(refs: readonly SealedAt[]): number {
  * answer (400 RANGE_TOO_LARGE: its values pass the log's budget) is split in halves, down to one
  * entry. An answer longer than its refs allow is not trusted as a whole, and one entry the log still
  * will not answer at once is read value by value: each with `GET /v1/sealed/<hex>`, bounded by its
- * committed size, so the value the log lies about is the one blamed.
+ * committed size, so the value the log lies about is the one blamed. `budget` (the log's
+ * `sealedMaxBytes` from /v1/log, when it lists one) splits a range before asking, when the committed
+ * sizes of its values already pass it.
  */
 export async function fetchAndCheckSealed(
   client: LogClient,
   start: bigint,
   end: bigint,
   refs: readonly SealedAt[],
+  budget?: number,
 ): Promise<SealedCheck> {
   if (refs.length === 0) return { problems: [], claims: [], opened: 0 };
-  try {
-    const answer = await client.sealedRange(start, end, { maxBytes: sealedAnswerBound(refs) });
-    return checkSealedAnswer(refs, answer);
-  } catch (err) {
-    if (!(err instanceof LogRequestError)) throw err;
-    if (err.code === 'RANGE_TOO_LARGE' && end - start > 1n) {
-      const mid = start + (end - start) / 2n;
-      const low = await fetchAndCheckSealed(
-        client,
-        start,
-        mid,
-        refs.filter((r) => r.index < mid),
-      );
-      const high = await fetchAndCheckSealed(
-        client,
-        mid,
-        end,
-        refs.filter((r) => r.index >= mid),
-      );
-      return {
-        problems: [...low.problems, ...high.problems],
-        claims: [...low.claims, ...high.claims],
-        opened: low.opened + high.opened,
-      };
+  const sizes = new Map(refs.map((r) => [r.ref.$sealed.sha256, r.ref.$sealed.size]));
+  const overBudget = budget !== undefined && [...sizes.values()].reduce((a, b) => a + b, 0) > budget;
+  let split = overBudget && end - start > 1n;
+  if (!overBudget) {
+    try {
+      const answer = await client.sealedRange(start, end, { maxBytes: sealedAnswerBound(refs) });
+      return checkSealedAnswer(refs, answer);
+    } catch (err) {
+      if (!(err instanceof LogRequestError)) throw err;
+      if (err.code !== 'RESPONSE_TOO_LARGE' && err.code !== 'RANGE_TOO_LARGE') throw err;
+      split = err.code === 'RANGE_TOO_LARGE' && end - start > 1n;
     }
-    if (err.code !== 'RESPONSE_TOO_LARGE' && err.code !== 'RANGE_TOO_LARGE') throw err;
   }
-  return fetchEachValue(client, refs);
+  if (!split) return fetchEachValue(client, refs);
+  const mid = start + (end - start) / 2n;
+  const low = await fetchAndCheckSealed(
+    client,
+    start,
+    mid,
+    refs.filter((r) => r.index < mid),
+    budget,
+  );
+  const high = await fetchAndCheckSealed(
+    client,
+    mid,
+    end,
+    refs.filter((r) => r.index >= mid),
+    budget,
+  );
+  return {
+    problems: [...low.problems, ...high.problems],
+    claims: [...low.claims, ...high.claims],
+    opened: low.opened + high.opened,
+  };
 }
 
 /** `GET /v1/sealed/<hex>` for each ref, bounded by its committed size. */

@@ -358,6 +358,25 @@ t.test('a range whose values pass the log budget is split, down to single values
   );
 });
 
+t.test('a log that lists its budget in /v1/log: ranges are split before asking', async (t) => {
+  const { log, opts, message } = await setup(t);
+  message('x'.repeat(1000)); // entry 2
+  message('y'.repeat(1000)); // entry 3
+  message('z'.repeat(1000), 'w'.repeat(1000)); // entry 4: alone still over the budget
+  log.sealedBudget = 1500;
+  log.listSealedBudget = true;
+  const r = await runAudit(opts);
+  t.same(at(r), []);
+  t.same(r.sealed, { opened: true, values: 4, matched: 4, erased: 0 });
+  t.same(
+    log.authorizations
+      .filter((a) => a.path.startsWith('v1/sealed'))
+      .map((a) => a.url.replace(/[0-9a-f]{64}/, 'HEX')),
+    ['/v1/sealed?start=2&end=3', '/v1/sealed?start=3&end=4', '/v1/sealed/HEX', '/v1/sealed/HEX'],
+    'no request the log must refuse',
+  );
+});
+
 t.test('a failed sealed read ends the run with the range named, the state unchanged', async (t) => {
   const { log, opts, message, stateDir } = await setup(t);
   message('a');

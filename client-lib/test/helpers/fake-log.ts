@@ -72,6 +72,8 @@ export interface FakeLog {
   sealedPadding: number;
   /** Most bytes of S one range answer carries; past it 400 RANGE_TOO_LARGE (as the real log's budget). */
   sealedBudget: number;
+  /** List sealedBudget as `sealedMaxBytes` in /v1/log limits (as the real log does). */
+  listSealedBudget: boolean;
   /** The Authorization header of every request, by path (undefined: none). */
   authorizations: { path: string; url: string; authorization: string | undefined }[];
   /** Appends raw entry bytes and signs a new checkpoint (for building odd logs). */
@@ -129,6 +131,7 @@ export async function startFakeLog(
     erased: new Map(),
     sealedPadding: 0,
     sealedBudget: Infinity,
+    listSealedBudget: false,
     authorizations: [],
     appendRaw(entries) {
       log.entries.push(...entries);
@@ -294,7 +297,10 @@ export async function startFakeLog(
             vkey: key.verifierKey,
             witnesses: [],
             quorum: 0,
-            limits: log.maxBodyBytes === undefined ? {} : { maxBodyBytes: log.maxBodyBytes },
+            limits: {
+              ...(log.maxBodyBytes === undefined ? {} : { maxBodyBytes: log.maxBodyBytes }),
+              ...(log.listSealedBudget ? { sealedMaxBytes: log.sealedBudget } : {}),
+            },
             emitters: [...log.emitters].map(([name, vkey]) => ({ name, vkey, revoked: false })),
             ...(log.operator !== undefined ? { operator: log.operator } : {}),
           }),
