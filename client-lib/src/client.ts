@@ -3,6 +3,8 @@
  * log. Uses only `fetch`, so it runs in browsers too. Nothing here is trusted: callers verify what
  * they read (receipts with verifyReceipt, checkpoints with verifyCheckpoint / CheckpointStore).
  */
+import { base64Decode } from './encoding.js';
+import { readLimited } from './read-limited.js';
 import { tilePath } from './tiles/path.js';
 
 /** One submission as `POST /v1/entries` takes it (DESIGN.md "Contract details"). */
@@ -57,6 +59,40 @@ export interface SearchResult {
 }
 
 /**
+ * Sealed bytes S the log sent for some commitments, and the commitments it says were erased (hex ->
+ * index of the log.erasure record). Unverified: open each S with `openSealed` against the ref the
+ * entry carries; check each erasure against the log.erasure record at that index.
+ */
+export interface SealedAnswer {
+  sealed: Map<string, Uint8Array>;
+  erased: Map<string, bigint>;
+}
+
+/** `GET /v1/entries/<index>`: the entry, its leaf hash and a receipt (unverified). */
+export interface EntryAnswer {
+  index: bigint;
+  leafHash: string;
+  entry: Record<string, unknown>;
+  receipt: string;
+}
+
+/** What `GET /v1/sealed/<hex>` gave: S, or the index of the log.erasure record that erased it. */
+export type SealedValueAnswer = { bytes: Uint8Array } | { erased: bigint };
+
+/** The message of every 401 READER_REQUIRED (the token itself never appears in an error). */
+export const READER_REQUIRED_MESSAGE = 'this log needs a reader token (--reader-token or VIGIL_READER_TOKEN)';
+
+/** Most bytes of a JSON answer (search, entry, /v1/log, sealed maps) unless the caller says otherwise. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** Most bytes of a text answer (checkpoint, receipt) and of an error body. */
+const MAX_TEXT_BYTES = 1024 * 1024;
+/** Most bytes of an error body kept for the message. */
+const MAX_ERROR_BYTES = 64 * 1024;
+/** An entry bundle holds at most 256 entries of at most 65,535 bytes, each with a 2-byte length. */
+const MAX_BUNDLE_BYTES = 256 * (65_535 + 2);
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
  * A failed request to the log. `status` is 0 when no HTTP answer arrived (network error, timeout).
  * `code` is the log's UPPER_SNAKE code when it sent one. `retryAfterMs` comes from Retry-After.
  */
@@ -107,6 +143,14 @@ export interface LogClientOptions {
   /** Per-request timeout; default 30 s. */
   timeoutMs?: number;
   headers?: Record<string, string>;
+  /**
+   * A reader token (`vigil_rt_...`) of this log, sent as `Authorization: Bearer` on the reader
+   * endpoints only (sealed values, search, opened entries): never in a URL, never in an error, never
+   * on a redirect (those requests refuse to follow one).
+   */
+  readerToken?: string;
+  /** Most bytes of a JSON answer; default DEFAULT_MAX_RESPONSE_BYTES (64 MiB). */
+  maxResponseBytes?: number;
 }
 
 /** Decimal-string check used on every size or index the log sends (STYLE.md section 9). */
@@ -125,22 +169,47 @@ export class LogClient {
   private readonly fetchFn: typeof fetch;
   private readonly timeoutMs: number;
   private readonly headers: Record<string, string>;
+  readonly #readerToken: string | undefined;
+  private readonly maxResponseBytes: number;
 
   constructor(baseUrl: string, options: LogClientOptions = {}) {
     this.baseUrl = baseUrl.endsWith('/') ? baseUrl : baseUrl + '/';
     this.fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.headers = options.headers ?? {};
+    if (options.readerToken !== undefined && !/^[\x21-\x7e]+$/.test(options.readerToken))
+      throw new LogRequestError(
+        0,
+        'READER_TOKEN_INVALID',
+        'the reader token has spaces or non-ascii characters',
+      );
+    this.#readerToken = options.readerToken === '' ? undefined : options.readerToken;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   }
 
-  /** Sends one request; throws LogRequestError for network errors and every non-2xx answer. */
-  async request(path: string, init: RequestInit = {}): Promise<Response> {
+  /** Whether a reader token was given (reader endpoints answer 401 without one). */
+  get hasReaderToken(): boolean {
+    return this.#readerToken !== undefined;
+  }
+
+  /**
+   * Sends one request; throws LogRequestError for network errors and every non-2xx answer. With
+   * `reader`, the reader token goes in the Authorization header and a redirect is refused (so the
+   * token is never sent anywhere else); a 401 becomes READER_REQUIRED with READER_REQUIRED_MESSAGE.
+   */
+  async request(path: string, init: RequestInit = {}, options: { reader?: boolean } = {}): Promise<Response> {
     const url = new URL(path, this.baseUrl).toString();
+    const reader = options.reader === true && this.#readerToken !== undefined;
     let res: Response;
     try {
       res = await this.fetchFn(url, {
         ...init,
-        headers: { ...this.headers, ...(init.headers as Record<string, string> | undefined) },
+        headers: {
+          ...this.headers,
+          ...(init.headers as Record<string, string> | undefined),
+          ...(reader ? { authorization: `Bearer ${this.#readerToken}` } : {}),
+        },
+        ...(reader ? { redirect: 'error' as const } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
@@ -149,7 +218,12 @@ export class LogClient {
       });
     }
     if (res.ok) return res;
-    const text = await res.text().catch(() => '');
+    let text = '';
+    try {
+      text = new TextDecoder().decode(await readLimited(res, MAX_ERROR_BYTES, `${url} error body`));
+    } catch {
+      // an error body too large or cut off: the status says enough
+    }
     let body: unknown = text;
     let code = `HTTP_${res.status}`;
     let message = text.slice(0, 300);
@@ -157,9 +231,15 @@ export class LogClient {
       body = JSON.parse(text);
       const b = body as { code?: unknown; message?: unknown };
       if (typeof b.code === 'string') code = b.code;
-      if (typeof b.message === 'string') message = b.message;
+      if (typeof b.message === 'string') message = b.message.slice(0, 300);
     } catch {
       // not JSON: keep the text
+    }
+    if (res.status === 401) {
+      const why = reader ? 'the log refused the reader token (unknown or revoked); ' : '';
+      throw new LogRequestError(401, 'READER_REQUIRED', `${url}: 401: ${why}${READER_REQUIRED_MESSAGE}`, {
+        body,
+      });
     }
     throw new LogRequestError(res.status, code, `${url}: ${res.status} ${code}: ${message}`, {
       retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), Date.now()),
@@ -167,15 +247,42 @@ export class LogClient {
     });
   }
 
-  private async json(path: string, init?: RequestInit): Promise<unknown> {
-    const res = await this.request(path, init);
-    const text = await res.text();
+  /** Reads a whole answer body, at most `maxBytes` (RESPONSE_TOO_LARGE past it). */
+  private async bytes(res: Response, maxBytes: number, what: string): Promise<Uint8Array> {
+    try {
+      return await readLimited(res, maxBytes, what);
+    } catch (err) {
+      if (err instanceof LogRequestError) throw err;
+      const code =
+        (err as { code?: unknown }).code === 'RESPONSE_TOO_LARGE' ? 'RESPONSE_TOO_LARGE' : 'NETWORK_ERROR';
+      throw new LogRequestError(res.status, code, `${what}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async text(path: string, maxBytes = MAX_TEXT_BYTES): Promise<string> {
+    return new TextDecoder().decode(await this.bytes(await this.request(path), maxBytes, path));
+  }
+
+  private async json(
+    path: string,
+    init?: RequestInit,
+    options: { reader?: boolean; maxBytes?: number } = {},
+  ): Promise<unknown> {
+    const res = await this.request(path, init, options);
+    const text = new TextDecoder().decode(
+      await this.bytes(res, options.maxBytes ?? this.maxResponseBytes, path.split('?')[0]!),
+    );
     try {
       return JSON.parse(text) as unknown;
     } catch (err) {
-      throw new LogRequestError(res.status, 'RESPONSE_MALFORMED', `${path}: response is not JSON`, {
-        cause: err,
-      });
+      throw new LogRequestError(
+        res.status,
+        'RESPONSE_MALFORMED',
+        `${path.split('?')[0]!}: response is not JSON`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -200,12 +307,12 @@ export class LogClient {
 
   /** `GET /checkpoint`: the signed note text (unverified). */
   async checkpoint(): Promise<string> {
-    return (await this.request('checkpoint')).text();
+    return this.text('checkpoint');
   }
 
   /** `GET /checkpoint/witnessed`. */
   async witnessedCheckpoint(): Promise<string> {
-    return (await this.request('checkpoint/witnessed')).text();
+    return this.text('checkpoint/witnessed');
   }
 
   /** `POST /v1/entries`: up to 1,000 submissions; resolves once they are in a signed checkpoint. */
@@ -242,7 +349,7 @@ export class LogClient {
    */
   async readTile(level: number, index: bigint, width: number): Promise<Uint8Array> {
     const path = tilePath({ level, index, width });
-    const bytes = new Uint8Array(await (await this.request(path)).arrayBuffer());
+    const bytes = await this.bytes(await this.request(path), width * 32, path);
     if (bytes.length !== width * 32) {
       throw new LogRequestError(
         200,
@@ -256,21 +363,29 @@ export class LogClient {
   /** `GET /tile/entries/<N>[.p/<W>]`: the raw bundle bytes (decode with decodeEntryBundle). */
   async readEntryBundle(index: bigint, width: number): Promise<Uint8Array> {
     const path = tilePath({ level: 'entries', index, width });
-    return new Uint8Array(await (await this.request(path)).arrayBuffer());
+    return this.bytes(await this.request(path), MAX_BUNDLE_BYTES, path);
   }
 
   /** `GET /v1/receipt/<index>[?witnessed=1]`: tlog-proof@v1 text (unverified). */
   async receipt(index: bigint, options: { witnessed?: boolean } = {}): Promise<string> {
-    return (
-      await this.request(`v1/receipt/${index}${options.witnessed === true ? '?witnessed=1' : ''}`)
-    ).text();
+    return this.text(`v1/receipt/${index}${options.witnessed === true ? '?witnessed=1' : ''}`);
   }
 
-  /** `GET /v1/search`: newest first. Every result must be verified by the caller. */
-  async search(query: SearchQuery): Promise<{ results: SearchResult[]; next?: string }> {
+  /**
+   * `GET /v1/search` (reader): newest first. Every result must be verified by the caller. With
+   * `open`, the answer also carries the sealed values of the results (one map for the whole answer).
+   */
+  async search(
+    query: SearchQuery,
+    options: { open?: boolean } = {},
+  ): Promise<{ results: SearchResult[]; next?: string } & Partial<SealedAnswer>> {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
-    const b = (await this.json(`v1/search?${params.toString()}`)) as Record<string, unknown>;
+    if (options.open === true) params.set('open', '1');
+    const b = (await this.json(`v1/search?${params.toString()}`, undefined, { reader: true })) as Record<
+      string,
+      unknown
+    >;
     const list = (Array.isArray(b.entries) ? b.entries : Array.isArray(b.results) ? b.results : undefined) as
       Record<string, unknown>[] | undefined;
     if (list === undefined) throw new LogRequestError(200, 'RESPONSE_MALFORMED', '/v1/search lacks entries');
@@ -284,6 +399,121 @@ export class LogClient {
         receipt: r.receipt,
       };
     });
-    return { results, ...(typeof b.next === 'string' ? { next: b.next } : {}) };
+    return {
+      results,
+      ...(typeof b.next === 'string' ? { next: b.next } : {}),
+      ...(options.open === true ? sealedAnswerOf(b, '/v1/search') : {}),
+    };
   }
+
+  /**
+   * `GET /v1/entries/<index>`, public; with `open` (reader) also the sealed values of the entry.
+   * Unverified: check the receipt and open each S against the entry's refs.
+   */
+  async entry(index: bigint, options: { open?: boolean } = {}): Promise<EntryAnswer & Partial<SealedAnswer>> {
+    const open = options.open === true;
+    const b = (await this.json(`v1/entries/${index}${open ? '?open=1' : ''}`, undefined, {
+      reader: open,
+    })) as Record<string, unknown>;
+    if (
+      typeof b.receipt !== 'string' ||
+      typeof b.leafHash !== 'string' ||
+      typeof b.entry !== 'object' ||
+      b.entry === null
+    )
+      throw new LogRequestError(
+        200,
+        'RESPONSE_MALFORMED',
+        `/v1/entries/${index} lacks entry, leafHash or receipt`,
+      );
+    const got = decimal(b.index, `/v1/entries/${index} index`);
+    if (got !== index)
+      throw new LogRequestError(200, 'RESPONSE_MALFORMED', `/v1/entries/${index} answered entry ${got}`);
+    return {
+      index,
+      leafHash: b.leafHash,
+      entry: b.entry as Record<string, unknown>,
+      receipt: b.receipt,
+      ...(open ? sealedAnswerOf(b, `/v1/entries/${index}`) : {}),
+    };
+  }
+
+  /**
+   * `GET /v1/sealed/<hex>` (reader): S, or the erasure index on 410 ERASED. `size` (the committed
+   * size) bounds the read: a longer answer is RESPONSE_TOO_LARGE. 404 is SEALED_NOT_FOUND (thrown).
+   */
+  async sealed(hex: string, size?: number): Promise<SealedValueAnswer> {
+    if (!HEX64.test(hex))
+      throw new LogRequestError(0, 'REQUEST_MALFORMED', 'a commitment is 64 lowercase hex');
+    let res: Response;
+    try {
+      res = await this.request(`v1/sealed/${hex}`, {}, { reader: true });
+    } catch (err) {
+      if (err instanceof LogRequestError && err.status === 410 && err.code === 'ERASED') {
+        return { erased: decimal((err.body as { index?: unknown }).index, `410 for ${hex}: index`) };
+      }
+      throw err;
+    }
+    return { bytes: await this.bytes(res, size ?? this.maxResponseBytes, `/v1/sealed/${hex}`) };
+  }
+
+  /**
+   * `GET /v1/sealed?start&end` (reader): S of every sealed ref in the entries [start, end) (end
+   * exclusive, at most 1,000 entries), and the ones erased. `maxBytes` bounds the answer (an auditor
+   * passes what the refs it holds allow).
+   */
+  async sealedRange(start: bigint, end: bigint, options: { maxBytes?: number } = {}): Promise<SealedAnswer> {
+    if (start < 0n || end <= start || end - start > 1000n)
+      throw new RangeError(`sealed range ${start}..${end} must hold 1..1000 entries`);
+    const b = await this.json(`v1/sealed?start=${start}&end=${end}`, undefined, {
+      reader: true,
+      ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+    });
+    return sealedAnswerOf(b as Record<string, unknown>, '/v1/sealed');
+  }
+
+  /**
+   * `GET /v1/blobs/<hex>` (public): the blob bytes, read up to `size` and checked by the caller (this
+   * only bounds the read).
+   */
+  async blob(hex: string, size: number): Promise<Uint8Array> {
+    if (!HEX64.test(hex))
+      throw new LogRequestError(0, 'REQUEST_MALFORMED', 'a blob name is 64 lowercase hex');
+    return this.bytes(await this.request(`v1/blobs/${hex}`), size, `/v1/blobs/${hex}`);
+  }
+}
+
+/**
+ * The `sealed` / `erased` maps of an answer (each may be absent: nothing sealed). Names must be 64
+ * lowercase hex, S canonical base64 and erasure indices canonical decimals, else RESPONSE_MALFORMED.
+ */
+function sealedAnswerOf(b: Record<string, unknown>, what: string): SealedAnswer {
+  const map = (v: unknown, name: string): [string, unknown][] => {
+    if (v === undefined) return [];
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new LogRequestError(200, 'RESPONSE_MALFORMED', `${what}: ${name} is not an object`);
+    const items = Object.entries(v);
+    for (const [hex] of items)
+      if (!HEX64.test(hex))
+        throw new LogRequestError(
+          200,
+          'RESPONSE_MALFORMED',
+          `${what}: ${name} has a name that is not 64 hex`,
+        );
+    return items;
+  };
+  const sealed = new Map<string, Uint8Array>();
+  for (const [hex, v] of map(b.sealed, 'sealed')) {
+    try {
+      if (typeof v !== 'string') throw new Error('not a string');
+      sealed.set(hex, base64Decode(v));
+    } catch (err) {
+      throw new LogRequestError(200, 'RESPONSE_MALFORMED', `${what}: sealed ${hex} is not base64`, {
+        cause: err,
+      });
+    }
+  }
+  const erased = new Map<string, bigint>();
+  for (const [hex, v] of map(b.erased, 'erased')) erased.set(hex, decimal(v, `${what}: erased ${hex}`));
+  return { sealed, erased };
 }

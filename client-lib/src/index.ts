@@ -22,4 +22,5 @@ export * from './client.js';
 export * from './read-limited.js';
 export * from './checkpoint-store/checkpoint-store.js';
 export * from './audit/auditor.js';
+export * from './audit/sealed-check.js';
 export * from './mcp/index.js';

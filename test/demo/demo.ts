@@ -169,7 +169,8 @@ async function main(): Promise<number> {
 
   // The wrapper ships its last records (process exit, stream.close) as it exits; then both witnesses
   // cosign the checkpoint that holds them.
-  const logClient = new LogClient(log.url);
+  // Search is for readers of the log (DESIGN.md "Readers and sealed payloads").
+  const logClient = new LogClient(log.url, { readerToken: await log.addReader('demo') });
   let records: { index: bigint; entry: Entry }[] = [];
   await until('the wrapper stream to be closed in the log', async () => {
     const { results } = await logClient.search({ emitter: emitter.name, limit: 1000 });

@@ -10,7 +10,11 @@
  *
  * State is saved only when the recomputed root equals the signed root of the checkpoint being
  * audited; a run that finds the tree itself broken leaves the state where it was, so every later
- * run fails the same way until an operator acts.
+ * run fails the same way until an operator acts. *
+ * Sealed values (DESIGN.md "Readers and sealed payloads"): with `openSealed` (the client carries a
+ * reader token) every sealed ref of every newly audited entry is opened and checked, one
+ * `GET /v1/sealed?start&end` per tile (audit/sealed-check.ts). Each such read is itself recorded by the
+ * log as an access.read record, which a later run audits like any other entry.
  */
 import type { LogClient } from '../client.js';
 import { sha256 } from '../crypto.js';
@@ -28,6 +32,16 @@ import { parseVerifierKey, type VerifierKey } from '../note/index.js';
 import { KeyBook, parseOperatorKey, type KeyBookState } from './key-book.js';
 import { parseEntryWithRecord, verifyRecordSignature, type Entry } from '../record.js';
 import { decodeEntryBundle } from '../tiles/index.js';
+import {
+  checkErasureClaims,
+  erasureInfoOf,
+  fetchAndCheckSealed,
+  OPERATOR_KINDS,
+  sealedRefsOf,
+  type ErasureClaim,
+  type ErasureInfo,
+  type SealedAt,
+} from './sealed-check.js';
 import {
   CheckpointConflictError,
   CheckpointStore,
@@ -56,7 +70,11 @@ export type AuditProblemCode =
   | 'STREAM_EMITTER_CHANGED'
   | 'RECORD_AFTER_CLOSE'
   | 'CLOCK_SKEW'
-  | 'STREAM_UNCLOSED';
+  | 'STREAM_UNCLOSED'
+  | 'SEALED_MISMATCH'
+  | 'SEALED_MISSING'
+  | 'SEALED_ERASURE_UNRECORDED'
+  | 'OPERATOR_RECORD_FORGED';
 
 export interface AuditProblem {
   code: AuditProblemCode;
@@ -95,6 +113,10 @@ export interface AuditState {
   /** The operator trusted, the registry as the tree holds it, keys pinned for older entries. */
   keys: KeyBookState;
   problems: AuditProblem[];
+  /** The operator's log.erasure records found in the tree, by index (added with sealed values). */
+  erasures?: Record<string, ErasureInfo>;
+  /** Erasures the log reported whose log.erasure record lies beyond the audited tree (checked later). */
+  erasureClaims?: ErasureClaim[];
 }
 
 /**
@@ -109,7 +131,7 @@ export type SignatureVerifier = (
 ) => Promise<boolean>;
 
 /** A problem now, or one that is known once a signature check finishes (undefined: none). */
-type PendingProblem = AuditProblem | Promise<AuditProblem | undefined>;
+type PendingProblem = AuditProblem | Promise<AuditProblem | AuditProblem[] | undefined>;
 
 /** Tiles whose signature checks may be in flight at once when a SignatureVerifier is given. */
 const TILES_IN_FLIGHT = 4;
@@ -144,6 +166,23 @@ export interface AuditOptions {
    * in entry order. Undefined: each signature is checked inline by the installed crypto provider.
    */
   verifySignature?: SignatureVerifier;
+  /**
+   * Opens and checks every sealed value of the audited entries (the client needs a reader token):
+   * one `GET /v1/sealed?start&end` per tile. Undefined or false: sealed values are not opened.
+   */
+  openSealed?: boolean;
+}
+
+/** What the run did with sealed values. */
+export interface SealedSummary {
+  /** Whether sealed values were opened (a reader token was given). */
+  opened: boolean;
+  /** Sealed refs in the entries this run checked. */
+  values: number;
+  /** Of those, opened and found to match their commitment. */
+  matched: number;
+  /** Of those, reported erased by the log. */
+  erased: number;
 }
 
 export interface AuditReport {
@@ -163,6 +202,9 @@ export interface AuditReport {
   /** Every problem, this run's and earlier runs'. */
   problems: AuditProblem[];
   ok: boolean;
+  sealed: SealedSummary;
+  /** Every log.erasure record of the operator in the audited tree, in index order. */
+  erasures: Omit<ErasureInfo, 'commitments' | 'commitmentsBlob'>[];
 }
 
 const TREE_PROBLEMS = new Set<AuditProblemCode>([
@@ -189,6 +231,8 @@ function rangeToState(r: CompactRange): string[] {
 export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const { client, policy, storage } = options;
   const maxSkewMs = options.maxSkewMs ?? 5 * 60_000;
+  const openSealed = options.openSealed === true;
+  const sealed: SealedSummary = { opened: openSealed, values: 0, matched: 0, erased: 0 };
   const state = await storage.loadState();
   const newProblems: AuditProblem[] = [];
   const problem = (p: AuditProblem): void => {
@@ -235,6 +279,12 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   }
 
   const info = await client.logInfo();
+  // The most bytes of S the log sends in one range answer, when it says (ranges are split to fit).
+  const listedBudget = info.limits.sealedMaxBytes;
+  const sealedBudget =
+    typeof listedBudget === 'number' && Number.isSafeInteger(listedBudget) && listedBudget > 0
+      ? listedBudget
+      : undefined;
   const known = new Set((state?.problems ?? []).map(problemKey));
   /** A standing problem (found again every run while it lasts) is new only the first time. */
   const standing = (p: AuditProblem): void => {
@@ -254,6 +304,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       : { size: startSize, nodes: state.range.map((n) => base64Decode(n)) };
   const streams: Record<string, StreamState> = structuredClone(state?.streams ?? {});
   const emitters: Record<string, number> = { ...(state?.emitters ?? {}) };
+  const erasures: Record<string, ErasureInfo> = structuredClone(state?.erasures ?? {});
+  const claims: ErasureClaim[] = [...(state?.erasureClaims ?? [])];
   const size = checkpoint.size;
   const checkSignature = signatureChecker(options.verifySignature);
   // Tiles processed but not yet reported: their problems (some waiting for a signature check) and
@@ -263,7 +315,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const report = async (keep: number): Promise<void> => {
     while (inFlight.length > keep) {
       const tile = inFlight.shift()!;
-      for (const p of await Promise.all(tile.problems)) if (p !== undefined) problem(p);
+      for (const p of (await Promise.all(tile.problems)).flat()) if (p !== undefined) problem(p);
       options.onProgress?.(tile.done, size);
     }
   };
@@ -324,6 +376,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       return finish(state, newProblems);
     }
     const leafHashes: Uint8Array[] = [];
+    const refs: SealedAt[] = [];
     const seen = tile === startSize / 256n ? (state?.tail ?? []) : [];
     for (let i = 0; i < width; i++) {
       const index = tile * 256n + BigInt(i);
@@ -348,7 +401,28 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         });
       }
       leafHashes.push(leafHash);
-      checkEntry(index, bytes, book, checkSignature, streams, emitters, maxSkewMs, tileProblem);
+      const entry = checkEntry(index, bytes, book, checkSignature, streams, emitters, maxSkewMs, tileProblem);
+      if (entry !== undefined) {
+        checkOperatorRecord(index, entry, book, erasures, tileProblem);
+        for (const ref of sealedRefsOf(entry.record)) refs.push({ index, ref });
+      }
+    }
+    sealed.values += refs.length;
+    if (openSealed && refs.length > 0) {
+      // One request for the tile's audited entries; its problems are reported in entry order with
+      // the tile's, and a failed read ends the run like a failed tile read.
+      const from = startSize > tile * 256n ? startSize : tile * 256n;
+      const check = fetchAndCheckSealed(client, from, tile * 256n + BigInt(width), refs, sealedBudget).then(
+        (c) => {
+          sealed.matched += c.opened;
+          sealed.erased += c.claims.length;
+          claims.push(...c.claims);
+          return c.problems;
+        },
+        naming(`sealed values of entries ${from}..${tile * 256n + BigInt(width) - 1n}`),
+      );
+      check.catch(() => undefined); // awaited in order by report(); an early end must not leave it unhandled
+      tileProblem(check);
     }
     range = appendLeafHashes(range, leafHashes);
     if (tile === (size - 1n) / 256n && size % 256n !== 0n) {
@@ -361,6 +435,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     await report(window);
   }
   await report(0);
+  const erasureCheck = await checkErasureClaims(client, claims, erasures, size);
+  erasureCheck.problems.forEach(problem);
   book.compareServed(new Map(info.emitters.map((e) => [e.name, e.revoked === true]))).forEach(standing);
 
   const root = rootOfCompactRange(range);
@@ -381,6 +457,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     emitters,
     keys: keyState,
     problems: state?.problems ?? [],
+    erasures,
+    erasureClaims: erasureCheck.pending,
   };
   return finish(next, newProblems, startSize);
 
@@ -422,6 +500,10 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       newProblems: [...found, ...unclosed],
       problems: all,
       ok: all.length === 0,
+      sealed,
+      erasures: Object.values(s?.erasures ?? {})
+        .sort((a, b) => (BigInt(a.index) < BigInt(b.index) ? -1 : 1))
+        .map(({ index, reason, by, target, count, time }) => ({ index, reason, by, target, count, time })),
     };
   }
 }
@@ -524,7 +606,42 @@ function signatureChecker(verifier: SignatureVerifier | undefined): SignatureChe
   };
 }
 
-/** Checks one entry: shape, emitter registration and signature, stream continuity, clock skew. */
+/**
+ * Records only the operator emitter may sign (access.read, log.erasure, hold.*, retention.set,
+ * reader.*): one by another emitter is OPERATOR_RECORD_FORGED. The operator's log.erasure records
+ * are kept (by index) for the erasure checks and the report.
+ */
+function checkOperatorRecord(
+  index: bigint,
+  entry: Entry,
+  book: KeyBook,
+  erasures: Record<string, ErasureInfo>,
+  problem: (p: PendingProblem) => void,
+): void {
+  const kind = entry.record.kind;
+  if (typeof kind !== 'string' || !OPERATOR_KINDS.has(kind)) return;
+  const operator = book.state.operator?.name;
+  if (entry.emitter !== operator) {
+    problem({
+      code: 'OPERATOR_RECORD_FORGED',
+      index: index.toString(),
+      message: `entry ${index}: a ${kind} record by ${entry.emitter}; only the log's operator emitter${operator === undefined ? '' : ` (${operator})`} signs them`,
+    });
+    return;
+  }
+  if (kind !== 'log.erasure') return;
+  const info = erasureInfoOf(index, entry.record, entry.received);
+  if (typeof info === 'string') {
+    problem({ code: 'ENTRY_MALFORMED', index: index.toString(), message: `entry ${index}: ${info}` });
+    return;
+  }
+  erasures[info.index] = info;
+}
+
+/**
+ * Checks one entry: shape, emitter registration and signature, stream continuity, clock skew.
+ * Returns the parsed entry (undefined when it does not parse).
+ */
 function checkEntry(
   index: bigint,
   bytes: Uint8Array,
@@ -534,7 +651,7 @@ function checkEntry(
   emitters: Record<string, number>,
   maxSkewMs: number,
   problem: (p: PendingProblem) => void,
-): void {
+): Entry | undefined {
   const at = index.toString();
   let entry: Entry;
   let record: Uint8Array;
@@ -574,7 +691,7 @@ function checkEntry(
       index: at,
       message: `entry ${index}: record lacks a stream or a seq`,
     });
-    return;
+    return entry;
   }
   const time = typeof r.time === 'string' ? Date.parse(r.time) : NaN;
   const received = Date.parse(entry.received);
@@ -623,7 +740,7 @@ function checkEntry(
       lastTime: typeof r.time === 'string' ? r.time : '',
       closed: r.kind === 'stream.close',
     };
-    return;
+    return entry;
   }
   if (s.emitter !== entry.emitter) {
     problem({
@@ -648,7 +765,7 @@ function checkEntry(
       stream,
       message: `entry ${index}: stream ${stream} seq ${seq} again (already at seq ${s.lastSeq}, entry ${s.lastIndex})`,
     });
-    return;
+    return entry;
   }
   if (seq > s.lastSeq + 1) {
     problem({
@@ -679,4 +796,5 @@ function checkEntry(
   s.lastHash = hash;
   if (typeof r.time === 'string') s.lastTime = r.time;
   if (r.kind === 'stream.close') s.closed = true;
+  return entry;
 }

@@ -5,7 +5,7 @@ import { runAudit, type AuditProblem, type AuditReport } from '../audit/auditor.
 import { workerPoolSignatureVerifier } from '../audit/node-verifier.js';
 import { fileAuditStorage, memoryAuditStorage } from '../audit/state-file.js';
 import { parseVerifierKey } from '../note/index.js';
-import { args, paint, parseDuration, required, table, type Io } from './io.js';
+import { args, paint, parseDuration, readerToken, required, table, type Io } from './io.js';
 import { loadPolicy } from './commands.js';
 
 async function loadEmitterKeys(file: string): Promise<Map<string, string>> {
@@ -37,6 +37,13 @@ function printReport(io: Io, r: AuditReport): void {
       ['checkpoint', `size ${r.size} root ${r.root}`],
       ['checked', `${r.entriesChecked} new entries (previous audit size ${r.previousSize})`],
       ['streams', `${r.streams.total} total, ${r.streams.closed} closed, ${r.streams.open.length} open`],
+      [
+        'sealed',
+        r.sealed.opened
+          ? `${r.sealed.values} value(s) in the new entries: ${r.sealed.matched} opened and matched, ${r.sealed.erased} erased`
+          : `${r.sealed.values} value(s) in the new entries, not opened (no reader token: --reader-token or VIGIL_READER_TOKEN)`,
+      ],
+      ['erasures', String(r.erasures.length)],
       ['result', status],
     ]),
   );
@@ -52,6 +59,22 @@ function printReport(io: Io, r: AuditReport): void {
         table([
           ['STREAM', 'EMITTER', 'LAST SEQ', 'LAST INDEX'],
           ...r.streams.open.map((s) => [s.stream, s.emitter, String(s.lastSeq), s.lastIndex]),
+        ]),
+    );
+  }
+  if (r.erasures.length > 0) {
+    io.stdout.write(
+      '\nerasures (log.erasure records of the operator):\n' +
+        table([
+          ['INDEX', 'TIME', 'BY', 'TARGET', 'COUNT', 'REASON'],
+          ...r.erasures.map((e) => [
+            e.index,
+            e.time,
+            e.by,
+            JSON.stringify(e.target),
+            String(e.count),
+            JSON.stringify(e.reason),
+          ]),
         ]),
     );
   }
@@ -73,10 +96,14 @@ export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
       'fail-on-unclosed': { type: 'boolean' },
       'max-skew': { type: 'string' },
       interval: { type: 'string' },
+      'reader-token': { type: 'string' },
     },
     false,
   );
-  const client = new LogClient(required(values, 'log', 'the log URL'));
+  const token = readerToken(values, io);
+  const client = new LogClient(required(values, 'log', 'the log URL'), {
+    ...(token !== undefined ? { readerToken: token } : {}),
+  });
   const policy = await loadPolicy(required(values, 'policy', 'the tlog-policy file with the log key'));
   const storage = typeof values.state === 'string' ? fileAuditStorage(values.state) : memoryAuditStorage();
   const emitterKeys =
@@ -114,6 +141,7 @@ export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
         verifySignature,
         maxSkewMs,
         failOnUnclosed: values['fail-on-unclosed'] === true,
+        openSealed: token !== undefined,
         ...(emitterKeys !== undefined ? { emitterKeys } : {}),
         ...(typeof values['operator-key'] === 'string' ? { operatorKey: values['operator-key'] } : {}),
         ...(onProgress !== undefined ? { onProgress } : {}),

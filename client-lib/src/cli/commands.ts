@@ -11,8 +11,9 @@ import { verifyConsistency } from '../merkle/index.js';
 import { generateKey, openNote, parseCheckpoint, parseVerifierKey } from '../note/index.js';
 import { parsePolicy, type Policy } from '../policy/index.js';
 import { verifyReceipt } from '../receipt/index.js';
-import { formatEntry, type Entry } from '../record.js';
-import { args, paint, readAll, required, table, UsageError, type Io } from './io.js';
+import { formatEntry, parseEntry, type Entry } from '../record.js';
+import { args, paint, readAll, readerToken, required, table, UsageError, type Io } from './io.js';
+import { formatSealedView, viewSealedValues, type SealedView } from './sealed-view.js';
 
 async function readText(file: string, what: string): Promise<string> {
   try {
@@ -117,9 +118,33 @@ export async function runSubmit(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
-/** `vigil verify <receipt> --entry FILE --policy FILE`. */
+/** Prints sealed values (path: value or state), indented; returns how many failed or are missing. */
+function printSealedViews(io: Io, views: SealedView[], indent: string): number {
+  let bad = 0;
+  for (const v of views) {
+    const line = formatSealedView(v);
+    const broken = v.state === 'failed' || v.state === 'missing';
+    if (broken) bad++;
+    io.stdout.write(`${indent}${broken ? paint(io, 'red', line) : line}\n`);
+  }
+  return bad;
+}
+
+/**
+ * `vigil verify <receipt> --entry FILE --policy FILE [--log URL --reader-token T]`. With a reader
+ * token, the entry's sealed values are fetched (`GET /v1/entries/<index>?open=1`), opened against the
+ * commitments in the verified entry file and shown; one that does not match makes the exit status 1.
+ */
 export async function runVerify(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = args(argv, { entry: { type: 'string' }, policy: { type: 'string' } });
+  const { values, positionals } = args(argv, {
+    entry: { type: 'string' },
+    policy: { type: 'string' },
+    log: { type: 'string' },
+    'reader-token': { type: 'string' },
+  });
+  const token = readerToken(values, io);
+  if (token !== undefined && typeof values.log !== 'string')
+    throw new UsageError('--log URL is required to open sealed values with a reader token');
   if (positionals.length !== 1) throw new UsageError('verify takes exactly one <receipt> file');
   const receipt = await readText(positionals[0]!, 'receipt');
   const entryFile = required(values, 'entry', 'the entry bytes the receipt is for');
@@ -132,6 +157,27 @@ export async function runVerify(argv: string[], io: Io): Promise<number> {
         (v.cosigners.length > 0 ? `, cosigned by ${v.cosigners.join(', ')}` : '') +
         '\n',
     );
+    const record = parseEntry(entry).record;
+    if (token === undefined) {
+      const views = viewSealedValues(record, undefined);
+      if (views.length > 0) {
+        io.stdout.write(`${views.length} sealed value(s), not opened (no reader token):\n`);
+        printSealedViews(io, views, '  ');
+      }
+      return 0;
+    }
+    const client = new LogClient(values.log as string, { readerToken: token });
+    const opened = await client.entry(v.index, { open: true });
+    const views = viewSealedValues(record, {
+      sealed: opened.sealed ?? new Map(),
+      erased: opened.erased ?? new Map(),
+    });
+    io.stdout.write(`${views.length} sealed value(s):\n`);
+    const bad = printSealedViews(io, views, '  ');
+    if (bad > 0) {
+      io.stdout.write(`${paint(io, 'red', 'FAIL')} ${bad} sealed value(s) do not match their commitment\n`);
+      return 1;
+    }
     return 0;
   } catch (err) {
     if (err instanceof TlogError) {
@@ -159,10 +205,19 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       limit: { type: 'string' },
       after: { type: 'string' },
       json: { type: 'boolean' },
+      'reader-token': { type: 'string' },
+      open: { type: 'boolean' },
+      'no-open': { type: 'boolean' },
     },
     false,
   );
-  const client = new LogClient(required(values, 'log', 'the log URL'));
+  const token = readerToken(values, io);
+  if (values.open === true && token === undefined)
+    throw new UsageError('--open needs a reader token (--reader-token or VIGIL_READER_TOKEN)');
+  const open = token !== undefined && values['no-open'] !== true;
+  const client = new LogClient(required(values, 'log', 'the log URL'), {
+    ...(token !== undefined ? { readerToken: token } : {}),
+  });
   const policy = await loadPolicy(required(values, 'policy', 'the tlog-policy file'));
   const query: Record<string, string | number> = {};
   for (const k of ['emitter', 'stream', 'session', 'method', 'tool', 'since', 'until', 'after']) {
@@ -172,9 +227,15 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
     if (!/^[1-9][0-9]*$/.test(values.limit)) throw new UsageError('--limit must be a positive integer');
     query.limit = Number(values.limit);
   }
-  const { results, next } = await client.search(query);
+  const answer = await client.search(query, { open });
+  const { results, next } = answer;
+  const opened = open
+    ? { sealed: answer.sealed ?? new Map(), erased: answer.erased ?? new Map() }
+    : undefined;
+  const details: string[] = [];
   let failed = 0;
-  const rows: string[][] = [['INDEX', 'EMITTER', 'KIND', 'STREAM/SEQ', 'TIME', 'VERIFIED']];
+  let sealedFailed = 0;
+  const rows: string[][] = [['INDEX', 'EMITTER', 'KIND', 'STREAM/SEQ', 'TIME', 'VERIFIED', 'SEALED']];
   const json: unknown[] = [];
   for (const r of results) {
     let ok = true;
@@ -190,6 +251,20 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       failed++;
     }
     const rec = (r.entry.record ?? {}) as Record<string, unknown>;
+    // Values are opened against the record's own commitments: a record that failed verification
+    // still shows whether the log's S matches what that (unverified) record claims.
+    const views = viewSealedValues(rec, opened);
+    const bad = views.filter((v) => v.state === 'failed' || v.state === 'missing').length;
+    sealedFailed += bad;
+    if (views.length > 0) {
+      details.push(
+        `entry ${r.index}:`,
+        ...views.map((v) => {
+          const line = `  ${formatSealedView(v)}`;
+          return v.state === 'failed' || v.state === 'missing' ? paint(io, 'red', line) : line;
+        }),
+      );
+    }
     rows.push([
       r.index.toString(),
       String(r.entry.emitter),
@@ -197,6 +272,13 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       `${String(rec.stream)}/${String(rec.seq)}`,
       String(rec.time),
       ok ? paint(io, 'green', 'yes') : paint(io, 'red', `NO: ${why}`),
+      views.length === 0
+        ? '-'
+        : bad > 0
+          ? paint(io, 'red', `FAILED ${bad} of ${views.length}`)
+          : opened === undefined
+            ? `${views.length} [sealed]`
+            : `${views.length} checked`,
     ]);
     json.push({
       index: r.index.toString(),
@@ -204,6 +286,7 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       ...(ok ? {} : { error: why }),
       entry: r.entry,
       receipt: r.receipt,
+      ...(views.length > 0 ? { sealed: views } : {}),
     });
   }
   if (values.json === true)
@@ -212,6 +295,7 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
     );
   else {
     io.stdout.write(table(rows));
+    if (details.length > 0) io.stdout.write('\n' + details.join('\n') + '\n');
     const more =
       next ??
       (query.limit !== undefined && results.length === query.limit
@@ -221,6 +305,12 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
   }
   if (failed > 0) {
     io.stderr.write(`${failed} result(s) failed verification: the log's search answer cannot be trusted\n`);
+    return 1;
+  }
+  if (sealedFailed > 0) {
+    io.stderr.write(
+      `${sealedFailed} sealed value(s) do not match their commitment (FAILED / MISSING above)\n`,
+    );
     return 1;
   }
   return 0;

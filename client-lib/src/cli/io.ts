@@ -45,6 +45,20 @@ export function required(
   return v;
 }
 
+/**
+ * The reader token: `--reader-token`, else VIGIL_READER_TOKEN, else none. (A token on the command
+ * line is visible to other local users in the process list; the environment variable is not.)
+ */
+export function readerToken(
+  values: Record<string, string | boolean | undefined>,
+  io: Io,
+): string | undefined {
+  const v = values['reader-token'];
+  if (typeof v === 'string' && v !== '') return v;
+  const e = io.env['VIGIL_READER_TOKEN'];
+  return e !== undefined && e !== '' ? e : undefined;
+}
+
 export function paint(io: Io, code: 'red' | 'green' | 'yellow' | 'bold' | 'dim', text: string): string {
   if (!io.color) return text;
   const c = { red: 31, green: 32, yellow: 33, bold: 1, dim: 2 }[code];

@@ -15,13 +15,20 @@ commands:
   keygen <name> [--out FILE]                    write a signer key (mode 0600), print its vkey
   submit --log URL --key FILE [--policy FILE] [--spool DIR] [FILE]
                                                 sign and submit JSON-lines records (stdin without FILE)
-  verify <receipt> --entry FILE --policy FILE   verify a tlog-proof@v1 receipt offline
+  verify <receipt> --entry FILE --policy FILE [--log URL --reader-token T]
+                                                verify a tlog-proof@v1 receipt offline; with a reader
+                                                token, open and check the entry's sealed values
   search --log URL --policy FILE [--emitter N] [--stream S] [--session S] [--method M] [--tool T]
-         [--since T] [--until T] [--limit N] [--json]   search the log, verify every result
+         [--since T] [--until T] [--limit N] [--json] [--reader-token T] [--open | --no-open]
+                                                search the log (needs a reader token), verify every
+                                                result, open and check its sealed values
   evidence verify <file> (--policy FILE | --log-key VKEY)   check witness evidence offline
   audit --log URL --policy FILE [--state DIR] [--follow] [--json] [--emitters FILE]
         [--operator-key VKEY] [--fail-on-unclosed] [--max-skew 5m] [--interval 10s]
-                                                audit the whole log
+        [--reader-token T]                      audit the whole log (with a reader token, open and
+                                                check every sealed value)
+
+A reader token can also come from VIGIL_READER_TOKEN (not visible in the process list).
   mcp ...                                       MCP capture (vigil mcp --help)
   reconcile ...                                 compare client- and server-side captures
 `;

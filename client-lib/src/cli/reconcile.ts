@@ -26,9 +26,11 @@ import {
   sealedFromJsonLines,
 } from '../mcp/reconcile.js';
 import type { JsonObject } from '../mcp/types.js';
+import { withOpenedValues } from './sealed-view.js';
 
 const USAGE = `usage: vigil reconcile A.jsonl B.jsonl [--json]
        vigil reconcile --log URL --policy FILE --a EMITTER --b EMITTER [--since T] [--until T] [--json]
+                       [--reader-token T]   (search needs a reader token; or VIGIL_READER_TOKEN)
 `;
 
 /** A search result whose receipt did not verify: the log's answer cannot be trusted. */
@@ -53,6 +55,7 @@ export async function runReconcileCommand(
         since: { type: 'string' },
         until: { type: 'string' },
         json: { type: 'boolean' },
+        'reader-token': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -80,8 +83,10 @@ export async function runReconcileCommand(
           '--log needs --policy FILE (the tlog-policy that search results must verify against)',
         );
       const policy = parsePolicy(await readFile(policyFile, 'utf8'));
-      a = await fromLog(logUrl, policy, values['a'], values);
-      b = await fromLog(logUrl, policy, values['b'], values);
+      const token = (values['reader-token'] as string | undefined) || env['VIGIL_READER_TOKEN'] || undefined;
+      const client = new LogClient(logUrl, token !== undefined ? { readerToken: token } : {});
+      a = await fromLog(client, policy, values['a'], values);
+      b = await fromLog(client, policy, values['b'], values);
     } else {
       if (positionals.length !== 2) throw new Error('give two files (or --log URL --a EMITTER --b EMITTER)');
       const textA = await readFile(positionals[0] as string, 'utf8');
@@ -107,12 +112,11 @@ export async function runReconcileCommand(
  * for the entry bytes rebuilt here (and for the index the result claims). In log order.
  */
 async function fromLog(
-  logUrl: string,
+  client: LogClient,
   policy: Policy,
   emitter: string,
   values: Record<string, string | boolean | undefined>,
 ): Promise<JsonObject[]> {
-  const client = new LogClient(logUrl);
   const found: { index: bigint; record: JsonObject }[] = [];
   let after: string | undefined;
   for (;;) {
@@ -120,7 +124,10 @@ async function fromLog(
     if (typeof values['since'] === 'string') query.since = values['since'];
     if (typeof values['until'] === 'string') query.until = values['until'];
     if (after !== undefined) query.after = after;
-    const page = await client.search(query);
+    // Each side seals with its own salts: the values are compared, opened (and checked against
+    // their commitments), never the commitments.
+    const page = await client.search(query, { open: client.hasReaderToken });
+    const answer = { sealed: page.sealed ?? new Map(), erased: page.erased ?? new Map() };
     for (const r of page.results) {
       try {
         if (r.entry['emitter'] !== emitter)
@@ -133,7 +140,20 @@ async function fromLog(
             "the log's search answer cannot be trusted",
         );
       }
-      found.push({ index: r.index, record: r.entry['record'] as JsonObject });
+      // Only the JSON-RPC message is compared, so only its sealed parts are opened (`wire` stays the
+      // commitment reconcile already reads it as).
+      const record = r.entry['record'] as JsonObject;
+      const opened = withOpenedValues(record['message'], answer);
+      if (opened.failed.length > 0)
+        throw new UnverifiedResultError(
+          `search result ${r.index}: the sealed value at ${opened.failed.map((f) => (f === '.' ? 'message' : `message.${f}`)).join(', ')} does not match its commitment; ` +
+            "the log's search answer cannot be trusted",
+        );
+      found.push({
+        index: r.index,
+        record:
+          record['message'] === undefined ? record : { ...record, message: opened.record as JsonObject },
+      });
     }
     if (page.next === undefined || page.results.length === 0) break;
     after = page.next;

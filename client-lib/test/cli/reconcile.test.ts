@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { generateKey } from '../../src/index.js';
+import { formatEntry, generateKey, recordHash, sealValue, signRecord, type Sealed } from '../../src/index.js';
 import { createCapture, sinkFromEmitter } from '../../src/mcp/index.js';
 import { MemorySink, type SunkRecord } from '../../src/mcp/memory-sink.js';
 import type { JsonObject, McpTransportName } from '../../src/mcp/types.js';
@@ -197,3 +197,103 @@ t.test('--log: results verified against the policy; an unverifiable answer exits
   t.equal(noPolicy.code, 2);
   t.match(noPolicy.stderr, /--log needs --policy FILE/);
 });
+
+t.test(
+  '--log with a reader token: sealed message parts are compared opened, each side with its own salts',
+  async (t) => {
+    const TOKEN = 'vigil_rt_' + 'R'.repeat(43);
+    const ka = { name: 'client.example/sealed', ...generateKey('client.example/sealed') };
+    const kb = { name: 'server.example/sealed', ...generateKey('server.example/sealed') };
+    const log = await startFakeLog({
+      emitters: new Map([
+        [ka.name, ka.verifierKey],
+        [kb.name, kb.verifierKey],
+      ]),
+    });
+    t.teardown(() => log.close());
+    const policyFile = path.join(dir, 'sealed.policy');
+    await fs.writeFile(policyFile, log.policy);
+    let saltCounter = 0;
+    /** One side's records with params / result / error sealed (its own salts), appended signed. */
+    const append = (emitter: string, signerKey: string, records: JsonObject[]): Sealed[] => {
+      const sealedValues: Sealed[] = [];
+      let prev: string | undefined;
+      records.forEach((fields, seq) => {
+        const message = fields['message'] as JsonObject | undefined;
+        const sealedMessage: Record<string, unknown> | undefined =
+          message === undefined ? undefined : { ...message };
+        for (const part of ['params', 'result', 'error'])
+          if (sealedMessage !== undefined && part in sealedMessage) {
+            const s = sealValue(sealedMessage[part], new Uint8Array(16).fill(++saltCounter));
+            log.sealed.set(s.ref.$sealed.sha256, s.bytes);
+            sealedValues.push(s);
+            sealedMessage[part] = s.ref;
+          }
+        const record: Record<string, unknown> = {
+          v: 1,
+          stream: `${emitter}-stream`,
+          seq,
+          ...(prev !== undefined ? { prev } : {}),
+          time: new Date().toISOString(),
+          ...fields,
+          ...(sealedMessage !== undefined ? { message: sealedMessage } : {}),
+        };
+        prev = recordHash(record);
+        log.appendRaw([
+          formatEntry({
+            received: new Date().toISOString(),
+            emitter,
+            peer: 'p',
+            record,
+            sig: signRecord(record, signerKey),
+          }),
+        ]);
+      });
+      return sealedValues;
+    };
+    const sealedA = append(ka.name, ka.signerKey, await recordsOf('sdk', 'client-view', session));
+    append(kb.name, kb.signerKey, await recordsOf('stdio', 'wrapper-stream', session.slice(0, 4)));
+    const args = [
+      'reconcile',
+      '--log',
+      log.url,
+      '--policy',
+      policyFile,
+      '--a',
+      ka.name,
+      '--b',
+      kb.name,
+      '--json',
+    ];
+
+    // Compared as commitments (no token, a log that does not ask for one), every request differs.
+    const unopened = await run(args);
+    t.equal(unopened.code, 1);
+    t.ok(
+      (JSON.parse(unopened.stdout) as { findings: JsonObject[] }).findings.some(
+        (f) => f['problem'] === 'request_differs',
+      ),
+      'salted commitments never agree',
+    );
+
+    log.readers.add(TOKEN);
+    const opened = await run([...args, '--reader-token', TOKEN]);
+    t.equal(opened.code, 1, opened.stderr);
+    t.same(
+      (JSON.parse(opened.stdout) as { findings: JsonObject[] }).findings.map((f) => [f['problem'], f['id']]),
+      [['missing_in_b', '3']],
+      'opened, the sides agree on everything both saw',
+    );
+
+    // sealedA: the result of id 1, then the params of id 2 (tools/list has no params).
+    log.sealed.set(sealedA[1]!.ref.$sealed.sha256, sealValue('forged', new Uint8Array(16)).bytes);
+    const forged = await run([...args, '--reader-token', TOKEN]);
+    t.equal(forged.code, 1);
+    t.match(
+      forged.stderr,
+      /search result [0-9]+: the sealed value at message\.params does not match its commitment/,
+    );
+    t.equal(forged.stdout, '', 'nothing compared from an answer that does not match');
+    t.notMatch(forged.stderr + opened.stderr, 'RRRRRRRR', 'the token is never printed');
+  },
+);

@@ -59,6 +59,23 @@ export interface FakeLog {
   maxBodyBytes?: number;
   /** Body sizes of the POST /v1/entries requests that were read. */
   bodySizes: number[];
+  /**
+   * Reader endpoints (contract "Log HTTP API"): tokens accepted as `Authorization: Bearer`. While
+   * empty, /v1/search answers without one (as logs did before readers).
+   */
+  readers: Set<string>;
+  /** Sealed bytes S by hex commitment, served to readers. */
+  sealed: Map<string, Uint8Array>;
+  /** Erased commitments -> index of the log.erasure record (served as `erased` / 410). */
+  erased: Map<string, bigint>;
+  /** Bytes appended to every `GET /v1/sealed?start&end` answer (an answer longer than its values allow). */
+  sealedPadding: number;
+  /** Most bytes of S one range answer carries; past it 400 RANGE_TOO_LARGE (as the real log's budget). */
+  sealedBudget: number;
+  /** List sealedBudget as `sealedMaxBytes` in /v1/log limits (as the real log does). */
+  listSealedBudget: boolean;
+  /** The Authorization header of every request, by path (undefined: none). */
+  authorizations: { path: string; url: string; authorization: string | undefined }[];
   /** Appends raw entry bytes and signs a new checkpoint (for building odd logs). */
   appendRaw(entries: Uint8Array[]): void;
   close(): Promise<void>;
@@ -109,6 +126,13 @@ export async function startFakeLog(
     operator: undefined,
     blobs: new Map(),
     bodySizes: [],
+    readers: new Set(),
+    sealed: new Map(),
+    erased: new Map(),
+    sealedPadding: 0,
+    sealedBudget: Infinity,
+    listSealedBudget: false,
+    authorizations: [],
     appendRaw(entries) {
       log.entries.push(...entries);
       leafHashes = leafHashesOf(log);
@@ -221,6 +245,7 @@ export async function startFakeLog(
     const url = new URL(req.url ?? '/', 'http://x');
     const p = url.pathname.slice(1);
     log.requests.push(p);
+    log.authorizations.push({ path: p, url: req.url ?? '', authorization: req.headers.authorization });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -272,13 +297,100 @@ export async function startFakeLog(
             vkey: key.verifierKey,
             witnesses: [],
             quorum: 0,
-            limits: log.maxBodyBytes === undefined ? {} : { maxBodyBytes: log.maxBodyBytes },
+            limits: {
+              ...(log.maxBodyBytes === undefined ? {} : { maxBodyBytes: log.maxBodyBytes }),
+              ...(log.listSealedBudget ? { sealedMaxBytes: log.sealedBudget } : {}),
+            },
             emitters: [...log.emitters].map(([name, vkey]) => ({ name, vkey, revoked: false })),
             ...(log.operator !== undefined ? { operator: log.operator } : {}),
           }),
         );
       }
+      const isReader = (): boolean => {
+        const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+        return m !== null && log.readers.has(m[1]!);
+      };
+      const readerRequired = (): void =>
+        send(401, JSON.stringify({ code: 'READER_REQUIRED', message: 'reader token required' }), undefined, {
+          'www-authenticate': 'Bearer realm="vigil"',
+        });
+      /** The sealed / erased maps for some commitments (those the log holds). */
+      const sealedMaps = (hexes: string[]) => {
+        const sealed: Record<string, string> = {};
+        const erased: Record<string, string> = {};
+        for (const h of hexes) {
+          const e = log.erased.get(h);
+          const b = log.sealed.get(h);
+          if (e !== undefined) erased[h] = e.toString();
+          else if (b !== undefined) sealed[h] = base64Encode(b);
+        }
+        return { sealed, erased };
+      };
+      const refsOf = (from: number, to: number): string[] => {
+        const out: string[] = [];
+        const walk = (v: unknown): void => {
+          if (typeof v !== 'object' || v === null) return;
+          const inner = (v as { $sealed?: { sha256?: unknown } }).$sealed;
+          if (inner !== undefined && typeof inner.sha256 === 'string') out.push(inner.sha256);
+          else for (const x of Object.values(v)) walk(x);
+        };
+        for (const e of log.entries.slice(from, to))
+          walk((JSON.parse(new TextDecoder().decode(e)) as { record: unknown }).record);
+        return out;
+      };
+      if (p === 'v1/sealed') {
+        if (!isReader()) return readerRequired();
+        const start = Number(url.searchParams.get('start'));
+        const end = Number(url.searchParams.get('end'));
+        if (!(end > start && end - start <= 1000 && end <= log.entries.length))
+          return send(400, JSON.stringify({ code: 'REQUEST_MALFORMED', message: 'bad range' }));
+        const hexes = refsOf(start, end);
+        const bytes = hexes.reduce((n, h) => n + (log.sealed.get(h)?.length ?? 0), 0);
+        if (bytes > log.sealedBudget)
+          return send(400, JSON.stringify({ code: 'RANGE_TOO_LARGE', message: `${bytes} bytes` }));
+        const body = JSON.stringify(sealedMaps(hexes));
+        return send(200, body.slice(0, -1) + ' '.repeat(log.sealedPadding) + '}');
+      }
+      if (p.startsWith('v1/sealed/')) {
+        if (!isReader()) return readerRequired();
+        const hex = p.slice('v1/sealed/'.length);
+        const e = log.erased.get(hex);
+        if (e !== undefined)
+          return send(410, JSON.stringify({ code: 'ERASED', message: 'erased', index: e.toString() }));
+        const b = log.sealed.get(hex);
+        if (b === undefined) return send(404, JSON.stringify({ code: 'SEALED_NOT_FOUND', message: hex }));
+        return send(200, b, 'application/octet-stream');
+      }
+      if (p.startsWith('v1/entries/')) {
+        const i = Number(p.slice('v1/entries/'.length));
+        if (!(i >= 0 && i < log.entries.length))
+          return send(404, JSON.stringify({ code: 'INDEX_OUT_OF_RANGE', message: p }));
+        const open = url.searchParams.get('open') === '1';
+        if (open && !isReader()) return readerRequired();
+        const size = BigInt(leafHashes.length);
+        const index = BigInt(i);
+        return send(
+          200,
+          JSON.stringify({
+            index: index.toString(),
+            leafHash: base64Encode(leafHashes[i]!),
+            entry: JSON.parse(new TextDecoder().decode(log.entries[i]!)) as unknown,
+            receipt: formatReceipt({
+              index,
+              proof: inclusionProof(index, size, getNode),
+              note: log.notes.get(size)!,
+            }),
+            ...(open ? sealedMaps(refsOf(i, i + 1)) : {}),
+          }),
+        );
+      }
+      if (p.startsWith('v1/blobs/')) {
+        const b = log.blobs.get(p.slice('v1/blobs/'.length));
+        if (b === undefined) return send(404, JSON.stringify({ code: 'NOT_FOUND', message: p }));
+        return send(200, Buffer.from(b, 'base64'), 'application/octet-stream');
+      }
       if (p === 'v1/search') {
+        if (log.readers.size > 0 && !isReader()) return readerRequired();
         // Newest first; filters on emitter and stream only. `searchTamper` alters what is returned.
         const size = BigInt(leafHashes.length);
         const note = log.notes.get(size)!;
@@ -297,7 +409,9 @@ export async function startFakeLog(
             receipt: formatReceipt({ index, proof: inclusionProof(index, size, getNode), note }),
           });
         }
-        return send(200, JSON.stringify({ entries: results }));
+        const open = url.searchParams.get('open') === '1';
+        const hexes = results.flatMap((r) => refsOf(Number(r.index), Number(r.index) + 1));
+        return send(200, JSON.stringify({ entries: results, ...(open ? sealedMaps(hexes) : {}) }));
       }
       if (p.startsWith('tile/')) {
         let t;
