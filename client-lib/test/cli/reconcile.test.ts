@@ -54,9 +54,10 @@ async function recordsOf(
   transport: McpTransportName,
   name: string,
   messages: typeof session,
+  seal: 'none' | 'payload' = 'payload',
 ): Promise<SunkRecord[]> {
   const sink = new MemorySink();
-  const capture = createCapture({ sink, transport, mode: 'spool' });
+  const capture = createCapture({ sink, transport, mode: 'spool', seal });
   for (const [direction, message] of messages) {
     await capture.observeValue(direction, message, { session: name }).gate;
   }
@@ -251,8 +252,11 @@ t.test(
       });
       return sealedValues;
     };
-    const sealedA = append(ka.name, ka.signerKey, await recordsOf('sdk', 'client-view', session));
-    append(kb.name, kb.signerKey, await recordsOf('stdio', 'wrapper-stream', session.slice(0, 4)));
+    // Captured in clear, sealed here with salts of this test (so a forged value can be planted).
+    const clear = async (transport: McpTransportName, name: string, messages: typeof session) =>
+      (await recordsOf(transport, name, messages, 'none')).map((r) => r.fields);
+    const sealedA = append(ka.name, ka.signerKey, await clear('sdk', 'client-view', session));
+    append(kb.name, kb.signerKey, await clear('stdio', 'wrapper-stream', session.slice(0, 4)));
     const args = [
       'reconcile',
       '--log',
@@ -266,14 +270,17 @@ t.test(
       '--json',
     ];
 
-    // Compared as commitments (no token, a log that does not ask for one), every request differs.
+    // Without a token (a log that does not ask for one) salted commitments never agree, so only the
+    // clear facts are compared (method, tool, answer type): the sides agree, b lacks id 3.
     const unopened = await run(args);
     t.equal(unopened.code, 1);
-    t.ok(
-      (JSON.parse(unopened.stdout) as { findings: JsonObject[] }).findings.some(
-        (f) => f['problem'] === 'request_differs',
-      ),
-      'salted commitments never agree',
+    t.same(
+      (JSON.parse(unopened.stdout) as { findings: JsonObject[] }).findings.map((f) => [
+        f['problem'],
+        f['id'],
+      ]),
+      [['missing_in_b', '3']],
+      'sealed content is not compared by its commitments',
     );
 
     log.readers.add(TOKEN);
