@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
 import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
 import { InvalidTokenError, PrincipalResolver } from './jwt.js';
-import { sha256Hex } from './message.js';
+import { parseMessage, sha256Hex } from './message.js';
 import { SseParser } from './sse.js';
 import type { OversizeHasher } from './wire.js';
 import type { HttpFacts, JsonObject, Principal } from './types.js';
@@ -206,8 +206,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }
     let body: Buffer | undefined;
     let forwardContentType: string | undefined;
+    /**
+     * An `initialize` outside a session: the server names the session in its answer's headers, so the
+     * request is recorded once that name is known, under it, and the answer is held until then.
+     */
+    let initialize: DecodedBody | undefined;
+    let decoded: DecodedBody | undefined;
     if (method === 'POST') {
-      let decoded: DecodedBody;
       try {
         decoded = await decodeBody(
           raw,
@@ -224,6 +229,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }
       body = decoded.bytes;
       forwardContentType = decoded.contentType;
+      if (mcpSessionId === undefined && isInitializeRequest(decoded.text)) initialize = decoded;
+    }
+    if (method === 'POST' && initialize === undefined && decoded !== undefined) {
       const messageContext = context(requestSession, requestFacts, mcpSessionId);
       // `wire` commits to the bytes forwarded upstream (the decoded text as UTF-8), which is what the
       // server acts on; the coding the client sent them in is recorded beside it
@@ -249,7 +257,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         }
         warn(`forwarding a message whose record failed: ${(err as Error).message}`);
       }
-    } else {
+    } else if (initialize === undefined) {
       // No message in it, but the server acts on it (opens a stream, ends a session): recorded too.
       await capture
         .event(httpRequestRecord())
@@ -282,6 +290,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       upstreamReq.once('error', resolve);
       upstreamReq.end(body);
     });
+    if (upstreamRes instanceof Error && initialize !== undefined) {
+      // Never reached the server: recorded under its exchange, with the 502 that answers it.
+      await capture
+        .observeText(
+          'client_to_server',
+          initialize.text,
+          context(requestSession, requestFacts, undefined),
+          initialize.bytes,
+        )
+        .gate.catch((err: unknown) => warn(`could not record an initialize request: ${String(err)}`));
+    }
     if (upstreamRes instanceof Error) {
       if (!res.headersSent && !res.destroyed) {
         res.writeHead(502, { 'content-type': 'application/json' });
@@ -295,6 +314,33 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const newSessionId = header(upstreamRes.headers, 'mcp-session-id');
     const sid = mcpSessionId ?? newSessionId;
     const session = sid ?? requestSession;
+    if (initialize !== undefined) {
+      // Recorded under the session the answer creates (so a search by session finds the clientInfo),
+      // before the answer reaches the client. When the log refuses it (sync mode), the client gets the
+      // refusal, never the session, and the proxy ends the session the server opened.
+      const observation = capture.observeText(
+        'client_to_server',
+        initialize.text,
+        context(session, requestFacts, newSessionId),
+        initialize.bytes,
+      );
+      try {
+        await observation.gate;
+      } catch (err) {
+        const refusal = refusalOf(observation.classified, (err as Error).message);
+        if (refusal === undefined) throw err;
+        upstreamRes.resume();
+        const text = JSON.stringify(refusal);
+        capture.observeText('server_to_client', text, {
+          ...context(session, { ...requestFacts, status: 200 }, newSessionId),
+          synthesized: true,
+        });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(text);
+        if (newSessionId !== undefined) endUpstreamSession(target, headers, newSessionId);
+        return;
+      }
+    }
     if (mcpSessionId === undefined && newSessionId !== undefined)
       capture.moveSession(requestSession, newSessionId);
     const contentType = header(upstreamRes.headers, 'content-type') ?? '';
@@ -305,6 +351,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (v !== undefined && !HOP_BY_HOP.has(k)) outHeaders[k] = v;
     }
     upstreamRes.on('error', () => res.destroy());
+    /** Messages (or oversized markers) recorded from the answer; none: its status is recorded alone. */
+    let answers = 0;
 
     if (contentType.startsWith('text/event-stream')) {
       res.writeHead(status, outHeaders);
@@ -330,6 +378,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           const facts: HttpFacts = { ...responseFacts };
           if (event.id !== undefined) facts.eventId = event.id;
           const sessionId = sid ?? (legacySession !== session ? legacySession : undefined);
+          answers++;
           if (event.oversized !== undefined) {
             recordOversized(
               context(legacySession, facts, sessionId),
@@ -377,6 +426,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }
       if (streaming !== undefined) {
         res.end();
+        answers++;
         recordOversized(context(session, responseFacts, sid), size, streaming.digest());
       } else {
         const payload = Buffer.concat(chunks);
@@ -385,6 +435,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         res.end(payload);
         // Forwarded first, recorded right after: answers never wait for the log or the spool.
         if (payload.length > 0) {
+          answers++;
           capture.observeText(
             'server_to_client',
             payload.toString('utf8'),
@@ -397,6 +448,20 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       res.writeHead(status, outHeaders);
       upstreamRes.pipe(res);
       await new Promise<void>((resolve) => res.once('close', resolve));
+    }
+
+    if (answers === 0 && !(method === 'POST' && status === 202)) {
+      // An answer without a message (a DELETE's, a refused GET's, an error page): its status is the
+      // evidence, filed under the same session as the request. A POST's 202 is the normal acceptance
+      // of a notification or an answer, already recorded as the message it accepted.
+      await capture
+        .event({
+          kind: MCP_KINDS.httpResponse,
+          session,
+          principal: principal as unknown as JsonObject,
+          http: responseFacts as unknown as JsonObject,
+        })
+        .catch((err: unknown) => warn(`could not record an answer: ${String(err)}`));
     }
 
     // Session ends: DELETE accepted, or the server no longer knows it; a stateless exchange ends here.
@@ -446,6 +511,35 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Whether a POST body is a single `initialize` request (a cheap text test first: most bodies are not).
+ */
+function isInitializeRequest(text: string): boolean {
+  if (!text.includes('"initialize"')) return false;
+  const classified = parseMessage(text);
+  return classified.type === 'request' && classified.method === 'initialize';
+}
+
+/**
+ * Ends a session the upstream opened for an `initialize` the proxy then refused to answer (its record
+ * was not acknowledged): the client never learns the session id, so nobody else would end it.
+ * Best effort: the upstream forgets unused sessions in its own time anyway.
+ */
+function endUpstreamSession(
+  target: URL,
+  forwarded: Record<string, string | string[]>,
+  sessionId: string,
+): void {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(forwarded)) if (!k.startsWith('content-')) headers[k] = v;
+  headers['mcp-session-id'] = sessionId;
+  const client = target.protocol === 'https:' ? https : http;
+  const req = client.request(target, { method: 'DELETE', headers });
+  req.on('response', (r: IncomingMessage) => r.resume());
+  req.on('error', () => {});
+  req.end();
 }
 
 /** Resolves when `res` takes more bytes again, or is closed (a client that left). */
