@@ -13,7 +13,8 @@ const USAGE = `usage:
                  [--timeout MS] [--config FILE] -- <server command> [args...]
   vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
                  [--jwt-public-key FILE | --jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
-                 [--require-auth] [--resource-metadata URL] [same log options as wrap]
+                 [--require-auth] [--resource-metadata URL] [--trust-proxy]
+                 [same log options as wrap]
 
 Log settings also come from VIGIL_LOG_URL, VIGIL_KEY_FILE, VIGIL_POLICY_FILE, VIGIL_MODE,
 VIGIL_SPOOL_DIR, or a JSON config file (--config, VIGIL_CONFIG, ~/.config/vigil/config.json).
@@ -123,6 +124,7 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
       'jwt-issuer': { type: 'string' },
       'jwt-audience': { type: 'string' },
       'require-auth': { type: 'boolean' },
+      'trust-proxy': { type: 'boolean' },
       'resource-metadata': { type: 'string' },
     },
     strict: true,
@@ -148,6 +150,7 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
     port,
     capture: opened.capture,
     requireAuth: values['require-auth'] === true,
+    trustProxy: values['trust-proxy'] === true,
     onWarning: warn,
   };
   if (values['tls-cert'] !== undefined) options.tlsCertFile = values['tls-cert'];

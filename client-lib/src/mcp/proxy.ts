@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
 import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
 import { InvalidTokenError, PrincipalResolver } from './jwt.js';
@@ -35,6 +35,11 @@ export interface ProxyOptions {
   jwksUrl?: string;
   jwtIssuer?: string;
   jwtAudience?: string;
+  /**
+   * The proxy sits behind a reverse proxy the operator runs: the client's address is the first
+   * address of `X-Forwarded-For`. Off (default): that header is never trusted for the address.
+   */
+  trustProxy?: boolean;
   /** Answer requests without a bearer token 401 with `WWW-Authenticate`. */
   requireAuth?: boolean;
   /** RFC 9728 protected resource metadata URL for the `WWW-Authenticate` challenge. */
@@ -154,6 +159,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     put('origin', 'origin');
     put('traceparent', 'traceparent');
     if (authorization !== undefined) requestFacts.authorizationSha256 = sha256Hex(authorization);
+    Object.assign(requestFacts, clientAddressOf(req, options.trustProxy === true));
     // The session: Mcp-Session-Id, or the legacy HTTP+SSE ?sessionId=, else this exchange alone.
     const mcpSessionId = requestFacts.mcpSessionId ?? url.searchParams.get('sessionId') ?? undefined;
     const requestSession = mcpSessionId ?? `exchange:${exchange}`;
@@ -511,6 +517,25 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The client's address facts of a request (OTel `client.address`/`client.port`). The TCP peer is the
+ * client unless `trustProxy`: then the first `X-Forwarded-For` address, when it is an IP address
+ * (anything else there is ignored), with the peer kept as `network.peer.*`. Without `trustProxy` the
+ * header is ignored: any client can write one.
+ */
+export function clientAddressOf(req: IncomingMessage, trustProxy: boolean): Partial<HttpFacts> {
+  const peer: Partial<HttpFacts> = {};
+  if (req.socket.remoteAddress !== undefined) peer['client.address'] = req.socket.remoteAddress;
+  if (req.socket.remotePort !== undefined) peer['client.port'] = req.socket.remotePort;
+  if (!trustProxy) return peer;
+  const first = header(req.headers, 'x-forwarded-for')?.split(',')[0]?.trim();
+  if (first === undefined || isIP(first) === 0) return peer;
+  const facts: Partial<HttpFacts> = { 'client.address': first };
+  if (peer['client.address'] !== undefined) facts['network.peer.address'] = peer['client.address'];
+  if (peer['client.port'] !== undefined) facts['network.peer.port'] = peer['client.port'];
+  return facts;
 }
 
 /**

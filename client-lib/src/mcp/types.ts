@@ -48,6 +48,16 @@ export interface HttpFacts {
   traceparent?: string;
   /** SHA-256 hex of the whole Authorization header value; never the value itself. */
   authorizationSha256?: string;
+  /**
+   * The client's network address (OTel `client.address`): the TCP peer, or behind a trusted reverse
+   * proxy (`--trust-proxy`) the first address of `X-Forwarded-For`. `client.port` is the peer's port
+   * when the address is the peer's (a forwarded address carries no port).
+   */
+  'client.address'?: string;
+  'client.port'?: number;
+  /** The TCP peer (the reverse proxy), when `client.address` came from `X-Forwarded-For`. */
+  'network.peer.address'?: string;
+  'network.peer.port'?: number;
 }
 
 /** Options of one record handed to a sink. */
