@@ -24,7 +24,26 @@ export type JsonObject = { [key: string]: JsonValue };
  * (stdio); `sdk`: what the SDK handed over as `authInfo`; `anonymous`: no credential at all.
  */
 export type Principal =
-  | { type: 'jwt'; sub: string; clientId?: string; iss?: string; tokenSha256: string }
+  | {
+      type: 'jwt';
+      sub: string;
+      /** `client_id` (RFC 9068), else `azp`. */
+      clientId?: string;
+      iss?: string;
+      aud?: string | string[];
+      /** RFC 8707 resource indicator(s), when the token carries them. */
+      resource?: string | string[];
+      /**
+       * RFC 8693 delegation chain from the nested `act` claims, the current actor first: each actor's
+       * string claims (`sub`, `iss`, `client_id`, ...), without its own nested `act`.
+       */
+      act?: Record<string, string>[];
+      /** RFC 9449 `cnf.jkt`: the thumbprint of the key the token is bound to (DPoP). */
+      cnfJkt?: string;
+      /** With `cnfJkt`: whether the request carried a valid DPoP proof made with that key. */
+      dpop?: 'verified' | 'missing' | 'invalid';
+      tokenSha256: string;
+    }
   | { type: 'token'; tokenSha256: string }
   | { type: 'process'; user: string; uid?: number }
   | { type: 'sdk'; clientId?: string; scopes?: string[]; tokenSha256?: string }
