@@ -15,7 +15,8 @@ import https from 'node:https';
 import { type AddressInfo, isIP } from 'node:net';
 import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
 import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
-import { InvalidTokenError, PrincipalResolver } from './jwt.js';
+import { DpopProofError, DpopVerifier } from './dpop.js';
+import { bearerToken, InvalidTokenError, PrincipalResolver } from './jwt.js';
 import { parseMessage, sha256Hex } from './message.js';
 import { SseParser } from './sse.js';
 import type { OversizeHasher } from './wire.js';
@@ -33,6 +34,8 @@ export interface ProxyOptions {
   tlsKeyFile?: string;
   jwtPublicKeyFile?: string;
   jwksUrl?: string;
+  /** OpenID issuer whose discovered `jwks_uri` holds the token keys (jwt.ts). */
+  oidcIssuer?: string;
   jwtIssuer?: string;
   jwtAudience?: string;
   /**
@@ -40,7 +43,10 @@ export interface ProxyOptions {
    * address of `X-Forwarded-For`. Off (default): that header is never trusted for the address.
    */
   trustProxy?: boolean;
-  /** Answer requests without a bearer token 401 with `WWW-Authenticate`. */
+  /**
+   * Answer requests without a bearer token 401 with `WWW-Authenticate`, and requests presenting a
+   * sender-constrained token (`cnf.jkt`) without a valid DPoP proof for that key (RFC 9449).
+   */
   requireAuth?: boolean;
   /** RFC 9728 protected resource metadata URL for the `WWW-Authenticate` challenge. */
   resourceMetadataUrl?: string;
@@ -104,9 +110,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const jwtOptions: ConstructorParameters<typeof PrincipalResolver>[0] = {};
   if (options.jwtPublicKeyFile !== undefined) jwtOptions.publicKeyFile = options.jwtPublicKeyFile;
   if (options.jwksUrl !== undefined) jwtOptions.jwksUrl = options.jwksUrl;
+  if (options.oidcIssuer !== undefined) jwtOptions.oidcIssuer = options.oidcIssuer;
   if (options.jwtIssuer !== undefined) jwtOptions.issuer = options.jwtIssuer;
   if (options.jwtAudience !== undefined) jwtOptions.audience = options.jwtAudience;
   const principals = new PrincipalResolver(jwtOptions);
+  const proofs = new DpopVerifier();
+  const scheme = options.tlsCertFile !== undefined ? 'https' : 'http';
   const seenEvents = new Set<string>();
   const remember = (key: string): boolean => {
     if (seenEvents.has(key)) return false;
@@ -115,35 +124,30 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     return true;
   };
 
-  const challenge = (error?: string): string => {
+  const challenge = (error?: string, authScheme = 'Bearer'): string => {
     const parts: string[] = [];
     if (error !== undefined) parts.push(`error="${error}"`);
     if (options.resourceMetadataUrl !== undefined)
       parts.push(`resource_metadata="${options.resourceMetadataUrl}"`);
-    return parts.length === 0 ? 'Bearer' : `Bearer ${parts.join(', ')}`;
+    return parts.length === 0 ? authScheme : `${authScheme} ${parts.join(', ')}`;
+  };
+  /**
+   * The URI the client sent a request to, as the client sees the proxy (a DPoP proof's `htu`):
+   * behind a trusted reverse proxy, its `X-Forwarded-Proto` and `X-Forwarded-Host` (first values).
+   */
+  const requestUri = (req: IncomingMessage, path: string): string => {
+    const first = (name: string): string | undefined =>
+      options.trustProxy === true ? header(req.headers, name)?.split(',')[0]?.trim() : undefined;
+    const proto = first('x-forwarded-proto') ?? scheme;
+    const host = first('x-forwarded-host') ?? header(req.headers, 'host') ?? 'proxy.invalid';
+    return `${proto}://${host}${path}`;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const exchange = randomUUID();
+    const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'http://proxy.invalid');
     const authorization = header(req.headers, 'authorization');
-    let principal: Principal;
-    try {
-      principal = await principals.resolve(authorization);
-    } catch (err) {
-      if (!(err instanceof InvalidTokenError)) throw err;
-      res.writeHead(401, {
-        'www-authenticate': challenge('invalid_token'),
-        'content-type': 'application/json',
-      });
-      res.end(JSON.stringify({ code: 'TOKEN_INVALID', message: err.message }));
-      return;
-    }
-    if (options.requireAuth === true && principal.type === 'anonymous') {
-      res.writeHead(401, { 'www-authenticate': challenge(), 'content-type': 'application/json' });
-      res.end(JSON.stringify({ code: 'AUTH_REQUIRED', message: 'a bearer token is required' }));
-      return;
-    }
     const requestFacts: HttpFacts = { method: req.method ?? 'GET', path: url.pathname };
     const put = (k: keyof HttpFacts, name: string): void => {
       const v = header(req.headers, name);
@@ -163,6 +167,68 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     // The session: Mcp-Session-Id, or the legacy HTTP+SSE ?sessionId=, else this exchange alone.
     const mcpSessionId = requestFacts.mcpSessionId ?? url.searchParams.get('sessionId') ?? undefined;
     const requestSession = mcpSessionId ?? `exchange:${exchange}`;
+
+    // Who calls: refused requests are answered 401 and recorded (who tried, from where, why), never
+    // forwarded. The body is left unread and the connection closed.
+    const unauthorized = async (
+      who: Principal,
+      code: string,
+      message: string,
+      wwwAuthenticate: string,
+    ): Promise<void> => {
+      await capture
+        .event({
+          kind: MCP_KINDS.httpRefused,
+          session: requestSession,
+          principal: who as unknown as JsonObject,
+          http: { ...requestFacts, status: 401 } as unknown as JsonObject,
+          code,
+          message,
+        })
+        .catch((err: unknown) => warn(`could not record a refused request: ${String(err)}`));
+      res.writeHead(401, {
+        'www-authenticate': wwwAuthenticate,
+        'content-type': 'application/json',
+        connection: 'close',
+      });
+      res.end(JSON.stringify({ code, message }));
+    };
+    let principal: Principal;
+    try {
+      principal = await principals.resolve(authorization);
+    } catch (err) {
+      if (!(err instanceof InvalidTokenError)) throw err;
+      const token = bearerToken(authorization);
+      const who: Principal =
+        authorization === undefined
+          ? { type: 'anonymous' }
+          : { type: 'token', tokenSha256: sha256Hex(token ?? authorization) };
+      await unauthorized(who, 'TOKEN_INVALID', err.message, challenge('invalid_token'));
+      return;
+    }
+    if (options.requireAuth === true && principal.type === 'anonymous') {
+      await unauthorized(principal, 'AUTH_REQUIRED', 'a bearer token is required', challenge());
+      return;
+    }
+    if (principal.type === 'jwt' && principal.cnfJkt !== undefined) {
+      // A sender-constrained token: only the holder of its key may present it (RFC 9449).
+      try {
+        await proofs.verify(header(req.headers, 'dpop'), {
+          method,
+          url: requestUri(req, url.pathname),
+          accessToken: bearerToken(authorization) ?? '',
+          jkt: principal.cnfJkt,
+        });
+        principal.dpop = 'verified';
+      } catch (err) {
+        if (!(err instanceof DpopProofError)) throw err;
+        principal.dpop = err.code === 'DPOP_PROOF_MISSING' ? 'missing' : 'invalid';
+        if (options.requireAuth === true) {
+          await unauthorized(principal, err.code, err.message, challenge('invalid_dpop_proof', 'DPoP'));
+          return;
+        }
+      }
+    }
     const context = (session: string, http: HttpFacts, sid: string | undefined): MessageContext => {
       const c: MessageContext = { session, principal, http };
       if (sid !== undefined) c.mcpSessionId = sid;
@@ -199,7 +265,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     // Every request is read to its end here, so the proxy knows its framing: a body is forwarded
     // only on POST, decoded, recorded and with its own Content-Length; any other method with a body
     // is refused (forwarded raw it would be a second request on the upstream's connection).
-    const method = req.method ?? 'GET';
     const raw = await readBody(req, maxBody);
     if (raw === undefined) {
       // The rest of the body is unread: this connection's framing is lost, so it is closed.
@@ -506,7 +571,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const scheme = options.tlsCertFile !== undefined ? 'https' : 'http';
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `${scheme}://${host}:${address.port}${upstream.pathname}`,
