@@ -6,13 +6,14 @@ import { parseArgs } from 'node:util';
 import { openCapture } from '../mcp/open-capture.js';
 import { type ProxyOptions, startProxy } from '../mcp/proxy.js';
 import { resolveSettings, SettingsError, type SettingFlags } from '../mcp/settings.js';
-import { runWrap } from '../mcp/wrap.js';
+import { processPrincipal, runWrap } from '../mcp/wrap.js';
 
 const USAGE = `usage:
   vigil mcp wrap [--log URL] [--key FILE] [--policy FILE] [--mode sync|spool] [--spool-dir DIR]
                  [--timeout MS] [--config FILE] -- <server command> [args...]
   vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
-                 [--jwt-public-key FILE | --jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
+                 [--jwt-public-key FILE | --jwks URL | --oidc-issuer URL] [--jwt-issuer ISS]
+                 [--jwt-audience AUD]
                  [--require-auth] [--resource-metadata URL] [--trust-proxy]
                  [same log options as wrap]
 
@@ -89,7 +90,14 @@ async function wrapCommand(argv: string[], env: Record<string, string | undefine
   }
   const settings = await resolveSettings(flagsOf(values), env);
   const [program, ...programArgs] = command as [string, ...string[]];
-  const opened = await openCapture(settings, 'stdio', { command: program, args: programArgs }, warn);
+  // Who launched the server: the OS user and the client process, in stream.open and on every record.
+  const principal = processPrincipal();
+  const opened = await openCapture(
+    settings,
+    'stdio',
+    { command: program, args: programArgs, principal },
+    warn,
+  );
   let status = 1;
   try {
     const result = await runWrap({
@@ -101,6 +109,7 @@ async function wrapCommand(argv: string[], env: Record<string, string | undefine
       stderr: process.stderr,
       env: process.env,
       session: opened.emitter.stream,
+      principal,
       onWarning: warn,
     });
     status = result.status;
@@ -121,6 +130,7 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
       'tls-key': { type: 'string' },
       'jwt-public-key': { type: 'string' },
       jwks: { type: 'string' },
+      'oidc-issuer': { type: 'string' },
       'jwt-issuer': { type: 'string' },
       'jwt-audience': { type: 'string' },
       'require-auth': { type: 'boolean' },
@@ -137,6 +147,11 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
   const upstream = values.upstream ?? env['VIGIL_UPSTREAM'];
   if (upstream === undefined)
     throw new SettingsError('no upstream: pass --upstream URL (e.g. http://127.0.0.1:3001/mcp)');
+  const keySources = [values['jwt-public-key'], values.jwks, values['oidc-issuer']].filter(
+    (v) => v !== undefined,
+  );
+  if (keySources.length > 1)
+    throw new SettingsError('give one of --jwt-public-key, --jwks and --oidc-issuer, not several');
   const settings = await resolveSettings(flagsOf(values), env);
   const listen = values.listen ?? '127.0.0.1:8090';
   const colon = listen.lastIndexOf(':');
@@ -157,6 +172,7 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
   if (values['tls-key'] !== undefined) options.tlsKeyFile = values['tls-key'];
   if (values['jwt-public-key'] !== undefined) options.jwtPublicKeyFile = values['jwt-public-key'];
   if (values.jwks !== undefined) options.jwksUrl = values.jwks;
+  if (values['oidc-issuer'] !== undefined) options.oidcIssuer = values['oidc-issuer'];
   if (values['jwt-issuer'] !== undefined) options.jwtIssuer = values['jwt-issuer'];
   if (values['jwt-audience'] !== undefined) options.jwtAudience = values['jwt-audience'];
   if (values['resource-metadata'] !== undefined) options.resourceMetadataUrl = values['resource-metadata'];

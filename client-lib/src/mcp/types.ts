@@ -45,7 +45,19 @@ export type Principal =
       tokenSha256: string;
     }
   | { type: 'token'; tokenSha256: string }
-  | { type: 'process'; user: string; uid?: number }
+  | {
+      type: 'process';
+      user: string;
+      uid?: number;
+      /** The capturing process (the stdio wrapper). */
+      pid?: number;
+      /**
+       * The process that spawned the wrapper: the MCP client (or the launcher it used, such as npx).
+       * `command` is its argv from /proc/<pid>/cmdline when readable (Linux), cut at 8 KiB
+       * (`commandTruncated`); `uid` its real uid from /proc/<pid>/status.
+       */
+      parent?: { pid: number; uid?: number; command?: string[]; commandTruncated?: boolean };
+    }
   | { type: 'sdk'; clientId?: string; scopes?: string[]; tokenSha256?: string }
   | { type: 'anonymous' };
 
