@@ -16,6 +16,7 @@ import { type AddressInfo, isIP } from 'node:net';
 import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
 import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
 import { DpopProofError, DpopVerifier } from './dpop.js';
+import { headerMismatches, MIRRORED_HEADERS_SINCE } from './header-check.js';
 import { bearerToken, InvalidTokenError, PrincipalResolver } from './jwt.js';
 import { parseMessage, sha256Hex } from './message.js';
 import { SseParser } from './sse.js';
@@ -300,6 +301,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }
       body = decoded.bytes;
       forwardContentType = decoded.contentType;
+      // Mirrored headers checked against the body (2026-07-28): a disagreement is recorded, and the
+      // server, which must refuse it, answers. Bodies of older revisions without the headers are
+      // not parsed twice.
+      if (
+        requestFacts.mcpMethod !== undefined ||
+        requestFacts.mcpName !== undefined ||
+        (requestFacts.mcpProtocolVersion ?? '') >= MIRRORED_HEADERS_SINCE
+      ) {
+        const mismatches = headerMismatches(requestFacts, parseMessage(decoded.text));
+        if (mismatches.length > 0) requestFacts.mcpHeaderMismatch = mismatches;
+      }
       if (mcpSessionId === undefined && isInitializeRequest(decoded.text)) initialize = decoded;
     }
     if (method === 'POST' && initialize === undefined && decoded !== undefined) {

@@ -89,6 +89,11 @@ export interface HttpFacts {
   /** The TCP peer (the reverse proxy), when `client.address` came from `X-Forwarded-For`. */
   'network.peer.address'?: string;
   'network.peer.port'?: number;
+  /**
+   * The mirrored headers (`Mcp-Method`, `Mcp-Name`) that disagree with the body, each as
+   * `<Header>: missing|differs|undecodable` (mcp/header-check.ts); absent when they agree.
+   */
+  mcpHeaderMismatch?: string[];
 }
 
 /** Options of one record handed to a sink. */
