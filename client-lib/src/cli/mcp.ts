@@ -3,6 +3,7 @@
  * cli/main.ts; receives the arguments after `mcp` and the environment, returns the exit status.
  */
 import { parseArgs } from 'node:util';
+import { verifyKeySourceUrl } from '../mcp/jwt.js';
 import { openCapture } from '../mcp/open-capture.js';
 import { type ProxyOptions, startProxy } from '../mcp/proxy.js';
 import { resolveSettings, SettingsError, type SettingFlags } from '../mcp/settings.js';
@@ -152,6 +153,13 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
   );
   if (keySources.length > 1)
     throw new SettingsError('give one of --jwt-public-key, --jwks and --oidc-issuer, not several');
+  // Checked before anything is opened: key material only over https (or from a loopback host).
+  try {
+    if (values.jwks !== undefined) verifyKeySourceUrl(values.jwks, '--jwks');
+    if (values['oidc-issuer'] !== undefined) verifyKeySourceUrl(values['oidc-issuer'], '--oidc-issuer');
+  } catch (err) {
+    throw new SettingsError((err as Error).message);
+  }
   const settings = await resolveSettings(flagsOf(values), env);
   const listen = values.listen ?? '127.0.0.1:8090';
   const colon = listen.lastIndexOf(':');
