@@ -15,7 +15,7 @@ const USAGE = `usage:
   vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
                  [--jwt-public-key FILE | --jwks URL | --oidc-issuer URL] [--jwt-issuer ISS]
                  [--jwt-audience AUD]
-                 [--require-auth] [--resource-metadata URL] [--trust-proxy]
+                 [--require-auth] [--resource-metadata URL] [--trust-proxy] [--public-url URL]
                  [same log options as wrap]
 
 Log settings also come from VIGIL_LOG_URL, VIGIL_KEY_FILE, VIGIL_POLICY_FILE, VIGIL_MODE,
@@ -136,6 +136,7 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
       'jwt-audience': { type: 'string' },
       'require-auth': { type: 'boolean' },
       'trust-proxy': { type: 'boolean' },
+      'public-url': { type: 'string' },
       'resource-metadata': { type: 'string' },
     },
     strict: true,
@@ -153,6 +154,8 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
   );
   if (keySources.length > 1)
     throw new SettingsError('give one of --jwt-public-key, --jwks and --oidc-issuer, not several');
+  if (values['public-url'] !== undefined && !URL.canParse(values['public-url']))
+    throw new SettingsError(`bad --public-url ${values['public-url']}`);
   // Checked before anything is opened: key material only over https (or from a loopback host).
   try {
     if (values.jwks !== undefined) verifyKeySourceUrl(values.jwks, '--jwks');
@@ -183,6 +186,7 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
   if (values['oidc-issuer'] !== undefined) options.oidcIssuer = values['oidc-issuer'];
   if (values['jwt-issuer'] !== undefined) options.jwtIssuer = values['jwt-issuer'];
   if (values['jwt-audience'] !== undefined) options.jwtAudience = values['jwt-audience'];
+  if (values['public-url'] !== undefined) options.publicUrl = values['public-url'];
   if (values['resource-metadata'] !== undefined) options.resourceMetadataUrl = values['resource-metadata'];
   const proxy = await startProxy(options);
   // The one line on stdout: where to point clients (tests read it).

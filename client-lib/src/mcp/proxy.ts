@@ -49,6 +49,13 @@ export interface ProxyOptions {
    * sender-constrained token (`cnf.jkt`) without a valid DPoP proof for that key (RFC 9449).
    */
   requireAuth?: boolean;
+  /**
+   * The URL clients use to reach the proxy (scheme, host and port), e.g. `https://mcp.example.com`.
+   * DPoP proofs must name it (`htu`); without it the request's own `Host` (and, with `trustProxy`,
+   * `X-Forwarded-Proto`/`-Host`) is taken, which a client chooses: a proof made for another server
+   * with the same key and token could then be replayed here. Set it in production.
+   */
+  publicUrl?: string;
   /** RFC 9728 protected resource metadata URL for the `WWW-Authenticate` challenge. */
   resourceMetadataUrl?: string;
   /**
@@ -136,7 +143,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
    * The URI the client sent a request to, as the client sees the proxy (a DPoP proof's `htu`):
    * behind a trusted reverse proxy, its `X-Forwarded-Proto` and `X-Forwarded-Host` (first values).
    */
+  const publicOrigin = options.publicUrl === undefined ? undefined : new URL(options.publicUrl).origin;
   const requestUri = (req: IncomingMessage, path: string): string => {
+    if (publicOrigin !== undefined) return `${publicOrigin}${path}`;
     const first = (name: string): string | undefined =>
       options.trustProxy === true ? header(req.headers, name)?.split(',')[0]?.trim() : undefined;
     const proto = first('x-forwarded-proto') ?? scheme;

@@ -43,7 +43,7 @@ function accessToken(claims: Record<string, unknown>, key: KeyObject = issuerKey
   return `${input}.${sign(null, Buffer.from(input), key).toString('base64url')}`;
 }
 
-async function proxied(requireAuth: boolean) {
+async function proxied(requireAuth: boolean, publicUrl?: string) {
   const sink = new MemorySink();
   const capture = createCapture({ sink, transport: 'streamable-http', mode: 'sync' });
   const proxy = await startProxy({
@@ -53,6 +53,7 @@ async function proxied(requireAuth: boolean) {
     jwtPublicKeyFile: keyFile,
     jwtIssuer: ISS,
     requireAuth,
+    ...(publicUrl === undefined ? {} : { publicUrl }),
   });
   return { sink, proxy };
 }
@@ -196,3 +197,38 @@ t.test('without --require-auth: a bound token without a proof is forwarded and m
   t.ok(all.length > 0);
   for (const p of all) t.match(p, { type: 'jwt', cnfJkt: session.thumbprint, dpop: 'missing' });
 });
+
+t.test(
+  '--public-url: proofs must name the URL clients use, not whatever Host a request carries',
+  async (t) => {
+    const PUBLIC = 'https://mcp.example.com';
+    const { sink, proxy } = await proxied(true, PUBLIC);
+    t.teardown(() => proxy.close());
+    const session = await DpopSession.create();
+    const token = accessToken({ cnf: { jkt: session.thumbprint } });
+    // As behind a TLS-terminating reverse proxy: the client addresses the public URL, its requests
+    // reach this proxy. The SDK signs each proof for the URL it was asked to fetch.
+    const toProxy = new URL(proxy.url);
+    const viaReverseProxy = (async (input: string | URL | Request, init?: RequestInit) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      return fetch(new URL(url.pathname + url.search, toProxy), init);
+    }) as typeof fetch;
+    const client = new ClientV2({ name: 'public', version: '0.0.1' });
+    const transport = new TransportV2(new URL(`${PUBLIC}${toProxy.pathname}`), {
+      fetch: withDpop(session, () => token)(viaReverseProxy),
+    });
+    await client.connect(transport);
+    await transport.terminateSession();
+    await client.close();
+    t.ok(principals(sink).length > 0);
+    for (const p of principals(sink)) t.match(p, { dpop: 'verified' });
+
+    // A proof for the proxy's own address (what a Host header could claim) is refused.
+    const direct = new ClientV2({ name: 'direct', version: '0.0.1' });
+    await t.rejects(
+      direct.connect(new TransportV2(new URL(proxy.url), { fetch: withDpop(session, () => token)(fetch) })),
+    );
+    await direct.close();
+    t.match(sink.ofKind('mcp.http.refused'), [{ code: 'DPOP_PROOF_INVALID' }]);
+  },
+);
