@@ -3,17 +3,20 @@
  * cli/main.ts; receives the arguments after `mcp` and the environment, returns the exit status.
  */
 import { parseArgs } from 'node:util';
+import { verifyKeySourceUrl } from '../mcp/jwt.js';
 import { openCapture } from '../mcp/open-capture.js';
 import { type ProxyOptions, startProxy } from '../mcp/proxy.js';
 import { resolveSettings, SettingsError, type SettingFlags } from '../mcp/settings.js';
-import { runWrap } from '../mcp/wrap.js';
+import { processPrincipal, runWrap } from '../mcp/wrap.js';
 
 const USAGE = `usage:
   vigil mcp wrap [--log URL] [--key FILE] [--policy FILE] [--mode sync|spool] [--spool-dir DIR]
                  [--timeout MS] [--seal none|payload|all] [--config FILE] -- <server command> [args...]
   vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
-                 [--jwt-public-key FILE | --jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
-                 [--require-auth] [--resource-metadata URL] [same log options as wrap]
+                 [--jwt-public-key FILE | --jwks URL | --oidc-issuer URL] [--jwt-issuer ISS]
+                 [--jwt-audience AUD]
+                 [--require-auth] [--resource-metadata URL] [--trust-proxy] [--public-url URL]
+                 [same log options as wrap]
 
 Log settings also come from VIGIL_LOG_URL, VIGIL_KEY_FILE, VIGIL_POLICY_FILE, VIGIL_MODE,
 VIGIL_SPOOL_DIR, VIGIL_SEAL, or a JSON config file (--config, VIGIL_CONFIG, ~/.config/vigil/config.json).
@@ -93,7 +96,14 @@ async function wrapCommand(argv: string[], env: Record<string, string | undefine
   }
   const settings = await resolveSettings(flagsOf(values), env);
   const [program, ...programArgs] = command as [string, ...string[]];
-  const opened = await openCapture(settings, 'stdio', { command: program, args: programArgs }, warn);
+  // Who launched the server: the OS user and the client process, in stream.open and on every record.
+  const principal = processPrincipal();
+  const opened = await openCapture(
+    settings,
+    'stdio',
+    { command: program, args: programArgs, principal },
+    warn,
+  );
   let status = 1;
   try {
     const result = await runWrap({
@@ -105,6 +115,7 @@ async function wrapCommand(argv: string[], env: Record<string, string | undefine
       stderr: process.stderr,
       env: process.env,
       session: opened.emitter.stream,
+      principal,
       onWarning: warn,
     });
     status = result.status;
@@ -125,9 +136,12 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
       'tls-key': { type: 'string' },
       'jwt-public-key': { type: 'string' },
       jwks: { type: 'string' },
+      'oidc-issuer': { type: 'string' },
       'jwt-issuer': { type: 'string' },
       'jwt-audience': { type: 'string' },
       'require-auth': { type: 'boolean' },
+      'trust-proxy': { type: 'boolean' },
+      'public-url': { type: 'string' },
       'resource-metadata': { type: 'string' },
     },
     strict: true,
@@ -140,6 +154,20 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
   const upstream = values.upstream ?? env['VIGIL_UPSTREAM'];
   if (upstream === undefined)
     throw new SettingsError('no upstream: pass --upstream URL (e.g. http://127.0.0.1:3001/mcp)');
+  const keySources = [values['jwt-public-key'], values.jwks, values['oidc-issuer']].filter(
+    (v) => v !== undefined,
+  );
+  if (keySources.length > 1)
+    throw new SettingsError('give one of --jwt-public-key, --jwks and --oidc-issuer, not several');
+  if (values['public-url'] !== undefined && !URL.canParse(values['public-url']))
+    throw new SettingsError(`bad --public-url ${values['public-url']}`);
+  // Checked before anything is opened: key material only over https (or from a loopback host).
+  try {
+    if (values.jwks !== undefined) verifyKeySourceUrl(values.jwks, '--jwks');
+    if (values['oidc-issuer'] !== undefined) verifyKeySourceUrl(values['oidc-issuer'], '--oidc-issuer');
+  } catch (err) {
+    throw new SettingsError((err as Error).message);
+  }
   const settings = await resolveSettings(flagsOf(values), env);
   const listen = values.listen ?? '127.0.0.1:8090';
   const colon = listen.lastIndexOf(':');
@@ -153,14 +181,17 @@ async function proxyCommand(argv: string[], env: Record<string, string | undefin
     port,
     capture: opened.capture,
     requireAuth: values['require-auth'] === true,
+    trustProxy: values['trust-proxy'] === true,
     onWarning: warn,
   };
   if (values['tls-cert'] !== undefined) options.tlsCertFile = values['tls-cert'];
   if (values['tls-key'] !== undefined) options.tlsKeyFile = values['tls-key'];
   if (values['jwt-public-key'] !== undefined) options.jwtPublicKeyFile = values['jwt-public-key'];
   if (values.jwks !== undefined) options.jwksUrl = values.jwks;
+  if (values['oidc-issuer'] !== undefined) options.oidcIssuer = values['oidc-issuer'];
   if (values['jwt-issuer'] !== undefined) options.jwtIssuer = values['jwt-issuer'];
   if (values['jwt-audience'] !== undefined) options.jwtAudience = values['jwt-audience'];
+  if (values['public-url'] !== undefined) options.publicUrl = values['public-url'];
   if (values['resource-metadata'] !== undefined) options.resourceMetadataUrl = values['resource-metadata'];
   const proxy = await startProxy(options);
   // The one line on stdout: where to point clients (tests read it).

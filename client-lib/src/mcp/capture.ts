@@ -43,6 +43,10 @@ export const MCP_KINDS = {
   processExit: 'mcp.process.exit',
   /** An HTTP request forwarded without a message in it (a GET stream, a DELETE, an empty POST). */
   httpRequest: 'mcp.http.request',
+  /** The answer to an HTTP request that carried no message (a DELETE's status, a refused GET). */
+  httpResponse: 'mcp.http.response',
+  /** An HTTP request the proxy refused without forwarding it (401: no token, invalid token or proof). */
+  httpRefused: 'mcp.http.refused',
   /**
    * A message larger than the proxy holds: forwarded unchanged, recorded by its size and an
    * `$oversize` marker (size and salted digest, hashed as it streamed, mcp/wire.ts).

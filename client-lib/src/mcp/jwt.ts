@@ -1,7 +1,12 @@
 /**
  * Bearer-token principals for the proxy: validates a JWT access token (RFC 7519, RFC 9068) against a
- * public key file or a JWKS URL the operator trusts, else identifies the token by its SHA-256 only.
- * The token itself is never stored (MCP.md 1.11). Node only.
+ * public key file, a JWKS URL, or the JWKS an OpenID issuer publishes (OIDC Discovery 1.0 section 4),
+ * all of which the operator trusts; else identifies the token by its SHA-256 only. The token itself is
+ * never stored (MCP.md 1.11): the principal holds its validated claims (iss, sub, aud, resource,
+ * client_id or azp, the RFC 8693 `act` chain, the RFC 9449 `cnf.jkt`). Node only.
+ *
+ * Key material is fetched over https only (http only from a loopback host), with bounded reads: at
+ * most 64 KiB of discovery document and 1 MiB of JWKS.
  *
  * Validation is jose's (a maintained JOSE implementation): the header's `alg` must be one we accept
  * and must match the key's type and curve (an ES256 header over an RSA key is refused), `exp` must be
@@ -25,10 +30,21 @@ export class InvalidTokenError extends Error {
   override readonly name = 'InvalidTokenError';
 }
 
+/** A key source the proxy refuses to use (not https, not loopback, not a URL): a setup error. */
+export class JwtConfigError extends Error {
+  override readonly name = 'JwtConfigError';
+}
+
 /** How tokens are validated. */
 export interface JwtOptions {
   publicKeyFile?: string;
   jwksUrl?: string;
+  /**
+   * An OpenID issuer: its `jwks_uri` comes from `<issuer>/.well-known/openid-configuration` (fetched
+   * on the first token, again after a failure only once the cooldown passed); tokens must name it
+   * as `iss` unless `issuer` says otherwise.
+   */
+  oidcIssuer?: string;
   issuer?: string;
   audience?: string;
   /** Clock skew allowed on exp/nbf, seconds (default 60). */
@@ -38,8 +54,13 @@ export interface JwtOptions {
   fetch?: typeof fetch;
 }
 
+/** Largest OpenID discovery document read, bytes. */
+export const MAX_DISCOVERY_BYTES = 64 * 1024;
+/** Largest JWKS read, bytes. */
+export const MAX_JWKS_BYTES = 1024 * 1024;
+
 /** Asymmetric algorithms only (RFC 7518 section 3.1; EdDSA RFC 8037). `none` and HMAC never. */
-const ALGORITHMS = [
+export const ALGORITHMS = [
   'RS256',
   'RS384',
   'RS512',
@@ -54,11 +75,88 @@ const ALGORITHMS = [
 
 const sha256Hex = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-/** Extracts the bearer token of an Authorization header value (RFC 6750 section 2.1), if any. */
+/**
+ * Extracts the access token of an Authorization header value, if any: the `Bearer` scheme (RFC 6750
+ * section 2.1) or the `DPoP` scheme of a sender-constrained token (RFC 9449 section 7.1).
+ */
 export function bearerToken(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
-  const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+  const m = /^(?:Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
   return m?.[1];
+}
+
+/**
+ * Requires `url` to be an https URL, or http on a loopback host (a local issuer in development and
+ * tests); `what` names the setting in the error. Throws `JwtConfigError`.
+ */
+export function verifyKeySourceUrl(url: string, what: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new JwtConfigError(`${what} is not a URL: ${url}`);
+  }
+  if (parsed.protocol === 'https:') return parsed;
+  if (parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname)) return parsed;
+  throw new JwtConfigError(`${what} must be https (http only on a loopback host): ${url}`);
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
+}
+
+/** Reads a response body up to `max` bytes; throws when it is larger (the rest is not read). */
+async function readBounded(res: Response, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(res.headers.get('content-length') ?? '0');
+  if (declared > max) {
+    await res.body?.cancel();
+    throw new Error(`${what} is ${declared} bytes, more than ${max}`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (res.body !== null) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > max) {
+        await reader.cancel();
+        throw new Error(`${what} is more than ${max} bytes`);
+      }
+      chunks.push(value);
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The `jwks_uri` of an OpenID issuer (OIDC Discovery 1.0 sections 4 and 4.3): the document at
+ * `<issuer>/.well-known/openid-configuration` must name exactly that issuer, and its `jwks_uri` must
+ * pass `verifyKeySourceUrl`. Redirects are not followed.
+ */
+export async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch): Promise<URL> {
+  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  const res = await fetchImpl(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw new Error(`${url} answered ${res.status}`);
+  }
+  const text = new TextDecoder().decode(await readBounded(res, MAX_DISCOVERY_BYTES, url));
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`${url} is not JSON`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new Error(`${url} is not an object`);
+  const { issuer: named, jwks_uri: jwksUri } = doc as Record<string, unknown>;
+  if (named !== issuer) throw new Error(`${url} names issuer ${JSON.stringify(named)}, not ${issuer}`);
+  if (typeof jwksUri !== 'string') throw new Error(`${url} has no jwks_uri`);
+  return verifyKeySourceUrl(jwksUri, 'the discovered jwks_uri');
 }
 
 class JwksUnavailableError extends Error {}
@@ -76,7 +174,9 @@ function guardedFetch(inner: typeof fetch, cooldownMs: number): typeof fetch {
     try {
       const res = await inner(url, init);
       if (res.status !== 200) failedAt = Date.now();
-      return res;
+      // Bounded: a key set is small; a larger answer is refused, not held.
+      const bytes = await readBounded(res, MAX_JWKS_BYTES, 'jwks');
+      return new Response(bytes, { status: res.status, statusText: res.statusText, headers: res.headers });
     } catch (err) {
       failedAt = Date.now();
       throw new JwksUnavailableError(`cannot fetch jwks: ${(err as Error).message}`, { cause: err });
@@ -87,25 +187,62 @@ function guardedFetch(inner: typeof fetch, cooldownMs: number): typeof fetch {
 /** Resolves principals from Authorization headers. */
 export class PrincipalResolver {
   private readonly options: JwtOptions;
+  private readonly cooldownMs: number;
   private staticKey: Promise<KeyObject> | undefined;
   private remoteKeys: JWTVerifyGetKey | undefined;
+  /**
+   * OIDC discovery state (owned here): `discovery` is the one fetch in flight or done;
+   * a failure clears it and sets `discoveryFailedAt`, so a down issuer is asked again only after the
+   * cooldown: idle -> discovering -> (keys | failed -> idle after cooldown).
+   */
+  private discovery: Promise<JWTVerifyGetKey> | undefined;
+  private discoveryFailedAt = -Infinity;
 
+  /** Throws `JwtConfigError` for a JWKS URL or issuer that is not https (or loopback http). */
   constructor(options: JwtOptions) {
     this.options = options;
+    this.cooldownMs = options.jwksCooldownMs ?? 30_000;
     if (options.publicKeyFile === undefined && options.jwksUrl !== undefined) {
-      const cooldownMs = options.jwksCooldownMs ?? 30_000;
-      this.remoteKeys = createRemoteJWKSet(new URL(options.jwksUrl), {
-        cooldownDuration: cooldownMs,
-        cacheMaxAge: 300_000,
-        timeoutDuration: 10_000,
-        [customFetch]: guardedFetch(options.fetch ?? fetch, cooldownMs),
-      });
+      this.remoteKeys = this.remoteKeySet(verifyKeySourceUrl(options.jwksUrl, '--jwks'));
+    } else if (options.publicKeyFile === undefined && options.oidcIssuer !== undefined) {
+      verifyKeySourceUrl(options.oidcIssuer, '--oidc-issuer');
+    }
+  }
+
+  private remoteKeySet(url: URL): JWTVerifyGetKey {
+    return createRemoteJWKSet(url, {
+      cooldownDuration: this.cooldownMs,
+      cacheMaxAge: 300_000,
+      timeoutDuration: 10_000,
+      [customFetch]: guardedFetch(this.options.fetch ?? fetch, this.cooldownMs),
+    });
+  }
+
+  /** The issuer's key set, discovered on first use (OIDC Discovery 1.0). */
+  private async discoveredKeys(issuer: string): Promise<JWTVerifyGetKey> {
+    if (this.discovery === undefined) {
+      if (Date.now() - this.discoveryFailedAt < this.cooldownMs)
+        throw new JwksUnavailableError('issuer discovery failed recently; not retried before the cooldown');
+      this.discovery = discoverJwksUri(issuer, this.options.fetch ?? fetch).then((url) =>
+        this.remoteKeySet(url),
+      );
+    }
+    try {
+      return await this.discovery;
+    } catch (err) {
+      this.discovery = undefined;
+      this.discoveryFailedAt = Date.now();
+      throw new JwksUnavailableError(`issuer discovery failed: ${(err as Error).message}`, { cause: err });
     }
   }
 
   /** Is a JWT key configured? Then a token that does not validate is rejected, not fingerprinted. */
   get validates(): boolean {
-    return this.options.publicKeyFile !== undefined || this.options.jwksUrl !== undefined;
+    return (
+      this.options.publicKeyFile !== undefined ||
+      this.options.jwksUrl !== undefined ||
+      this.options.oidcIssuer !== undefined
+    );
   }
 
   /**
@@ -131,19 +268,35 @@ export class PrincipalResolver {
     const clientId = claims['client_id'] ?? claims['azp'];
     if (typeof clientId === 'string') principal.clientId = clientId;
     if (typeof claims['iss'] === 'string') principal.iss = claims['iss'];
+    const aud = stringOrStrings(claims['aud']);
+    if (aud !== undefined) principal.aud = aud;
+    const resource = stringOrStrings(claims['resource']);
+    if (resource !== undefined) principal.resource = resource;
+    const act = actorChain(claims['act']);
+    if (act !== undefined) principal.act = act;
+    const cnf = claims['cnf'];
+    if (typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf)) {
+      const jkt = (cnf as Record<string, unknown>)['jkt'];
+      if (typeof jkt === 'string') principal.cnfJkt = jkt;
+    }
     return principal;
   }
 
   private async verifyJwt(token: string): Promise<JWTPayload> {
+    const issuer = this.options.issuer ?? this.options.oidcIssuer;
     const options = {
       algorithms: ALGORITHMS,
       requiredClaims: ['exp'],
       clockTolerance: this.options.leewaySeconds ?? 60,
-      ...(this.options.issuer === undefined ? {} : { issuer: this.options.issuer }),
+      ...(issuer === undefined ? {} : { issuer }),
       ...(this.options.audience === undefined ? {} : { audience: this.options.audience }),
     };
     try {
       if (this.remoteKeys !== undefined) return (await jwtVerify(token, this.remoteKeys, options)).payload;
+      if (this.options.publicKeyFile === undefined && this.options.oidcIssuer !== undefined) {
+        const keys = await this.discoveredKeys(this.options.oidcIssuer);
+        return (await jwtVerify(token, keys, options)).payload;
+      }
       this.staticKey ??= readFile(this.options.publicKeyFile!, 'utf8').then((pem) => createPublicKey(pem));
       return (await jwtVerify(token, await this.staticKey, options)).payload;
     } catch (err) {
@@ -153,4 +306,30 @@ export class PrincipalResolver {
       throw err;
     }
   }
+}
+
+/** A string claim, or an array of strings (`aud`, RFC 7519 section 4.1.3); else undefined. */
+function stringOrStrings(claim: unknown): string | string[] | undefined {
+  if (typeof claim === 'string') return claim;
+  if (Array.isArray(claim) && claim.every((x) => typeof x === 'string')) return claim as string[];
+  return undefined;
+}
+
+/** Deepest `act` nesting kept (a chain of delegations longer than this is cut, not refused). */
+const MAX_ACTORS = 16;
+
+/**
+ * The RFC 8693 section 4.1 delegation chain: `act` holds the current actor, whose own `act` the one
+ * before it, and so on; returned as a list, the current actor first, each with its string claims.
+ */
+function actorChain(claim: unknown): Record<string, string>[] | undefined {
+  const chain: Record<string, string>[] = [];
+  let actor = claim;
+  while (typeof actor === 'object' && actor !== null && !Array.isArray(actor) && chain.length < MAX_ACTORS) {
+    const claims: Record<string, string> = {};
+    for (const [k, v] of Object.entries(actor)) if (k !== 'act' && typeof v === 'string') claims[k] = v;
+    chain.push(claims);
+    actor = (actor as Record<string, unknown>)['act'];
+  }
+  return chain.length > 0 ? chain : undefined;
 }

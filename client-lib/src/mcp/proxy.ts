@@ -12,11 +12,13 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
 import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
-import { InvalidTokenError, PrincipalResolver } from './jwt.js';
-import { sha256Hex } from './message.js';
+import { DpopProofError, DpopVerifier } from './dpop.js';
+import { headerMismatches, MIRRORED_HEADERS_SINCE } from './header-check.js';
+import { bearerToken, InvalidTokenError, PrincipalResolver } from './jwt.js';
+import { parseMessage, sha256Hex } from './message.js';
 import { SseParser } from './sse.js';
 import type { OversizeHasher } from './wire.js';
 import type { HttpFacts, JsonObject, Principal } from './types.js';
@@ -33,10 +35,27 @@ export interface ProxyOptions {
   tlsKeyFile?: string;
   jwtPublicKeyFile?: string;
   jwksUrl?: string;
+  /** OpenID issuer whose discovered `jwks_uri` holds the token keys (jwt.ts). */
+  oidcIssuer?: string;
   jwtIssuer?: string;
   jwtAudience?: string;
-  /** Answer requests without a bearer token 401 with `WWW-Authenticate`. */
+  /**
+   * The proxy sits behind a reverse proxy the operator runs: the client's address is the first
+   * address of `X-Forwarded-For`. Off (default): that header is never trusted for the address.
+   */
+  trustProxy?: boolean;
+  /**
+   * Answer requests without a bearer token 401 with `WWW-Authenticate`, and requests presenting a
+   * sender-constrained token (`cnf.jkt`) without a valid DPoP proof for that key (RFC 9449).
+   */
   requireAuth?: boolean;
+  /**
+   * The URL clients use to reach the proxy (scheme, host and port), e.g. `https://mcp.example.com`.
+   * DPoP proofs must name it (`htu`); without it the request's own `Host` (and, with `trustProxy`,
+   * `X-Forwarded-Proto`/`-Host`) is taken, which a client chooses: a proof made for another server
+   * with the same key and token could then be replayed here. Set it in production.
+   */
+  publicUrl?: string;
   /** RFC 9728 protected resource metadata URL for the `WWW-Authenticate` challenge. */
   resourceMetadataUrl?: string;
   /**
@@ -99,9 +118,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const jwtOptions: ConstructorParameters<typeof PrincipalResolver>[0] = {};
   if (options.jwtPublicKeyFile !== undefined) jwtOptions.publicKeyFile = options.jwtPublicKeyFile;
   if (options.jwksUrl !== undefined) jwtOptions.jwksUrl = options.jwksUrl;
+  if (options.oidcIssuer !== undefined) jwtOptions.oidcIssuer = options.oidcIssuer;
   if (options.jwtIssuer !== undefined) jwtOptions.issuer = options.jwtIssuer;
   if (options.jwtAudience !== undefined) jwtOptions.audience = options.jwtAudience;
   const principals = new PrincipalResolver(jwtOptions);
+  const proofs = new DpopVerifier();
+  const scheme = options.tlsCertFile !== undefined ? 'https' : 'http';
   const seenEvents = new Set<string>();
   const remember = (key: string): boolean => {
     if (seenEvents.has(key)) return false;
@@ -110,35 +132,32 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     return true;
   };
 
-  const challenge = (error?: string): string => {
+  const challenge = (error?: string, authScheme = 'Bearer'): string => {
     const parts: string[] = [];
     if (error !== undefined) parts.push(`error="${error}"`);
     if (options.resourceMetadataUrl !== undefined)
       parts.push(`resource_metadata="${options.resourceMetadataUrl}"`);
-    return parts.length === 0 ? 'Bearer' : `Bearer ${parts.join(', ')}`;
+    return parts.length === 0 ? authScheme : `${authScheme} ${parts.join(', ')}`;
+  };
+  /**
+   * The URI the client sent a request to, as the client sees the proxy (a DPoP proof's `htu`):
+   * behind a trusted reverse proxy, its `X-Forwarded-Proto` and `X-Forwarded-Host` (first values).
+   */
+  const publicOrigin = options.publicUrl === undefined ? undefined : new URL(options.publicUrl).origin;
+  const requestUri = (req: IncomingMessage, path: string): string => {
+    if (publicOrigin !== undefined) return `${publicOrigin}${path}`;
+    const first = (name: string): string | undefined =>
+      options.trustProxy === true ? header(req.headers, name)?.split(',')[0]?.trim() : undefined;
+    const proto = first('x-forwarded-proto') ?? scheme;
+    const host = first('x-forwarded-host') ?? header(req.headers, 'host') ?? 'proxy.invalid';
+    return `${proto}://${host}${path}`;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const exchange = randomUUID();
+    const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'http://proxy.invalid');
     const authorization = header(req.headers, 'authorization');
-    let principal: Principal;
-    try {
-      principal = await principals.resolve(authorization);
-    } catch (err) {
-      if (!(err instanceof InvalidTokenError)) throw err;
-      res.writeHead(401, {
-        'www-authenticate': challenge('invalid_token'),
-        'content-type': 'application/json',
-      });
-      res.end(JSON.stringify({ code: 'TOKEN_INVALID', message: err.message }));
-      return;
-    }
-    if (options.requireAuth === true && principal.type === 'anonymous') {
-      res.writeHead(401, { 'www-authenticate': challenge(), 'content-type': 'application/json' });
-      res.end(JSON.stringify({ code: 'AUTH_REQUIRED', message: 'a bearer token is required' }));
-      return;
-    }
     const requestFacts: HttpFacts = { method: req.method ?? 'GET', path: url.pathname };
     const put = (k: keyof HttpFacts, name: string): void => {
       const v = header(req.headers, name);
@@ -154,9 +173,72 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     put('origin', 'origin');
     put('traceparent', 'traceparent');
     if (authorization !== undefined) requestFacts.authorizationSha256 = sha256Hex(authorization);
+    Object.assign(requestFacts, clientAddressOf(req, options.trustProxy === true));
     // The session: Mcp-Session-Id, or the legacy HTTP+SSE ?sessionId=, else this exchange alone.
     const mcpSessionId = requestFacts.mcpSessionId ?? url.searchParams.get('sessionId') ?? undefined;
     const requestSession = mcpSessionId ?? `exchange:${exchange}`;
+
+    // Who calls: refused requests are answered 401 and recorded (who tried, from where, why), never
+    // forwarded. The body is left unread and the connection closed.
+    const unauthorized = async (
+      who: Principal,
+      code: string,
+      message: string,
+      wwwAuthenticate: string,
+    ): Promise<void> => {
+      await capture
+        .event({
+          kind: MCP_KINDS.httpRefused,
+          session: requestSession,
+          principal: who as unknown as JsonObject,
+          http: { ...requestFacts, status: 401 } as unknown as JsonObject,
+          code,
+          message,
+        })
+        .catch((err: unknown) => warn(`could not record a refused request: ${String(err)}`));
+      res.writeHead(401, {
+        'www-authenticate': wwwAuthenticate,
+        'content-type': 'application/json',
+        connection: 'close',
+      });
+      res.end(JSON.stringify({ code, message }));
+    };
+    let principal: Principal;
+    try {
+      principal = await principals.resolve(authorization);
+    } catch (err) {
+      if (!(err instanceof InvalidTokenError)) throw err;
+      const token = bearerToken(authorization);
+      const who: Principal =
+        authorization === undefined
+          ? { type: 'anonymous' }
+          : { type: 'token', tokenSha256: sha256Hex(token ?? authorization) };
+      await unauthorized(who, 'TOKEN_INVALID', err.message, challenge('invalid_token'));
+      return;
+    }
+    if (options.requireAuth === true && principal.type === 'anonymous') {
+      await unauthorized(principal, 'AUTH_REQUIRED', 'a bearer token is required', challenge());
+      return;
+    }
+    if (principal.type === 'jwt' && principal.cnfJkt !== undefined) {
+      // A sender-constrained token: only the holder of its key may present it (RFC 9449).
+      try {
+        await proofs.verify(header(req.headers, 'dpop'), {
+          method,
+          url: requestUri(req, url.pathname),
+          accessToken: bearerToken(authorization) ?? '',
+          jkt: principal.cnfJkt,
+        });
+        principal.dpop = 'verified';
+      } catch (err) {
+        if (!(err instanceof DpopProofError)) throw err;
+        principal.dpop = err.code === 'DPOP_PROOF_MISSING' ? 'missing' : 'invalid';
+        if (options.requireAuth === true) {
+          await unauthorized(principal, err.code, err.message, challenge('invalid_dpop_proof', 'DPoP'));
+          return;
+        }
+      }
+    }
     const context = (session: string, http: HttpFacts, sid: string | undefined): MessageContext => {
       const c: MessageContext = { session, principal, http };
       if (sid !== undefined) c.mcpSessionId = sid;
@@ -193,7 +275,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     // Every request is read to its end here, so the proxy knows its framing: a body is forwarded
     // only on POST, decoded, recorded and with its own Content-Length; any other method with a body
     // is refused (forwarded raw it would be a second request on the upstream's connection).
-    const method = req.method ?? 'GET';
     const raw = await readBody(req, maxBody);
     if (raw === undefined) {
       // The rest of the body is unread: this connection's framing is lost, so it is closed.
@@ -206,8 +287,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }
     let body: Buffer | undefined;
     let forwardContentType: string | undefined;
+    /**
+     * An `initialize` outside a session: the server names the session in its answer's headers, so the
+     * request is recorded once that name is known, under it, and the answer is held until then.
+     */
+    let initialize: DecodedBody | undefined;
+    let decoded: DecodedBody | undefined;
     if (method === 'POST') {
-      let decoded: DecodedBody;
       try {
         decoded = await decodeBody(
           raw,
@@ -224,6 +310,20 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }
       body = decoded.bytes;
       forwardContentType = decoded.contentType;
+      // Mirrored headers checked against the body (2026-07-28): a disagreement is recorded, and the
+      // server, which must refuse it, answers. Bodies of older revisions without the headers are
+      // not parsed twice.
+      if (
+        requestFacts.mcpMethod !== undefined ||
+        requestFacts.mcpName !== undefined ||
+        (requestFacts.mcpProtocolVersion ?? '') >= MIRRORED_HEADERS_SINCE
+      ) {
+        const mismatches = headerMismatches(requestFacts, parseMessage(decoded.text));
+        if (mismatches.length > 0) requestFacts.mcpHeaderMismatch = mismatches;
+      }
+      if (mcpSessionId === undefined && isInitializeRequest(decoded.text)) initialize = decoded;
+    }
+    if (method === 'POST' && initialize === undefined && decoded !== undefined) {
       const messageContext = context(requestSession, requestFacts, mcpSessionId);
       // `wire` commits to the bytes forwarded upstream (the decoded text as UTF-8), which is what the
       // server acts on; the coding the client sent them in is recorded beside it
@@ -249,7 +349,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         }
         warn(`forwarding a message whose record failed: ${(err as Error).message}`);
       }
-    } else {
+    } else if (initialize === undefined) {
       // No message in it, but the server acts on it (opens a stream, ends a session): recorded too.
       await capture
         .event(httpRequestRecord())
@@ -282,6 +382,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       upstreamReq.once('error', resolve);
       upstreamReq.end(body);
     });
+    if (upstreamRes instanceof Error && initialize !== undefined) {
+      // Never reached the server: recorded under its exchange, with the 502 that answers it.
+      await capture
+        .observeText(
+          'client_to_server',
+          initialize.text,
+          context(requestSession, requestFacts, undefined),
+          initialize.bytes,
+        )
+        .gate.catch((err: unknown) => warn(`could not record an initialize request: ${String(err)}`));
+    }
     if (upstreamRes instanceof Error) {
       if (!res.headersSent && !res.destroyed) {
         res.writeHead(502, { 'content-type': 'application/json' });
@@ -295,6 +406,33 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const newSessionId = header(upstreamRes.headers, 'mcp-session-id');
     const sid = mcpSessionId ?? newSessionId;
     const session = sid ?? requestSession;
+    if (initialize !== undefined) {
+      // Recorded under the session the answer creates (so a search by session finds the clientInfo),
+      // before the answer reaches the client. When the log refuses it (sync mode), the client gets the
+      // refusal, never the session, and the proxy ends the session the server opened.
+      const observation = capture.observeText(
+        'client_to_server',
+        initialize.text,
+        context(session, requestFacts, newSessionId),
+        initialize.bytes,
+      );
+      try {
+        await observation.gate;
+      } catch (err) {
+        const refusal = refusalOf(observation.classified, (err as Error).message);
+        if (refusal === undefined) throw err;
+        upstreamRes.resume();
+        const text = JSON.stringify(refusal);
+        capture.observeText('server_to_client', text, {
+          ...context(session, { ...requestFacts, status: 200 }, newSessionId),
+          synthesized: true,
+        });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(text);
+        if (newSessionId !== undefined) endUpstreamSession(target, headers, newSessionId);
+        return;
+      }
+    }
     if (mcpSessionId === undefined && newSessionId !== undefined)
       capture.moveSession(requestSession, newSessionId);
     const contentType = header(upstreamRes.headers, 'content-type') ?? '';
@@ -305,6 +443,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (v !== undefined && !HOP_BY_HOP.has(k)) outHeaders[k] = v;
     }
     upstreamRes.on('error', () => res.destroy());
+    /** Messages (or oversized markers) recorded from the answer; none: its status is recorded alone. */
+    let answers = 0;
 
     if (contentType.startsWith('text/event-stream')) {
       res.writeHead(status, outHeaders);
@@ -330,6 +470,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           const facts: HttpFacts = { ...responseFacts };
           if (event.id !== undefined) facts.eventId = event.id;
           const sessionId = sid ?? (legacySession !== session ? legacySession : undefined);
+          answers++;
           if (event.oversized !== undefined) {
             recordOversized(
               context(legacySession, facts, sessionId),
@@ -377,6 +518,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }
       if (streaming !== undefined) {
         res.end();
+        answers++;
         recordOversized(context(session, responseFacts, sid), size, streaming.digest());
       } else {
         const payload = Buffer.concat(chunks);
@@ -385,6 +527,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         res.end(payload);
         // Forwarded first, recorded right after: answers never wait for the log or the spool.
         if (payload.length > 0) {
+          answers++;
           capture.observeText(
             'server_to_client',
             payload.toString('utf8'),
@@ -397,6 +540,20 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       res.writeHead(status, outHeaders);
       upstreamRes.pipe(res);
       await new Promise<void>((resolve) => res.once('close', resolve));
+    }
+
+    if (answers === 0 && !(method === 'POST' && status === 202)) {
+      // An answer without a message (a DELETE's, a refused GET's, an error page): its status is the
+      // evidence, filed under the same session as the request. A POST's 202 is the normal acceptance
+      // of a notification or an answer, already recorded as the message it accepted.
+      await capture
+        .event({
+          kind: MCP_KINDS.httpResponse,
+          session,
+          principal: principal as unknown as JsonObject,
+          http: responseFacts as unknown as JsonObject,
+        })
+        .catch((err: unknown) => warn(`could not record an answer: ${String(err)}`));
     }
 
     // Session ends: DELETE accepted, or the server no longer knows it; a stateless exchange ends here.
@@ -435,7 +592,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const scheme = options.tlsCertFile !== undefined ? 'https' : 'http';
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `${scheme}://${host}:${address.port}${upstream.pathname}`,
@@ -446,6 +602,54 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The client's address facts of a request (OTel `client.address`/`client.port`). The TCP peer is the
+ * client unless `trustProxy`: then the first `X-Forwarded-For` address, when it is an IP address
+ * (anything else there is ignored), with the peer kept as `network.peer.*`. Without `trustProxy` the
+ * header is ignored: any client can write one.
+ */
+export function clientAddressOf(req: IncomingMessage, trustProxy: boolean): Partial<HttpFacts> {
+  const peer: Partial<HttpFacts> = {};
+  if (req.socket.remoteAddress !== undefined) peer['client.address'] = req.socket.remoteAddress;
+  if (req.socket.remotePort !== undefined) peer['client.port'] = req.socket.remotePort;
+  if (!trustProxy) return peer;
+  const first = header(req.headers, 'x-forwarded-for')?.split(',')[0]?.trim();
+  if (first === undefined || isIP(first) === 0) return peer;
+  const facts: Partial<HttpFacts> = { 'client.address': first };
+  if (peer['client.address'] !== undefined) facts['network.peer.address'] = peer['client.address'];
+  if (peer['client.port'] !== undefined) facts['network.peer.port'] = peer['client.port'];
+  return facts;
+}
+
+/**
+ * Whether a POST body is a single `initialize` request (a cheap text test first: most bodies are not).
+ */
+function isInitializeRequest(text: string): boolean {
+  if (!text.includes('"initialize"')) return false;
+  const classified = parseMessage(text);
+  return classified.type === 'request' && classified.method === 'initialize';
+}
+
+/**
+ * Ends a session the upstream opened for an `initialize` the proxy then refused to answer (its record
+ * was not acknowledged): the client never learns the session id, so nobody else would end it.
+ * Best effort: the upstream forgets unused sessions in its own time anyway.
+ */
+function endUpstreamSession(
+  target: URL,
+  forwarded: Record<string, string | string[]>,
+  sessionId: string,
+): void {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(forwarded)) if (!k.startsWith('content-')) headers[k] = v;
+  headers['mcp-session-id'] = sessionId;
+  const client = target.protocol === 'https:' ? https : http;
+  const req = client.request(target, { method: 'DELETE', headers });
+  req.on('response', (r: IncomingMessage) => r.resume());
+  req.on('error', () => {});
+  req.end();
 }
 
 /** Resolves when `res` takes more bytes again, or is closed (a client that left). */

@@ -176,8 +176,9 @@ function perspective(records: JsonObject[], open: ReconcileOptions['open']): Per
       ex.responseFacts = canonicalize({ type, error: r['error.type'] ?? null }) ?? '';
     }
   }
-  // An HTTP initialize is recorded under its exchange (no session id yet) and answered in the session
-  // the server then assigned: join such a request to the session holding its unpaired answer.
+  // Records made by earlier versions of the proxy hold an HTTP initialize under its exchange (no
+  // session id yet) and its answer in the session the server then assigned (the proxy now files both
+  // under the session): join such a request to the session holding its unpaired answer.
   for (const o of orphans) {
     for (const [session, map] of sessions) {
       const ex = map.get(o.key);

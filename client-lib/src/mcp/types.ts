@@ -24,9 +24,40 @@ export type JsonObject = { [key: string]: JsonValue };
  * (stdio); `sdk`: what the SDK handed over as `authInfo`; `anonymous`: no credential at all.
  */
 export type Principal =
-  | { type: 'jwt'; sub: string; clientId?: string; iss?: string; tokenSha256: string }
+  | {
+      type: 'jwt';
+      sub: string;
+      /** `client_id` (RFC 9068), else `azp`. */
+      clientId?: string;
+      iss?: string;
+      aud?: string | string[];
+      /** RFC 8707 resource indicator(s), when the token carries them. */
+      resource?: string | string[];
+      /**
+       * RFC 8693 delegation chain from the nested `act` claims, the current actor first: each actor's
+       * string claims (`sub`, `iss`, `client_id`, ...), without its own nested `act`.
+       */
+      act?: Record<string, string>[];
+      /** RFC 9449 `cnf.jkt`: the thumbprint of the key the token is bound to (DPoP). */
+      cnfJkt?: string;
+      /** With `cnfJkt`: whether the request carried a valid DPoP proof made with that key. */
+      dpop?: 'verified' | 'missing' | 'invalid';
+      tokenSha256: string;
+    }
   | { type: 'token'; tokenSha256: string }
-  | { type: 'process'; user: string; uid?: number }
+  | {
+      type: 'process';
+      user: string;
+      uid?: number;
+      /** The capturing process (the stdio wrapper). */
+      pid?: number;
+      /**
+       * The process that spawned the wrapper: the MCP client (or the launcher it used, such as npx).
+       * `command` is its argv from /proc/<pid>/cmdline when readable (Linux), cut at 8 KiB
+       * (`commandTruncated`); `uid` its real uid from /proc/<pid>/status.
+       */
+      parent?: { pid: number; uid?: number; command?: string[]; commandTruncated?: boolean };
+    }
   | { type: 'sdk'; clientId?: string; scopes?: string[]; tokenSha256?: string }
   | { type: 'anonymous' };
 
@@ -51,6 +82,21 @@ export interface HttpFacts {
    * of a secret: records carry it sealed (salted) unless capture runs with `seal: 'none'`.
    */
   authorizationSha256?: string;
+  /**
+   * The client's network address (OTel `client.address`): the TCP peer, or behind a trusted reverse
+   * proxy (`--trust-proxy`) the first address of `X-Forwarded-For`. `client.port` is the peer's port
+   * when the address is the peer's (a forwarded address carries no port).
+   */
+  'client.address'?: string;
+  'client.port'?: number;
+  /** The TCP peer (the reverse proxy), when `client.address` came from `X-Forwarded-For`. */
+  'network.peer.address'?: string;
+  'network.peer.port'?: number;
+  /**
+   * The mirrored headers (`Mcp-Method`, `Mcp-Name`) that disagree with the body, each as
+   * `<Header>: missing|differs|undecodable` (mcp/header-check.ts); absent when they agree.
+   */
+  mcpHeaderMismatch?: string[];
 }
 
 /** Options of one record handed to a sink. */

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
@@ -279,10 +280,44 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
   return { code, signal, status: code ?? 128 + signalNumber, session };
 }
 
-/** The local OS user as the principal of a stdio session (MCP.md 1.11: stdio has no token). */
+/** Most bytes of the parent's command line kept. */
+const MAX_COMMAND_BYTES = 8 * 1024;
+
+/**
+ * The principal of a stdio session (MCP.md 1.11: stdio has no token): the local OS user and uid, the
+ * wrapper's pid, and the process that spawned it (the client), with its command line and real uid
+ * where /proc can be read. Nothing here is verified by the client: it is what the OS says about the
+ * process tree at start.
+ */
 export function processPrincipal(): Principal {
   const info = os.userInfo();
-  return { type: 'process', user: info.username, uid: info.uid };
+  const principal: Principal = { type: 'process', user: info.username, uid: info.uid, pid: process.pid };
+  principal.parent = parentProcess(process.ppid);
+  return principal;
+}
+
+/** What /proc says about process `pid` (its argv and real uid); only the pid where it cannot be read. */
+export function parentProcess(pid: number): NonNullable<Extract<Principal, { type: 'process' }>['parent']> {
+  const parent: NonNullable<Extract<Principal, { type: 'process' }>['parent']> = { pid };
+  try {
+    let bytes = readFileSync(`/proc/${pid}/cmdline`);
+    if (bytes.length > MAX_COMMAND_BYTES) {
+      bytes = bytes.subarray(0, MAX_COMMAND_BYTES);
+      parent.commandTruncated = true;
+    }
+    const args = bytes.toString('utf8').split('\0');
+    if (args.at(-1) === '') args.pop();
+    if (args.length > 0) parent.command = args;
+  } catch {
+    // Not Linux, or the parent is gone or not ours to read: the pid alone.
+  }
+  try {
+    const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    if (uid !== undefined) parent.uid = Number(uid);
+  } catch {
+    // As above.
+  }
+  return parent;
 }
 
 export { EventEmitter };

@@ -101,11 +101,14 @@ for (const [name, make] of variants) {
       ],
       'recorded as the request it is, found by its tool',
     );
+    const { 'client.port': clientPort, ...facts } = (recordedCalls(up)[0]?.['http'] ?? {}) as JsonObject;
+    t.type(clientPort, 'number', 'the client port');
     t.same(
-      recordedCalls(up)[0]?.['http'],
+      facts,
       {
         method: 'POST',
         path: '/mcp',
+        'client.address': '127.0.0.1',
         contentType: sent.headers['content-type'] ?? 'application/json',
         ...(sent.headers['content-encoding'] !== undefined
           ? { contentEncoding: sent.headers['content-encoding'] }
