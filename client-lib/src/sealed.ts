@@ -110,3 +110,23 @@ export function openSealedBytes(ref: SealedRef, bytes: Uint8Array): Uint8Array {
   if (typeof value !== 'string') throw new TlogError('RECORD_INVALID', 'sealed value is not a base64 string');
   return base64Decode(value, 'RECORD_INVALID');
 }
+
+/**
+ * A copy of `value` in which every sealed commitment is replaced by what `open` gives for it:
+ * `{ value }` for an opened value, undefined to leave the commitment in place (not opened, erased, or
+ * not matching). `open` is where the caller checks S against the commitment (`openSealed`).
+ */
+export function replaceSealed(
+  value: unknown,
+  open: (ref: SealedRef) => { value: unknown } | undefined,
+): unknown {
+  if (isSealedRef(value)) {
+    const opened = open(value);
+    return opened === undefined ? value : opened.value;
+  }
+  if (Array.isArray(value)) return value.map((v) => replaceSealed(v, open));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = replaceSealed(v, open);
+  return out;
+}

@@ -3,6 +3,7 @@ import {
   isSealedRef,
   openSealed,
   openSealedBytes,
+  replaceSealed,
   sealBytes,
   sealValue,
   utf8,
@@ -93,4 +94,35 @@ t.test('bad inputs', async (t) => {
   t.notOk(isSealedRef({ $sealed: { sha256: 'ab'.repeat(32), size: 1 }, x: 1 }), 'extra member');
   t.notOk(isSealedRef({ $sealed: { sha256: 'ab'.repeat(32), size: 1, x: 1 } }), 'extra inner member');
   t.throws(() => openSealed({ $blob: {} } as unknown as SealedRef, utf8('{}')), { code: 'RECORD_INVALID' });
+});
+
+t.test('replaceSealed puts opened values in place of their commitments, and only those', async (t) => {
+  const params = sealValue({ name: 'echo', arguments: { message: 'hi' } }, salt0);
+  const result = sealValue({ content: [] }, saltFF);
+  const erased = sealValue('gone', salt0);
+  const record = {
+    kind: 'mcp.message',
+    message: { jsonrpc: '2.0', id: 1, params: params.ref },
+    list: [result.ref, erased.ref, 3],
+  };
+  const store = new Map([
+    [params.ref.$sealed.sha256, params.bytes],
+    [result.ref.$sealed.sha256, result.bytes],
+  ]);
+  const opened = replaceSealed(record, (ref) => {
+    const bytes = store.get(ref.$sealed.sha256);
+    return bytes === undefined ? undefined : { value: openSealed(ref, bytes) };
+  });
+  t.same(opened, {
+    kind: 'mcp.message',
+    message: { jsonrpc: '2.0', id: 1, params: { name: 'echo', arguments: { message: 'hi' } } },
+    list: [{ content: [] }, erased.ref, 3],
+  });
+  t.same(record.message.params, params.ref, 'the input is not changed');
+  // A value that opens to null replaces its commitment too.
+  const nul = sealValue(null, salt0);
+  t.equal(
+    replaceSealed(nul.ref, (ref) => ({ value: openSealed(ref, nul.bytes) })),
+    null,
+  );
 });

@@ -49,7 +49,7 @@ export async function registerEmitter(log: LogProcess, dir: string, name: string
   return { name, vkey, keyFile, policyFile };
 }
 
-/** One verified search result: the entry as decoded, its record, and its index. */
+/** One verified search result: the entry as decoded, its record (sealed values opened), and its index. */
 export interface Found {
   index: bigint;
   entry: Entry;
@@ -58,8 +58,10 @@ export interface Found {
 }
 
 /**
- * Runs `vigil search --json` (the CLI) with `query` as flags, requires exit 0 (every result verified
- * by the CLI), then verifies each receipt again against the entry bytes rebuilt here. Oldest first.
+ * Runs `vigil search --json` (the CLI) as the log's reader with `query` as flags, requires exit 0 (every
+ * result verified and every sealed value matching its commitment, by the CLI), then verifies each
+ * receipt again against the entry bytes rebuilt here. `record` is the record with its sealed values
+ * opened (the CLI's `opened`), `entry` the entry as the tree holds it. Oldest first.
  */
 export async function searchLog(
   log: LogProcess,
@@ -68,18 +70,32 @@ export async function searchLog(
 ): Promise<Found[]> {
   const args = ['search', '--log', log.url, '--policy', policyFile, '--limit', '1000', '--json'];
   for (const [k, v] of Object.entries(query)) args.push(`--${k}`, v);
-  const r = await runNode(vigilMain, args);
+  const r = await runNode(vigilMain, args, { VIGIL_READER_TOKEN: await log.readerToken() });
   if (r.code !== 0) throw new Error(`vigil ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   const policy = parsePolicy(log.policy);
   const body = JSON.parse(r.stdout) as {
-    results: { index: string; verified: boolean; entry: Entry; receipt: string }[];
+    results: {
+      index: string;
+      verified: boolean;
+      entry: Entry;
+      receipt: string;
+      opened?: Record<string, unknown>;
+      sealed?: { state: string; path: string }[];
+    }[];
   };
   const out: Found[] = [];
   for (const x of body.results) {
     if (!x.verified) throw new Error(`search result ${x.index} not verified`);
+    const bad = (x.sealed ?? []).filter((v) => v.state !== 'opened' && v.state !== 'erased');
+    if (bad.length > 0) throw new Error(`search result ${x.index}: sealed values ${JSON.stringify(bad)}`);
     const v = verifyReceipt(x.receipt, formatEntry(x.entry), policy);
     if (v.index !== BigInt(x.index)) throw new Error(`receipt of ${x.index} is for index ${v.index}`);
-    out.push({ index: BigInt(x.index), entry: x.entry, record: x.entry.record, receipt: x.receipt });
+    out.push({
+      index: BigInt(x.index),
+      entry: x.entry,
+      record: x.opened ?? x.entry.record,
+      receipt: x.receipt,
+    });
   }
   return out.sort((a, b) => (a.index < b.index ? -1 : 1));
 }

@@ -12,6 +12,7 @@ import { generateKey, openNote, parseCheckpoint, parseVerifierKey } from '../not
 import { parsePolicy, type Policy } from '../policy/index.js';
 import { verifyReceipt } from '../receipt/index.js';
 import { formatEntry, parseEntry, type Entry } from '../record.js';
+import { replaceSealed } from '../sealed.js';
 import { args, paint, readAll, readerToken, required, table, UsageError, type Io } from './io.js';
 import { formatSealedView, viewSealedValues, type SealedView } from './sealed-view.js';
 
@@ -287,6 +288,15 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       entry: r.entry,
       receipt: r.receipt,
       ...(views.length > 0 ? { sealed: views } : {}),
+      // The record with every value that opened and matched in place of its commitment.
+      ...(opened !== undefined && views.some((v) => v.state === 'opened')
+        ? {
+            opened: replaceSealed(rec, (ref) => {
+              const view = views.find((v) => v.sha256 === ref.$sealed.sha256 && v.state === 'opened');
+              return view === undefined ? undefined : { value: view.value };
+            }),
+          }
+        : {}),
     });
   }
   if (values.json === true)
