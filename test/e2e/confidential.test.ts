@@ -302,6 +302,20 @@ for (const store of stores) {
     t.match(accessReads[0]!.record, { reader: 'forensics' });
     t.equal(accessReads[0]!.emitter, info.operator.name, 'signed by the operator emitter');
 
+    // The scan finds the marker where it is stored before the erasure (so its silence after means something).
+    const connectionString =
+      log.databaseUrl ??
+      (await (async () => {
+        const opened = await openDatabase({ dataDir: log.dataDir, mode: 'attach' });
+        const cs = opened.connectionString;
+        await opened.close();
+        return cs;
+      })());
+    t.ok(
+      (await tablesWithMarker(connectionString)).includes('sealed.bytes'),
+      'before the erasure the marker is in the sealed table, and only a reader gets it',
+    );
+
     // 5. Erase both sessions.
     for (const s of sessions) {
       const r = await runNode(
@@ -346,14 +360,6 @@ for (const store of stores) {
       [...readAfter.sealed.values()].some((b) => holdsMarker(Buffer.from(b))),
       'no value a reader can read holds the marker',
     );
-    const connectionString =
-      log.databaseUrl ??
-      (await (async () => {
-        const opened = await openDatabase({ dataDir: log.dataDir, mode: 'attach' });
-        const cs = opened.connectionString;
-        await opened.close();
-        return cs;
-      })());
     t.same(await tablesWithMarker(connectionString), [], 'no column of any table holds the marker');
     if (log.databaseUrl !== undefined) {
       const dump = await promisify(execFile)('pg_dump', ['--no-owner', log.databaseUrl], {

@@ -90,7 +90,7 @@ async function wrapperHas(message: string): Promise<void> {
 t.test('client view and wrapper view of the same session agree', async (t) => {
   await clientSession(true, 'seen by both');
   await wrapperHas('seen by both');
-  const r = await runNode(vigilMain, reconcileArgs);
+  const r = await runNode(vigilMain, reconcileArgs, { VIGIL_READER_TOKEN: await log.readerToken() });
   t.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout) as {
     findings: unknown[];
@@ -104,7 +104,7 @@ t.test('client view and wrapper view of the same session agree', async (t) => {
 
 t.test('calls made around the wrapper show up as missing on the server side', async (t) => {
   await clientSession(false, 'around the wrapper');
-  const r = await runNode(vigilMain, reconcileArgs);
+  const r = await runNode(vigilMain, reconcileArgs, { VIGIL_READER_TOKEN: await log.readerToken() });
   t.equal(r.code, 1, 'differences found');
   const report = JSON.parse(r.stdout) as { findings: Record<string, unknown>[] };
   const missing = report.findings.filter((f) => f['problem'] === 'missing_in_b');
