@@ -10,7 +10,15 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { auditTransport, createCapture, MemorySink } from '@vigil/client';
+import {
+  auditTransport,
+  createCapture,
+  isSealedRef,
+  MemorySink,
+  openSealed,
+  replaceSealed,
+  type SunkRecord,
+} from '@vigil/client';
 import t from 'tap';
 import { startLog, vigilMain } from '../helpers/log.js';
 import { registerEmitter, searchLog, searchUntil, spawnNode, type Asserts } from '../helpers/mcp.js';
@@ -40,6 +48,19 @@ type Rec = Record<string, unknown>;
 const msg = (r: Rec): Rec => (r['message'] ?? {}) as Rec;
 const params = (r: Rec): Rec => (msg(r)['params'] ?? {}) as Rec;
 const result = (r: Rec): Rec => (msg(r)['result'] ?? {}) as Rec;
+
+/**
+ * A captured record as a reader sees it: every sealed commitment replaced by the value its S (carried
+ * beside the record in `blobs`) opens to, checked by openSealed. A commitment without its S throws.
+ */
+function opened(record: SunkRecord): Rec {
+  const blobs = record.options.blobs ?? {};
+  return replaceSealed(record.fields, (ref) => {
+    const bytes = blobs[ref.$sealed.sha256];
+    if (bytes === undefined) throw new Error(`no S beside the record for ${ref.$sealed.sha256}`);
+    return { value: openSealed(ref, bytes) };
+  }) as Rec;
+}
 
 /** A v2 client pinned to the modern era that accepts every elicitation. */
 function modernClient(): Client {
@@ -255,11 +276,26 @@ t.test('auditTransport: the v2 client records its own view of the modern era', a
   const seen = await exercise(client);
   await client.close();
   await capture.close('test_end');
-  const messages = sink.ofKind('mcp.message') as Rec[];
+  const sealed = sink.records.filter((r) => r.fields['kind'] === 'mcp.message');
+  const messages = sealed.map(opened);
   t.ok(
     messages.every((r) => r['transport'] === 'sdk'),
     'recorded by the SDK seam',
   );
   checkModern(t, messages, seen);
+  // What the sink holds is sealed by default: the add call's arguments and its result are
+  // commitments (checkModern compared the opened values with what the client got).
+  const addRequest = sealed.find(
+    (r) => r.fields['gen_ai.tool.name'] === 'add' && r.fields['direction'] === 'client_to_server',
+  );
+  const addAnswer = sealed.find(
+    (r) => r.fields['gen_ai.tool.name'] === 'add' && r.fields['direction'] === 'server_to_client',
+  );
+  t.ok(isSealedRef(msg(addRequest!.fields)['params']), 'the request params are sealed');
+  t.ok(isSealedRef(msg(addAnswer!.fields)['result']), 'the result is sealed');
+  t.notOk(
+    sealed.some((r) => JSON.stringify(r.fields).includes('deployed to prod')),
+    'no result text in clear',
+  );
   t.same(sink.ofKind('mcp.unanswered'), [], 'every request was answered');
 });

@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { isSealedRef, openSealed } from '@vigil/client';
 import t from 'tap';
 import { startLog, vigilMain } from '../helpers/log.js';
 import {
@@ -27,6 +28,7 @@ import {
   searchUntil,
   spawnNode,
   startEverythingHttp,
+  type Found,
   type Spawned,
 } from '../helpers/mcp.js';
 
@@ -66,12 +68,28 @@ async function startProxy(mode: string, extra: string[] = []): Promise<{ url: st
 }
 
 /** The records of an HTTP session once its end (DELETE) left the cancelled call unanswered. */
-async function sessionRecords(session: string): Promise<Record<string, unknown>[]> {
-  const found = await searchUntil(log, reg.policyFile, { session }, (f) =>
+async function sessionRecords(session: string): Promise<Found[]> {
+  return searchUntil(log, reg.policyFile, { session }, (f) =>
     f.some((x) => x.record['kind'] === 'mcp.unanswered'),
   );
-  return found.map((x) => x.record);
 }
+
+/**
+ * The value a sealed commitment of the log stands for: S read as the log's reader
+ * (`GET /v1/sealed/<hex>`) and checked against the commitment with openSealed. Throws when `ref` is
+ * not a commitment or S is not there.
+ */
+async function openFromLog(ref: unknown): Promise<unknown> {
+  if (!isSealedRef(ref)) throw new Error(`not a sealed commitment: ${JSON.stringify(ref)}`);
+  const res = await fetch(new URL(`v1/sealed/${ref.$sealed.sha256}`, log.url), {
+    headers: { authorization: `Bearer ${await log.readerToken()}` },
+  });
+  if (res.status !== 200) throw new Error(`GET /v1/sealed/${ref.$sealed.sha256}: ${res.status}`);
+  return openSealed(ref, new Uint8Array(await res.arrayBuffer()));
+}
+
+type Rec = Record<string, unknown>;
+const member = (r: unknown, key: string): unknown => (r as Rec | undefined)?.[key];
 
 for (const mode of ['sync', 'spool']) {
   t.test(`${mode}: SDK client -> vigil mcp proxy -> server-everything; every call in the log`, async (t) => {
@@ -90,14 +108,16 @@ for (const mode of ['sync', 'spool']) {
     await client.close();
     checkClientSaw(t, seen, `hello proxy ${mode}`);
 
-    const records = await sessionRecords(session);
+    const found = await sessionRecords(session);
+    const records = found.map((x) => x.record);
     checkEverythingSession(t, records, seen, 'streamable-http');
-    const echo = records.find(
-      (r) => r['gen_ai.tool.name'] === 'echo' && r['direction'] === 'client_to_server',
-    );
-    t.match(echo, {
+    const echoFound = found.find(
+      (x) => x.record['gen_ai.tool.name'] === 'echo' && x.record['direction'] === 'client_to_server',
+    )!;
+    // Opened (as the reader sees it): the principal's claims and the Authorization digest.
+    t.match(echoFound.record, {
       'mcp.session.id': session,
-      principal: { type: 'token', tokenSha256: sha256Hex(token) },
+      principal: { type: 'token', claims: { tokenSha256: sha256Hex(token) } },
       http: {
         method: 'POST',
         path: new URL(proxy.url).pathname,
@@ -105,6 +125,21 @@ for (const mode of ['sync', 'spool']) {
         authorizationSha256: sha256Hex(`Bearer ${token}`),
       },
     });
+    // In the public record the principal keeps only its type; its claims and the Authorization
+    // digest are commitments, whose S (read here as the reader) opens to the right values.
+    const pub = echoFound.entry.record as Rec;
+    t.same(Object.keys(pub['principal'] as Rec).sort(), ['claims', 'type'], 'public principal: type, claims');
+    t.equal(member(pub['principal'], 'type'), 'token');
+    t.same(await openFromLog(member(pub['principal'], 'claims')), { tokenSha256: sha256Hex(token) });
+    t.match(pub['http'], { method: 'POST', mcpSessionId: session });
+    t.equal(
+      await openFromLog(member(pub['http'], 'authorizationSha256')),
+      sha256Hex(`Bearer ${token}`),
+      'the Authorization digest is sealed and opens to the right value',
+    );
+    const publicText = JSON.stringify(found.map((x) => x.entry.record));
+    t.notOk(publicText.includes(sha256Hex(token)), 'the token digest is not public');
+    t.notOk(publicText.includes(sha256Hex(`Bearer ${token}`)), 'the Authorization digest is not public');
     t.notOk(JSON.stringify(records).includes(token), 'the token is never recorded');
     t.equal(await proxy.process.stop(), 0, 'the proxy stops cleanly on SIGTERM');
   });
@@ -268,24 +303,34 @@ t.test('HTTPS proxy with JWT principals (--jwt-public-key, --require-auth)', asy
     f.some((x) => x.record['gen_ai.tool.name'] === 'echo' && x.record['direction'] === 'server_to_client'),
   );
   const records = found.map((x) => x.record);
-  const request = records.find(
-    (r) => r['gen_ai.tool.name'] === 'echo' && r['direction'] === 'client_to_server',
-  );
-  t.match(request, {
-    principal: {
-      type: 'jwt',
-      sub: 'alice',
-      clientId: 'agent-7',
-      iss: 'https://issuer.test',
-      tokenSha256: sha256Hex(good),
-    },
+  const requestFound = found.find(
+    (x) => x.record['gen_ai.tool.name'] === 'echo' && x.record['direction'] === 'client_to_server',
+  )!;
+  const jwtClaims = {
+    sub: 'alice',
+    clientId: 'agent-7',
+    iss: 'https://issuer.test',
+    tokenSha256: sha256Hex(good),
+  };
+  t.match(requestFound.record, {
+    principal: { type: 'jwt', claims: jwtClaims },
     http: { authorizationSha256: sha256Hex(`Bearer ${good}`) },
     message: { params: { arguments: { message: 'over TLS as alice' } } },
   });
+  const pub = requestFound.entry.record as Rec;
+  t.equal(member(pub['principal'], 'type'), 'jwt', 'the principal type stays public');
+  t.same(
+    await openFromLog(member(pub['principal'], 'claims')),
+    jwtClaims,
+    'the validated claims are sealed and open to what the JWT said',
+  );
+  t.notOk(JSON.stringify(pub).includes('alice'), 'the subject is not public');
+  const clientMessages = records.filter(
+    (r) => r['kind'] === 'mcp.message' && r['direction'] === 'client_to_server',
+  );
+  t.ok(clientMessages.length >= 3, 'initialize, initialized and the call were recorded');
   t.ok(
-    records
-      .filter((r) => r['kind'] === 'mcp.message' && r['direction'] === 'client_to_server')
-      .every((r) => (r['principal'] as Record<string, unknown>)['sub'] === 'alice'),
+    clientMessages.every((r) => member(member(r['principal'], 'claims'), 'sub') === 'alice'),
     'every client message of the session carries the validated subject',
   );
   t.notOk(JSON.stringify(records).includes(good), 'the token is never recorded');
