@@ -12,6 +12,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
   formatEntry,
   LogClient,
+  openSealed,
+  replaceSealed,
   parsePolicy,
   verifyCheckpoint,
   verifyReceipt,
@@ -178,6 +180,14 @@ async function main(): Promise<number> {
     return records.some((x) => x.entry.record['kind'] === 'stream.close');
   });
   records.sort((a, b) => (a.index < b.index ? -1 : 1));
+  // Arguments, results and stderr are sealed in the records: one more search, opened, reads them (one
+  // access.read record in the log), each value checked against its commitment by openSealed.
+  const { sealed } = await logClient.search({ emitter: emitter.name, limit: 1000 }, { open: true });
+  const opened = (record: Rec): Rec =>
+    replaceSealed(record, (ref) => {
+      const bytes = sealed?.get(ref.$sealed.sha256);
+      return bytes === undefined ? undefined : { value: openSealed(ref, bytes) };
+    }) as Rec;
   const last = records[records.length - 1]!.index;
   let witnessed = '';
   await until(
@@ -206,7 +216,7 @@ async function main(): Promise<number> {
     } catch (err) {
       status = `FAILED: ${(err as Error).message}`;
     }
-    const [dirn, what, detail] = describe(entry.record);
+    const [dirn, what, detail] = describe(opened(entry.record));
     out(
       `  ${String(index).padEnd(5)} ${dirn.padEnd(3)} ${clip(what, 34).padEnd(34)} ${clip(detail, 30).padEnd(30)} ${status}`,
     );
