@@ -1,7 +1,8 @@
 // End to end: one oversized message must never stop capture. A 20 MiB request line and a 20 MiB
 // answer go through `vigil mcp wrap` (the compiled CLI, sync mode), a 12 MiB and a 20 MiB answer
 // through `vigil mcp proxy`, against a real log process. Each is answered and recorded: in sealed
-// parts that the log took (reassembled here from the log's blobs to the exact bytes sent), or, for the
+// parts that the log took (read back as the log's reader from /v1/sealed, never served as public
+// blobs, and reassembled here to the exact bytes sent), or, for the
 // proxy's answer past its 16 MiB body bound (forwarded unchanged, not held), as its size and salted
 // digest (`$oversize`, recomputed here from the bytes the client got). The next call is answered and
 // recorded, a restart on the same spool works, and the capturing process's peak RSS (VmHWM) stays
@@ -13,6 +14,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isSealedRef } from '@vigil/client';
 import t from 'tap';
 import { startLog, vigilMain } from '../helpers/log.js';
 import { registerEmitter, searchUntil, spawnNode, type Found } from '../helpers/mcp.js';
@@ -42,15 +44,18 @@ async function peakRssMib(pid: number): Promise<number> {
   return Number(m[1]) / 1024;
 }
 
+const reader = { authorization: `Bearer ${await log.readerToken()}` };
+
 /**
- * The exact bytes a `wire` commitment of a record stands for, from the log's blobs. Opened here with
- * node:crypto, not with client-lib: S must hash to the commitment, have its size, and be the canonical
+ * The exact bytes a `wire` commitment of a record (as the entry holds it) stands for, read as the
+ * log's reader from `GET /v1/sealed/<hex>`. Opened here with node:crypto, not with client-lib: S must
+ * hash to the commitment, have its size, and be the canonical
  * `{"salt":"<16 bytes base64>","value":"<base64>"}`.
  */
 async function wireBytes(wire: unknown): Promise<Buffer> {
   const open = async (ref: { sha256: string; size: number }): Promise<Buffer> => {
-    const res = await fetch(`${log.url}v1/blobs/${ref.sha256}`);
-    if (res.status !== 200) throw new Error(`blob ${ref.sha256}: ${res.status}`);
+    const res = await fetch(`${log.url}v1/sealed/${ref.sha256}`, { headers: reader });
+    if (res.status !== 200) throw new Error(`sealed ${ref.sha256}: ${res.status}`);
     const s = Buffer.from(await res.arrayBuffer());
     if (s.length !== ref.size || sha256(s) !== ref.sha256)
       throw new Error(`S of ${ref.sha256} does not match`);
@@ -168,9 +173,14 @@ const textOf = (m: Rec): string =>
   ((m['result'] as Rec | undefined)?.['content'] as { text: string }[] | undefined)?.[0]?.text ??
   `error: ${JSON.stringify(m['error'])}`;
 
-/** The records of a session once `ready` holds. */
-async function recordsOf(session: string, ready: (f: Found[]) => boolean): Promise<Rec[]> {
-  return (await searchUntil(log, reg.policyFile, { session }, ready, 120_000)).map((x) => x.record);
+/** The records of a session once `ready` holds: as the entries hold them, and opened. */
+async function recordsOf(session: string, ready: (f: Found[]) => boolean): Promise<Found[]> {
+  return searchUntil(log, reg.policyFile, { session }, ready, 120_000);
+}
+
+/** S is the reader's alone: the public blob route never serves it. */
+async function notPublic(hex: string): Promise<number> {
+  return (await fetch(`${log.url}v1/blobs/${hex}`)).status;
 }
 
 t.test('mcp wrap: a 20 MiB request and a 20 MiB answer, then the next call, then a restart', async (t) => {
@@ -212,24 +222,45 @@ t.test('mcp wrap: a 20 MiB request and a 20 MiB answer, then the next call, then
     120_000,
   );
   const session = found[0]!.record['session'] as string;
-  const records = await recordsOf(session, (f) => f.some((x) => x.record['kind'] === 'mcp.process.exit'));
-  const byId = (id: string, dir: string): Rec =>
-    records.find(
-      (r) => r['kind'] === 'mcp.message' && r['jsonrpc.request.id'] === id && r['direction'] === dir,
+  const results = await recordsOf(session, (f) => f.some((x) => x.record['kind'] === 'mcp.process.exit'));
+  const records = results.map((x) => x.record);
+  const byId = (id: string, dir: string): Found =>
+    results.find(
+      (x) =>
+        x.record['kind'] === 'mcp.message' &&
+        x.record['jsonrpc.request.id'] === id &&
+        x.record['direction'] === dir,
     )!;
   const request = byId('1', 'client_to_server');
-  t.match(request, { 'gen_ai.tool.name': 'size', messageType: 'request' });
-  t.equal(sha256(await wireBytes(request['wire'])), sha256(requestLine), 'the log holds the exact request');
+  t.match(request.record, { 'gen_ai.tool.name': 'size', messageType: 'request' });
+  const requestWire = request.entry.record['wire'] as { $sealedParts: { parts: { sha256: string }[] } };
+  t.equal(
+    sha256(await wireBytes(requestWire)),
+    sha256(requestLine),
+    'the log holds the exact request, for its reader',
+  );
+  t.equal(await notPublic(requestWire.$sealedParts.parts[0]!.sha256), 404, 'not as a public blob');
   const answer = byId('2', 'server_to_client');
-  t.equal((await wireBytes(answer['wire'])).length, Buffer.byteLength(JSON.stringify(big)) + 1);
+  t.equal((await wireBytes(answer.entry.record['wire'])).length, Buffer.byteLength(JSON.stringify(big)) + 1);
   t.ok(records.filter((r) => r['kind'] === 'mcp.part').length >= 40, 'both were stored in parts');
-  t.match(byId('3', 'server_to_client'), {
-    message: { result: { content: [{ text: 'after the big ones' }] } },
-  });
-  const raw = records.find((r) => typeof r['rawBase64'] === 'string');
-  t.equal(raw?.['rawBase64'], odd.toString('base64'), 'the undecodable line, as base64 of its exact bytes');
-  t.ok((await wireBytes(raw?.['wire'])).equals(odd), 'and its salted commitment opens to the same bytes');
-  t.notOk(JSON.stringify(records).includes('rawSha256'), 'no unsalted digest of a message');
+  const third = byId('3', 'server_to_client');
+  t.match(third.record, { message: { result: { content: [{ text: 'after the big ones' }] } } });
+  t.ok(isSealedRef((third.entry.record['message'] as Rec)['result']), 'the entry holds the result sealed');
+  const raw = results.find((x) => x.record['rawBase64'] !== undefined);
+  t.equal(
+    raw?.record['rawBase64'],
+    odd.toString('base64'),
+    'the undecodable line, as base64 of its exact bytes (opened)',
+  );
+  t.ok(isSealedRef(raw?.entry.record['rawBase64']), 'sealed in the entry');
+  t.ok(
+    (await wireBytes(raw?.entry.record['wire'])).equals(odd),
+    'and its salted commitment opens to the same bytes',
+  );
+  t.notOk(
+    JSON.stringify(results.map((x) => x.entry)).includes('rawSha256'),
+    'no unsalted digest of a message',
+  );
 
   // Restart on the same spool.
   const again = startWrap(spool);
@@ -341,7 +372,7 @@ t.test('mcp proxy: a 20 MiB answer, then the next call, then a restart on the sa
       f.some((x) => proxied(x, 'client_to_server', '1')),
     120_000,
   );
-  const answer = found.find((x) => proxied(x, 'server_to_client', '4'))!.record;
+  const answer = found.find((x) => proxied(x, 'server_to_client', '4'))!.entry.record;
   t.equal(
     (await wireBytes(answer['wire'])).toString('utf8'),
     JSON.stringify(within),
@@ -352,7 +383,7 @@ t.test('mcp proxy: a 20 MiB answer, then the next call, then a restart on the sa
   const bigSession = found.find((x) => proxied(x, 'client_to_server', '1'))!.record['session'] as string;
   const oversized = (
     await recordsOf(bigSession, (f) => f.some((x) => x.record['kind'] === 'mcp.message.oversized'))
-  ).find((r) => r['kind'] === 'mcp.message.oversized')!;
+  ).find((x) => x.record['kind'] === 'mcp.message.oversized')!.entry.record;
   const bigBytes = Buffer.from(JSON.stringify(big));
   const marker = (oversized['wire'] as { $oversize: { size: number; salt: string; sha256: string } })
     .$oversize;

@@ -161,26 +161,41 @@ t.test(
     await client.close();
     t.same(echo.content, [{ type: 'text', text: `Echo: ${big}` }]);
 
-    const isLarge = (r: Rec): boolean => r['message'] === undefined && isSealedRef(r['wire']);
-    const found = await searchUntil(log, reg.policyFile, { tool: 'echo' }, (f) =>
-      f.some((x) => isLarge(x.record)),
+    // The entry as the tree holds it: no message, only the commitment to its sealed bytes.
+    const isLarge = (x: Found): boolean =>
+      x.entry.record['message'] === undefined && isSealedRef(x.entry.record['wire']);
+    const found = await searchUntil(log, reg.policyFile, { tool: 'echo' }, (f) => f.some(isLarge));
+    const request = found.find(isLarge)!;
+    const session = request.record['session'] as string;
+    const records = await searchUntil(log, reg.policyFile, { session }, (f) =>
+      f.some((x) => x.record['kind'] === 'mcp.process.exit'),
     );
-    const request = found.find((x) => isLarge(x.record))!;
-    const records = await sessionRecords(request.record['session'] as string);
-    const opened = async (r: Rec): Promise<Rec> => {
-      const ref = r['wire'] as SealedRef;
-      const res = await fetch(`${log.url}v1/blobs/${ref.$sealed.sha256}`);
+    const reader = { authorization: `Bearer ${await log.readerToken()}` };
+    const opened = async (x: Found): Promise<Rec> => {
+      const ref = x.entry.record['wire'] as SealedRef;
+      t.equal(
+        (await fetch(`${log.url}v1/blobs/${ref.$sealed.sha256}`)).status,
+        404,
+        'S is not a public blob',
+      );
+      t.equal(
+        (await fetch(`${log.url}v1/sealed/${ref.$sealed.sha256}`)).status,
+        401,
+        'nor served without a reader token',
+      );
+      const res = await fetch(`${log.url}v1/sealed/${ref.$sealed.sha256}`, { headers: reader });
       if (!res.ok) throw new Error(`sealed ${ref.$sealed.sha256}: HTTP ${res.status}`);
       const bytes = openSealedBytes(ref, new Uint8Array(await res.arrayBuffer()));
+      t.equal(x.record['wire'], Buffer.from(bytes).toString('base64'), 'search opened the same bytes');
       return JSON.parse(new TextDecoder().decode(bytes)) as Rec;
     };
-    const echoes = records.filter((r) => r['gen_ai.tool.name'] === 'echo');
+    const echoes = records.filter((x) => x.record['gen_ai.tool.name'] === 'echo');
     t.equal(echoes.length, 2, 'request and answer recorded');
-    for (const r of echoes) {
-      t.ok(JSON.stringify(r).length < 60_000, 'the entry itself stays small');
-      t.ok(isLarge(r), 'the content is in the sealed bytes beside the record');
+    for (const x of echoes) {
+      t.ok(JSON.stringify(x.entry.record).length < 60_000, 'the entry itself stays small');
+      t.ok(isLarge(x), 'the content is in the sealed bytes beside the record');
     }
-    const [req, answer] = await Promise.all(echoes.map(opened));
+    const [req, answer] = [await opened(echoes[0]!), await opened(echoes[1]!)];
     t.same(
       (req!['params'] as Rec)['arguments'],
       { message: big },

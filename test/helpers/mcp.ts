@@ -68,34 +68,41 @@ export async function searchLog(
   policyFile: string,
   query: Record<string, string>,
 ): Promise<Found[]> {
-  const args = ['search', '--log', log.url, '--policy', policyFile, '--limit', '1000', '--json'];
-  for (const [k, v] of Object.entries(query)) args.push(`--${k}`, v);
-  const r = await runNode(vigilMain, args, { VIGIL_READER_TOKEN: await log.readerToken() });
-  if (r.code !== 0) throw new Error(`vigil ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  const base = ['search', '--log', log.url, '--policy', policyFile, '--limit', '1000', '--json'];
+  for (const [k, v] of Object.entries(query)) base.push(`--${k}`, v);
   const policy = parsePolicy(log.policy);
-  const body = JSON.parse(r.stdout) as {
-    results: {
-      index: string;
-      verified: boolean;
-      entry: Entry;
-      receipt: string;
-      opened?: Record<string, unknown>;
-      sealed?: { state: string; path: string }[];
-    }[];
-  };
   const out: Found[] = [];
-  for (const x of body.results) {
-    if (!x.verified) throw new Error(`search result ${x.index} not verified`);
-    const bad = (x.sealed ?? []).filter((v) => v.state !== 'opened' && v.state !== 'erased');
-    if (bad.length > 0) throw new Error(`search result ${x.index}: sealed values ${JSON.stringify(bad)}`);
-    const v = verifyReceipt(x.receipt, formatEntry(x.entry), policy);
-    if (v.index !== BigInt(x.index)) throw new Error(`receipt of ${x.index} is for index ${v.index}`);
-    out.push({
-      index: BigInt(x.index),
-      entry: x.entry,
-      record: x.opened ?? x.entry.record,
-      receipt: x.receipt,
-    });
+  // An answer stops at the log's byte bounds (opened values count) with a `next` cursor: follow it.
+  for (let after: string | undefined; ;) {
+    const args = after === undefined ? base : [...base, '--after', after];
+    const r = await runNode(vigilMain, args, { VIGIL_READER_TOKEN: await log.readerToken() });
+    if (r.code !== 0) throw new Error(`vigil ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    const body = JSON.parse(r.stdout) as {
+      results: {
+        index: string;
+        verified: boolean;
+        entry: Entry;
+        receipt: string;
+        opened?: Record<string, unknown>;
+        sealed?: { state: string; path: string }[];
+      }[];
+      next?: string;
+    };
+    for (const x of body.results) {
+      if (!x.verified) throw new Error(`search result ${x.index} not verified`);
+      const bad = (x.sealed ?? []).filter((v) => v.state !== 'opened' && v.state !== 'erased');
+      if (bad.length > 0) throw new Error(`search result ${x.index}: sealed values ${JSON.stringify(bad)}`);
+      const v = verifyReceipt(x.receipt, formatEntry(x.entry), policy);
+      if (v.index !== BigInt(x.index)) throw new Error(`receipt of ${x.index} is for index ${v.index}`);
+      out.push({
+        index: BigInt(x.index),
+        entry: x.entry,
+        record: x.opened ?? x.entry.record,
+        receipt: x.receipt,
+      });
+    }
+    if (body.next === undefined || body.results.length === 0) break;
+    after = body.next;
   }
   return out.sort((a, b) => (a.index < b.index ? -1 : 1));
 }
