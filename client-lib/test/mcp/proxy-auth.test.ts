@@ -17,6 +17,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import t from 'tap';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
+import { openedOfKind } from './helpers/opened.js';
 import { startProxy } from '../../src/mcp/proxy.js';
 import type { JsonObject } from '../../src/mcp/types.js';
 import { startEverythingHttp } from './helpers/everything.js';
@@ -67,7 +68,7 @@ async function dpopClient(url: string, session: DpopSession, token: string) {
 }
 
 const principals = (sink: MemorySink): JsonObject[] =>
-  sink.ofKind('mcp.message').map((f) => f['principal'] as JsonObject);
+  openedOfKind(sink, 'mcp.message').map((f) => f['principal'] as JsonObject);
 
 t.test(
   'a DPoP-bound token with its proof: the claims, the delegation chain and the key on every record',
@@ -101,7 +102,7 @@ t.test(
       });
     }
     t.notOk(JSON.stringify(sink.records).includes(token), 'the token is never recorded');
-    t.same(sink.ofKind('mcp.http.refused'), []);
+    t.same(openedOfKind(sink, 'mcp.http.refused'), []);
   },
 );
 
@@ -141,7 +142,7 @@ t.test('--require-auth: a bound token without a matching proof is refused (401) 
   t.match(res.headers.get('www-authenticate'), /^DPoP error="invalid_dpop_proof"/);
   t.match(await res.json(), { code: 'DPOP_PROOF_MISSING' });
 
-  const refused = sink.ofKind('mcp.http.refused');
+  const refused = openedOfKind(sink, 'mcp.http.refused');
   t.match(refused, [
     { code: 'DPOP_PROOF_MISSING', principal: { cnfJkt: session.thumbprint, dpop: 'missing' } },
     { code: 'DPOP_PROOF_INVALID', principal: { cnfJkt: session.thumbprint, dpop: 'invalid' } },
@@ -153,7 +154,7 @@ t.test('--require-auth: a bound token without a matching proof is refused (401) 
       http: { method: 'POST', status: 401, 'client.address': '127.0.0.1' },
     });
   }
-  t.same(sink.ofKind('mcp.message'), [], 'nothing was forwarded');
+  t.same(openedOfKind(sink, 'mcp.message'), [], 'nothing was forwarded');
   t.notOk(JSON.stringify(sink.records).includes(token), 'the token is never recorded');
 });
 
@@ -174,7 +175,7 @@ t.test('--require-auth: invalid and missing tokens are refused and recorded', as
     await res.text();
     t.equal(res.status, 401);
   }
-  t.match(sink.ofKind('mcp.http.refused'), [
+  t.match(openedOfKind(sink, 'mcp.http.refused'), [
     { code: 'TOKEN_INVALID', principal: { type: 'token' }, http: { status: 401 } },
     { code: 'AUTH_REQUIRED', principal: { type: 'anonymous' }, http: { status: 401 } },
   ]);
@@ -229,6 +230,6 @@ t.test(
       direct.connect(new TransportV2(new URL(proxy.url), { fetch: withDpop(session, () => token)(fetch) })),
     );
     await direct.close();
-    t.match(sink.ofKind('mcp.http.refused'), [{ code: 'DPOP_PROOF_INVALID' }]);
+    t.match(openedOfKind(sink, 'mcp.http.refused'), [{ code: 'DPOP_PROOF_INVALID' }]);
   },
 );

@@ -11,6 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import t from 'tap';
 import { createCapture } from '../../src/mcp/capture.js';
 import { MemorySink } from '../../src/mcp/memory-sink.js';
+import { openedOfKind, openRecord } from './helpers/opened.js';
 import { startProxy } from '../../src/mcp/proxy.js';
 import type { AuditMode, JsonObject } from '../../src/mcp/types.js';
 import { startEverythingHttp } from './helpers/everything.js';
@@ -32,7 +33,7 @@ const httpOf = (f: JsonObject | undefined): JsonObject => (f?.['http'] ?? {}) as
 
 /** The checks shared by both clients: one session holds everything, DELETE and its answer included. */
 function checkSession(t: Asserts, sink: MemorySink, sessionId: string, clientName: string): void {
-  const messages = sink.ofKind('mcp.message');
+  const messages = openedOfKind(sink, 'mcp.message');
   t.same(
     [...new Set(messages.map((f) => f['session']))],
     [sessionId],
@@ -49,7 +50,7 @@ function checkSession(t: Asserts, sink: MemorySink, sessionId: string, clientNam
     { direction: 'server_to_client', messageType: 'result', matched: true, 'mcp.session.id': sessionId },
   ]);
   t.notOk(httpOf(init[0])['mcpSessionId'], 'the initialize request itself carried no session header');
-  const kinds = sink.records.map((r) => r.fields).filter((f) => httpOf(f)['method'] === 'DELETE');
+  const kinds = sink.records.map(openRecord).filter((f) => httpOf(f)['method'] === 'DELETE');
   t.match(kinds, [
     { kind: 'mcp.http.request', session: sessionId, http: { method: 'DELETE', mcpSessionId: sessionId } },
     { kind: 'mcp.http.response', session: sessionId, http: { method: 'DELETE', status: 200 } },
@@ -58,7 +59,7 @@ function checkSession(t: Asserts, sink: MemorySink, sessionId: string, clientNam
     sink.records.some((r) => String(r.fields['session']).startsWith('exchange:')),
     'no record of this session is left under an exchange',
   );
-  t.same(sink.ofKind('mcp.unanswered'), [], 'nothing unanswered');
+  t.same(openedOfKind(sink, 'mcp.unanswered'), [], 'nothing unanswered');
 }
 
 for (const mode of ['sync', 'spool'] as const) {
@@ -121,7 +122,7 @@ t.test(
     await client.close();
     // The inner proxy saw the initialize open a session, then the DELETE that ended it.
     const deadline = Date.now() + 10_000;
-    while (inner.sink.ofKind('mcp.http.response').length === 0 && Date.now() < deadline) {
+    while (openedOfKind(inner.sink, 'mcp.http.response').length === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const [initRequest] = inner.sink
@@ -129,11 +130,11 @@ t.test(
       .filter((f) => f['mcp.method.name'] === 'initialize' && f['direction'] === 'client_to_server');
     const opened = initRequest?.['mcp.session.id'];
     t.type(opened, 'string', 'the server opened a session');
-    t.match(inner.sink.ofKind('mcp.http.response'), [
+    t.match(openedOfKind(inner.sink, 'mcp.http.response'), [
       { session: opened, http: { method: 'DELETE', status: 200 } },
     ]);
     t.match(
-      outer.sink.ofKind('mcp.message'),
+      openedOfKind(outer.sink, 'mcp.message'),
       [{ direction: 'server_to_client', synthesized: true, 'mcp.method.name': 'initialize' }],
       'only the refusal is recorded by the proxy whose log was down',
     );
@@ -149,7 +150,7 @@ t.test('a stateless upstream: initialize and its answer share the exchange', asy
   const transport = new StreamableHTTPClientTransport(new URL(proxy.url));
   await client.connect(transport);
   await client.close();
-  const init = sink.ofKind('mcp.message').filter((f) => f['mcp.method.name'] === 'initialize');
+  const init = openedOfKind(sink, 'mcp.message').filter((f) => f['mcp.method.name'] === 'initialize');
   t.equal(init.length, 2);
   t.match(String(init[0]?.['session']), /^exchange:/);
   t.equal(init[1]?.['session'], init[0]?.['session']);

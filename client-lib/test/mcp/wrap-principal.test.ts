@@ -11,6 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import t from 'tap';
 import type { JsonObject } from '../../src/mcp/types.js';
+import { isSealedRef } from '../../src/sealed.js';
 import { parentProcess } from '../../src/mcp/wrap.js';
 import { everythingEntry } from './helpers/everything.js';
 
@@ -18,13 +19,25 @@ const child = fileURLToPath(new URL('./fixtures/wrap-child.js', import.meta.url)
 const dir = await mkdtemp(path.join(os.tmpdir(), 'vigil-wrap-principal-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
-/** Waits (bounded) until the wrapper wrote its records after the server exited. */
+/**
+ * Waits (bounded) until the wrapper wrote its records after the server exited; returns them opened,
+ * after checking that each public record holds the principal's type only, its claims sealed.
+ */
 async function recordsOf(file: string): Promise<JsonObject[]> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {
       await access(file);
-      return JSON.parse(await readFile(file, 'utf8')) as JsonObject[];
+      const records = JSON.parse(await readFile(file, 'utf8')) as {
+        public: JsonObject;
+        opened: JsonObject;
+      }[];
+      for (const r of records) {
+        const principal = r.public['principal'] as JsonObject | undefined;
+        if (principal !== undefined && !isSealedRef(principal['claims']))
+          throw new Error(`a public record holds principal claims in clear: ${JSON.stringify(principal)}`);
+      }
+      return records.map((r) => r.opened);
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 25));
