@@ -1,5 +1,6 @@
 import t from 'tap';
 import {
+  canonicalJson,
   isSealedRef,
   openSealed,
   openSealedBytes,
@@ -126,3 +127,55 @@ t.test('replaceSealed puts opened values in place of their commitments, and only
     null,
   );
 });
+
+// Properties over generated JSON values and salts (fast-check): S opens to its value, and a changed
+// salt, value, size or byte of S is refused against the original commitment.
+t.test('properties: a changed salt, value, size or byte is refused', async (t) => {
+  const fc = (await import('fast-check')).default;
+  // Values RFC 8785 can carry (sealValue refuses the rest with RECORD_INVALID, tested above).
+  const jsonValue = fc
+    .jsonValue({ maxDepth: 3 })
+    .filter((v) => !throwsCode(() => canonicalJson(v), 'RECORD_INVALID'));
+  const salt = fc.uint8Array({ minLength: 16, maxLength: 16 });
+  let runs = 0;
+  fc.assert(
+    fc.property(jsonValue, jsonValue, salt, salt, fc.nat(), (value, other, s1, s2, at) => {
+      runs++;
+      const sealed = sealValue(value, s1);
+      if (canonicalJson(openSealed(sealed.ref, sealed.bytes)) !== canonicalJson(value)) return false;
+      // Another salt: another commitment, and its S does not open under the first one.
+      if (!s1.every((b, i) => b === s2[i])) {
+        const resalted = sealValue(value, s2);
+        if (resalted.ref.$sealed.sha256 === sealed.ref.$sealed.sha256) return false;
+        if (!throwsCode(() => openSealed(sealed.ref, resalted.bytes), 'HASH_INVALID')) return false;
+      }
+      // Another value under the same salt.
+      if (canonicalJson(other) !== canonicalJson(value)) {
+        const changed = sealValue(other, s1);
+        if (!throwsCode(() => openSealed(sealed.ref, changed.bytes), 'HASH_INVALID')) return false;
+      }
+      // A size that lies, either way.
+      for (const size of [sealed.ref.$sealed.size + 1, sealed.ref.$sealed.size - 1]) {
+        const lie: SealedRef = { $sealed: { sha256: sealed.ref.$sealed.sha256, size } };
+        if (!throwsCode(() => openSealed(lie, sealed.bytes), size < 0 ? 'RECORD_INVALID' : 'HASH_INVALID'))
+          return false;
+      }
+      // Any one byte of S changed.
+      const flipped = Uint8Array.from(sealed.bytes);
+      const i = at % flipped.length;
+      flipped[i] = flipped[i]! ^ 0x20;
+      return throwsCode(() => openSealed(sealed.ref, flipped), 'HASH_INVALID');
+    }),
+    { numRuns: 300, seed: 20261206 },
+  );
+  t.equal(runs, 300, 'every generated case ran');
+});
+
+function throwsCode(f: () => unknown, code: string): boolean {
+  try {
+    f();
+    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === code;
+  }
+}
