@@ -96,62 +96,16 @@ function mcpFields(
   };
 }
 
-/** Signs MCP-shaped records (see mcpFields) with the general canonicaliser; the lanes as prepareIngest's. */
-function prepareMcpIngest(job: IngestJob): Prepared {
-  const lanes: HttpReq[][] = [];
-  const items: number[][] = [];
-  const provider = getCryptoProvider();
-  const streams = job.emitters.flatMap((e) => Array.from({ length: job.streamsPerEmitter ?? 1 }, () => e));
-  for (const emitter of streams) {
-    const seed = parseSignerKey(emitter.signerKey).seed;
-    const stream = randomUUID();
-    const session = job.session ?? stream;
-    let prev: string | undefined;
-    const total = job.batches * job.batchSize;
-    const lane: HttpReq[] = [];
-    const laneItems: number[] = [];
-    let batch: string[] = [];
-    for (let seq = 0; seq < total; seq++) {
-      const common = {
-        v: 1,
-        seq,
-        stream,
-        time: new Date().toISOString(),
-        ...(prev !== undefined ? { prev } : {}),
-      };
-      const { fields, blobs } =
-        seq === 0
-          ? { fields: { kind: 'stream.open', program: 'vigil-bench' }, blobs: {} }
-          : mcpFields(seq, session, job.recordBytes, job.shape === 'mcp-sealed');
-      const canonical = canonicalJson({ ...fields, ...common });
-      const bytes = Buffer.from(canonical);
-      const sig = base64Encode(provider.ed25519Sign(bytes, seed));
-      prev = createHash('sha256').update(bytes).digest('base64');
-      const b = Object.keys(blobs).length > 0 ? `,"blobs":${JSON.stringify(blobs)}` : '';
-      batch.push(`{"emitter":${JSON.stringify(emitter.name)},"record":${canonical},"sig":"${sig}"${b}}`);
-      if (batch.length === job.batchSize) {
-        lane.push({
-          method: 'POST',
-          path: '/v1/entries',
-          body: `{"entries":[${batch.join(',')}]}`,
-          contentType: 'application/json',
-        });
-        laneItems.push(batch.length);
-        batch = [];
-      }
-    }
-    lanes.push(lane);
-    items.push(laneItems);
-  }
-  return { lanes, itemsPerRequest: items };
-}
+/** The canonical text of record `seq` of a lane, and the bytes that travel beside it. */
+type MakeRecord = (
+  seq: number,
+  total: number,
+  stream: string,
+  prev: string | undefined,
+) => { canonical: string; blobs?: Record<string, string> };
 
-/** Signs every record of every emitter lane: stream.open, payload records, optional stream.close. */
-function prepareIngest(job: IngestJob): Prepared {
-  if (job.shape === 'mcp' || job.shape === 'mcp-sealed') return prepareMcpIngest(job);
-  const lanes: HttpReq[][] = [];
-  const items: number[][] = [];
-  const provider = getCryptoProvider();
+/** stream.open, `bench.payload` records padded to recordBytes, an optional stream.close. */
+function plainRecords(job: IngestJob): MakeRecord {
   // The padding that brings a payload record to recordBytes canonical bytes.
   const probe = fastCanonical({
     data: '',
@@ -162,6 +116,49 @@ function prepareIngest(job: IngestJob): Prepared {
     time: new Date().toISOString(),
   });
   const data = 'x'.repeat(Math.max(0, job.recordBytes - probe.length));
+  return (seq, total, stream, prev) => {
+    const kind =
+      seq === 0 ? 'stream.open' : job.closeStreams && seq === total - 1 ? 'stream.close' : 'bench.payload';
+    const fields = {
+      ...(kind === 'bench.payload' ? { data } : {}),
+      kind,
+      ...(prev !== undefined ? { prev } : {}),
+      ...(kind === 'stream.open' ? { program: 'vigil-bench' } : {}),
+      seq,
+      stream,
+      time: new Date().toISOString(),
+    };
+    const canonical = fastCanonical(fields);
+    if (seq < 3 && canonical !== canonicalJson({ ...fields, v: 1 }))
+      throw new Error(`bench record is not canonical: ${canonical.slice(0, 200)}`);
+    return { canonical };
+  };
+}
+
+/** stream.open, then MCP-shaped records (see mcpFields), built with the general canonicaliser. */
+function mcpRecords(job: IngestJob): MakeRecord {
+  return (seq, _total, stream, prev) => {
+    const { fields, blobs } =
+      seq === 0
+        ? { fields: { kind: 'stream.open', program: 'vigil-bench' }, blobs: {} }
+        : mcpFields(seq, job.session ?? stream, job.recordBytes, job.shape === 'mcp-sealed');
+    const common = {
+      v: 1,
+      seq,
+      stream,
+      time: new Date().toISOString(),
+      ...(prev !== undefined ? { prev } : {}),
+    };
+    return { canonical: canonicalJson({ ...fields, ...common }), blobs };
+  };
+}
+
+/** Signs every record of every emitter lane, batched into `POST /v1/entries` requests. */
+function prepareIngest(job: IngestJob): Prepared {
+  const make = job.shape === 'mcp' || job.shape === 'mcp-sealed' ? mcpRecords(job) : plainRecords(job);
+  const lanes: HttpReq[][] = [];
+  const items: number[][] = [];
+  const provider = getCryptoProvider();
   const streams = job.emitters.flatMap((e) => Array.from({ length: job.streamsPerEmitter ?? 1 }, () => e));
   for (const emitter of streams) {
     const seed = parseSignerKey(emitter.signerKey).seed;
@@ -172,24 +169,13 @@ function prepareIngest(job: IngestJob): Prepared {
     const laneItems: number[] = [];
     let batch: string[] = [];
     for (let seq = 0; seq < total; seq++) {
-      const kind =
-        seq === 0 ? 'stream.open' : job.closeStreams && seq === total - 1 ? 'stream.close' : 'bench.payload';
-      const fields = {
-        ...(kind === 'bench.payload' ? { data } : {}),
-        kind,
-        ...(prev !== undefined ? { prev } : {}),
-        ...(kind === 'stream.open' ? { program: 'vigil-bench' } : {}),
-        seq,
-        stream,
-        time: new Date().toISOString(),
-      };
-      const canonical = fastCanonical(fields);
-      if (seq < 3 && canonical !== canonicalJson({ ...fields, v: 1 }))
-        throw new Error(`bench record is not canonical: ${canonical.slice(0, 200)}`);
+      const { canonical, blobs } = make(seq, total, stream, prev);
       const bytes = Buffer.from(canonical);
       const sig = base64Encode(provider.ed25519Sign(bytes, seed));
       prev = createHash('sha256').update(bytes).digest('base64');
-      batch.push(`{"emitter":${JSON.stringify(emitter.name)},"record":${canonical},"sig":"${sig}"}`);
+      const beside =
+        blobs !== undefined && Object.keys(blobs).length > 0 ? `,"blobs":${JSON.stringify(blobs)}` : '';
+      batch.push(`{"emitter":${JSON.stringify(emitter.name)},"record":${canonical},"sig":"${sig}"${beside}}`);
       if (batch.length === job.batchSize) {
         lane.push({
           method: 'POST',

@@ -28,7 +28,13 @@ import { openDatabase } from '@vigil/store';
 import pg from 'pg';
 import t from 'tap';
 import { runNode, serverMain, startLog, until, vigilMain, type LogProcess } from '../helpers/log.js';
-import { everythingEntry, registerEmitter, spawnNode, startEverythingHttp } from '../helpers/mcp.js';
+import {
+  everythingEntry,
+  registerEmitter,
+  startEverythingHttp,
+  startProxy,
+  wrapArgv,
+} from '../helpers/mcp.js';
 
 const MARK = `vigil-marker-${randomUUID()}`;
 
@@ -175,18 +181,7 @@ for (const store of stores) {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: [
-        vigilMain,
-        'mcp',
-        'wrap',
-        '--log',
-        log.url,
-        '--key',
-        wrapper.keyFile,
-        '--policy',
-        wrapper.policyFile,
-        '--spool-dir',
-        path.join(dir, 'spool-wrap'),
-        '--',
+        ...wrapArgv(log, wrapper, path.join(dir, 'spool-wrap')),
         process.execPath,
         everythingEntry,
         'stdio',
@@ -202,24 +197,9 @@ for (const store of stores) {
     // 2. The proxy: server-everything over Streamable HTTP.
     const upstream = await startEverythingHttp();
     t.teardown(() => upstream.process.stop());
-    const proxy = spawnNode(vigilMain, [
-      'mcp',
-      'proxy',
-      '--upstream',
-      upstream.url,
-      '--listen',
-      '127.0.0.1:0',
-      '--log',
-      log.url,
-      '--key',
-      proxyEmitter.keyFile,
-      '--policy',
-      proxyEmitter.policyFile,
-      '--spool-dir',
-      path.join(dir, 'spool-proxy'),
-    ]);
-    t.teardown(() => proxy.stop());
-    const proxyUrl = (await proxy.waitFor(/listening on (\S+) ->/))[1]!;
+    const proxy = await startProxy(log, proxyEmitter, upstream.url, path.join(dir, 'spool-proxy'));
+    t.teardown(() => proxy.process.stop());
+    const proxyUrl = proxy.url;
     const httpClient = new Client({ name: 'confidential-e2e-http', version: '0' });
     const httpTransport = new StreamableHTTPClientTransport(new URL(proxyUrl));
     await httpClient.connect(httpTransport);
@@ -231,7 +211,7 @@ for (const store of stores) {
     t.same(echoedHttp.content, [{ type: 'text', text: `Echo: ${MARK} over http` }]);
     await httpTransport.terminateSession();
     await httpClient.close();
-    t.equal(await proxy.stop(), 0, 'the proxy stops cleanly');
+    t.equal(await proxy.process.stop(), 0, 'the proxy stops cleanly');
 
     // Both echo answers are in the log (the wrapper's server-side answer ships in the background).
     let all: Entry[] = [];

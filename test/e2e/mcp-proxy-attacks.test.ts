@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { startExpressUpstream } from '../helpers/express-upstream.js';
-import { startLog, vigilMain } from '../helpers/log.js';
-import { registerEmitter, searchUntil, spawnNode } from '../helpers/mcp.js';
+import { startLog } from '../helpers/log.js';
+import { registerEmitter, searchUntil, startProxy } from '../helpers/mcp.js';
 
 const log = await startLog();
 t.teardown(() => log.stop());
@@ -20,28 +20,14 @@ t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
 const reg = await registerEmitter(log, dir, 'mcp-proxy-attacks');
 const upstream = await startExpressUpstream();
 t.teardown(() => upstream.close());
-const proxyProcess = spawnNode(vigilMain, [
-  'mcp',
-  'proxy',
-  '--upstream',
-  upstream.url,
-  '--listen',
-  '127.0.0.1:0',
-  '--log',
-  log.url,
-  '--key',
-  reg.keyFile,
-  '--policy',
-  reg.policyFile,
+const proxy = await startProxy(log, reg, upstream.url, path.join(dir, 'spool'), [
   '--mode',
   'sync',
   '--timeout',
   '2000',
-  '--spool-dir',
-  path.join(dir, 'spool'),
 ]);
-t.teardown(() => proxyProcess.stop());
-const proxyUrl = (await proxyProcess.waitFor(/listening on (\S+) ->/))[1]!;
+t.teardown(() => proxy.process.stop());
+const proxyUrl = proxy.url;
 const proxyPort = Number(new URL(proxyUrl).port);
 
 const call = (note: string): string =>

@@ -16,7 +16,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { isSealedRef, openSealed } from '@vigil/client';
 import t from 'tap';
-import { startLog, vigilMain } from '../helpers/log.js';
+import { startLog } from '../helpers/log.js';
 import {
   checkClientSaw,
   checkEverythingSession,
@@ -27,6 +27,7 @@ import {
   samplingClient,
   searchUntil,
   spawnNode,
+  startProxy,
   startEverythingHttp,
   type Found,
   type Spawned,
@@ -42,29 +43,10 @@ t.teardown(() => upstream.process.stop());
 
 const sha256Hex = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-/** Starts `vigil mcp proxy` on an ephemeral port; resolves with its URL once it listens. */
-async function startProxy(mode: string, extra: string[] = []): Promise<{ url: string; process: Spawned }> {
-  const p = spawnNode(vigilMain, [
-    'mcp',
-    'proxy',
-    '--upstream',
-    upstream.url,
-    '--listen',
-    '127.0.0.1:0',
-    '--log',
-    log.url,
-    '--key',
-    reg.keyFile,
-    '--policy',
-    reg.policyFile,
-    '--mode',
-    mode,
-    '--spool-dir',
-    path.join(dir, `spool-${mode}-${extra.length}`),
-    ...extra,
-  ]);
-  const m = await p.waitFor(/listening on (\S+) ->/);
-  return { url: m[1]!, process: p };
+/** Starts `vigil mcp proxy` in `mode` on an ephemeral port; resolves with its URL once it listens. */
+function startModeProxy(mode: string, extra: string[] = []): Promise<{ url: string; process: Spawned }> {
+  const spool = path.join(dir, `spool-${mode}-${extra.length}`);
+  return startProxy(log, reg, upstream.url, spool, ['--mode', mode, ...extra]);
 }
 
 /** The records of an HTTP session once its end (DELETE) left the cancelled call unanswered. */
@@ -93,7 +75,7 @@ const member = (r: unknown, key: string): unknown => (r as Rec | undefined)?.[ke
 
 for (const mode of ['sync', 'spool']) {
   t.test(`${mode}: SDK client -> vigil mcp proxy -> server-everything; every call in the log`, async (t) => {
-    const proxy = await startProxy(mode);
+    const proxy = await startModeProxy(mode);
     t.teardown(() => proxy.process.stop());
     const token = `opaque-token-${mode}-0123456789`;
     const client = samplingClient('e2e-proxy');
@@ -150,7 +132,7 @@ t.test('legacy HTTP+SSE (2024-11-05): passed through and recorded', async (t) =>
   const sse = spawnNode(everythingEntry, ['sse'], { PORT: String(port) });
   t.teardown(() => sse.stop());
   await sse.waitFor(/running on port/);
-  const proxy = await startProxy('sync', ['--upstream', `http://127.0.0.1:${port}/sse`]);
+  const proxy = await startModeProxy('sync', ['--upstream', `http://127.0.0.1:${port}/sse`]);
   t.teardown(() => proxy.process.stop());
   t.match(proxy.url, /\/sse$/);
   const client = new Client({ name: 'e2e-legacy-sse', version: '0' });
@@ -245,7 +227,7 @@ t.test('HTTPS proxy with JWT principals (--jwt-public-key, --require-auth)', asy
   const forger = generateKeyPairSync('ed25519');
   const jwtKeyFile = path.join(dir, 'issuer.pub.pem');
   await fs.writeFile(jwtKeyFile, issuer.publicKey.export({ type: 'spki', format: 'pem' }));
-  const proxy = await startProxy('sync', [
+  const proxy = await startModeProxy('sync', [
     '--tls-cert',
     certFile,
     '--tls-key',

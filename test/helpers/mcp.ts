@@ -399,3 +399,59 @@ export function checkEverythingSession(t: Asserts, records: Rec[], seen: Seen, t
     },
   ]);
 }
+
+/**
+ * The argv (node script first) of `vigil mcp wrap` for `reg` against `log`, ending in `--`: append the
+ * server command. `extra` goes before `--` (e.g. `['--mode', 'spool']`).
+ */
+export function wrapArgv(log: LogProcess, reg: Registered, spoolDir: string, extra: string[] = []): string[] {
+  return [
+    vigilMain,
+    'mcp',
+    'wrap',
+    '--log',
+    log.url,
+    '--key',
+    reg.keyFile,
+    '--policy',
+    reg.policyFile,
+    '--spool-dir',
+    spoolDir,
+    ...extra,
+    '--',
+  ];
+}
+
+/** Starts `vigil mcp proxy` for `reg` in front of `upstream` on an ephemeral port; resolves once it listens. */
+export async function startProxy(
+  log: LogProcess,
+  reg: Registered,
+  upstream: string,
+  spoolDir: string,
+  extra: string[] = [],
+): Promise<{ url: string; process: Spawned }> {
+  const p = spawnNode(vigilMain, [
+    'mcp',
+    'proxy',
+    '--upstream',
+    upstream,
+    '--listen',
+    '127.0.0.1:0',
+    '--log',
+    log.url,
+    '--key',
+    reg.keyFile,
+    '--policy',
+    reg.policyFile,
+    '--spool-dir',
+    spoolDir,
+    ...extra,
+  ]);
+  try {
+    const m = await p.waitFor(/listening on (\S+) ->/);
+    return { url: m[1]!, process: p };
+  } catch (err) {
+    await p.stop();
+    throw err;
+  }
+}
