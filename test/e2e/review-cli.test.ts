@@ -258,6 +258,7 @@ t.test('transcript joins requests and responses, opened and checked, with tool d
     new RegExp(`tool definition in effect \\(tools/list result at entry ${list.response!.index}\\)`),
   );
   t.match(text.stdout, /verified/);
+  t.match(text.stdout, /process mcp\.process\.exit\n.* verified {2}\{.*"code":0/, 'the exit code, opened');
   t.notMatch(text.stdout, /FAILED/);
 });
 

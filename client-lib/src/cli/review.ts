@@ -308,7 +308,12 @@ function formatItem(io: Io, item: TranscriptItem, changedTools: Set<string>): st
     return lines;
   }
   const r = item.record!;
-  const body = r.message !== undefined ? `  ${shown(r.message)}` : '';
+  const body =
+    r.message !== undefined
+      ? `  ${shown(r.message)}`
+      : r.fields !== undefined && Object.keys(r.fields).length > 0
+        ? `  ${shown(r.fields)}`
+        : '';
   return [
     `${r.index}  ${item.type} ${terminalSafe(item.kind)} ${what}`.trimEnd(),
     `    entry ${r.index} by ${terminalSafe(r.emitter)}  received ${r.received}  time ${r.time}  ${mark(io, r)}${body}`,

@@ -20,7 +20,12 @@ export interface TranscriptSide {
   message?: unknown;
   /** Sealed paths not opened: `[sealed]` (no token), `[erased by entry N]`, FAILED or MISSING. */
   notOpened: string[];
+  /** For records other than messages (stderr line, process start and exit): their own fields, opened. */
+  fields?: Record<string, unknown>;
 }
+
+/** Fields every record or capture record has, left out of `fields`. */
+const ENVELOPE = new Set(['v', 'stream', 'seq', 'prev', 'time', 'kind', 'session', 'transport', 'direction']);
 
 /** A definition of a tool that differs from an earlier one of the same session. */
 export interface ToolChange {
@@ -76,6 +81,9 @@ function side(r: OpenedRecord): TranscriptSide {
     verified: r.failure === undefined,
     ...(failures.length > 0 ? { failure: failures.join('; ') } : {}),
     ...(r.opened['message'] !== undefined ? { message: r.opened['message'] } : {}),
+    ...(r.record['kind'] !== 'mcp.message'
+      ? { fields: Object.fromEntries(Object.entries(r.opened).filter(([k]) => !ENVELOPE.has(k))) }
+      : {}),
     notOpened: r.sealed
       .filter((v) => v.state !== 'opened')
       .map((v) =>

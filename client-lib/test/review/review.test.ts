@@ -192,6 +192,10 @@ t.test('buildTranscript: pairs, opened values, definitions in effect, changed to
   t.equal(tr.failed, 1);
   t.equal(tr.items.at(-1)!.type, 'stderr');
   t.same(tr.items.at(-1)!.record!.notOpened, [], 'the stderr line opened');
+  t.same(tr.items.at(-1)!.record!.fields, {
+    principal: { type: 'stdio', claims: { user: 'alice' } },
+    line: 'a stderr line',
+  });
 
   // Without the sealed values: everything [sealed], definitions sealed, nothing flagged.
   const sealed = buildTranscript(
