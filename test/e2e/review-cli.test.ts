@@ -195,7 +195,7 @@ t.test('sessions lists the session in the window on either clock', async (t) => 
 
   const table = await runNode(vigilMain, [...base, '--since', '10m'], withToken);
   t.equal(table.code, 0, table.stderr);
-  t.match(table.stdout, /SESSION +FIRST +LAST +EMITTER/);
+  t.match(table.stdout, /SESSION +FIRST \(LOG\) +LAST \(LOG\) +FIRST \(EMITTER\) +LAST \(EMITTER\) +EMITTER/);
   t.match(table.stdout, new RegExp(`${session} .*mcp-wrapper .*echo,get-sum +yes`));
 
   const badWindow = await runNode(vigilMain, [...base, '--since', 'yesterday'], withToken);

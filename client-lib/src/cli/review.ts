@@ -204,11 +204,16 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
   if (values.json === true) {
     for (const s of sessions) io.stdout.write(JSON.stringify({ ...s, clock: window.clock }) + '\n');
   } else {
+    // Both clocks unless --clock named one (then the window filters and shows that one).
+    const shownClocks: ('received' | 'emitter')[] =
+      typeof values.clock === 'string' ? [window.clock] : ['received', 'emitter'];
+    const timeHeaders = shownClocks.flatMap((c) =>
+      c === 'received' ? ['FIRST (LOG)', 'LAST (LOG)'] : ['FIRST (EMITTER)', 'LAST (EMITTER)'],
+    );
     const rows = [
       [
         'SESSION',
-        'FIRST',
-        'LAST',
+        ...timeHeaders,
         'EMITTER',
         'PRINCIPAL',
         'RECORDS',
@@ -219,13 +224,13 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
       ],
     ];
     for (const s of sessions) {
-      const first = window.clock === 'received' ? s.firstReceived : s.firstTime;
-      const last = window.clock === 'received' ? s.lastReceived : s.lastTime;
-      const other = window.clock === 'received' ? `${s.firstTime} emitter` : `${s.firstReceived} log`;
       rows.push([
         terminalSafe(s.session),
-        `${first} (${other})`,
-        last,
+        ...shownClocks.flatMap((c) =>
+          c === 'received'
+            ? [s.firstReceived, s.lastReceived]
+            : [terminalSafe(s.firstTime), terminalSafe(s.lastTime)],
+        ),
         terminalSafe(s.emitters.join(',')),
         terminalSafe(s.principals.join(',') || '-'),
         String(s.records),

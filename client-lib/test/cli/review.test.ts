@@ -135,6 +135,16 @@ t.test('sessions: one line, every record verified', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^1 session\(s\), window on the log's clock \(received\)\n/);
   t.match(r.stdout, /s-1 .* emitter\.example\/wrap +process +8 +4 +0 +read_file +yes\n/);
+  t.match(
+    r.stdout,
+    /SESSION +FIRST \(LOG\) +LAST \(LOG\) +FIRST \(EMITTER\) +LAST \(EMITTER\) +EMITTER/,
+    'both clocks',
+  );
+  const one = await run(['sessions', ...base, '--since', '1h', '--clock', 'emitter']);
+  t.equal(one.code, 0, one.stderr);
+  t.match(one.stdout, /^1 session\(s\), window on the emitter's clock \(time\)\n/);
+  t.match(one.stdout, /SESSION +FIRST \(EMITTER\) +LAST \(EMITTER\) +EMITTER/, 'the chosen clock only');
+  t.notMatch(one.stdout, /\(LOG\)/);
 });
 
 t.test('an altered search answer is FAILED, shown, and exits 1', async (t) => {
