@@ -24,3 +24,4 @@ export * from './checkpoint-store/checkpoint-store.js';
 export * from './audit/auditor.js';
 export * from './audit/sealed-check.js';
 export * from './mcp/index.js';
+export * from './review/index.js';

@@ -14,6 +14,7 @@ import { verifyReceipt } from '../receipt/index.js';
 import { formatEntry, parseEntry, type Entry } from '../record.js';
 import { replaceSealed } from '../sealed.js';
 import { args, paint, readAll, readerToken, required, table, UsageError, type Io } from './io.js';
+import { fetchEntryAndReceipt } from './review.js';
 import { formatSealedView, viewSealedValues, type SealedView } from './sealed-view.js';
 
 async function readText(file: string, what: string): Promise<string> {
@@ -141,16 +142,28 @@ export async function runVerify(argv: string[], io: Io): Promise<number> {
     entry: { type: 'string' },
     policy: { type: 'string' },
     log: { type: 'string' },
+    index: { type: 'string' },
     'reader-token': { type: 'string' },
   });
   const token = readerToken(values, io);
   if (token !== undefined && typeof values.log !== 'string')
     throw new UsageError('--log URL is required to open sealed values with a reader token');
-  if (positionals.length !== 1) throw new UsageError('verify takes exactly one <receipt> file');
-  const receipt = await readText(positionals[0]!, 'receipt');
-  const entryFile = required(values, 'entry', 'the entry bytes the receipt is for');
+  let receipt: string;
+  let entry: Uint8Array;
+  if (typeof values.index === 'string') {
+    // The entry's exact bytes and its receipt, both from the log: checked below like files would be.
+    if (positionals.length !== 0 || values.entry !== undefined)
+      throw new UsageError('verify --index N takes no <receipt> file and no --entry');
+    ({ receipt, entry } = await fetchEntryAndReceipt(required(values, 'log', 'the log URL'), values.index));
+  } else {
+    if (positionals.length !== 1)
+      throw new UsageError('verify takes exactly one <receipt> file (or --log URL --index N)');
+    receipt = await readText(positionals[0]!, 'receipt');
+    entry = new Uint8Array(
+      await fs.readFile(required(values, 'entry', 'the entry bytes the receipt is for')),
+    );
+  }
   const policy = await loadPolicy(required(values, 'policy', 'the tlog-policy file'));
-  const entry = new Uint8Array(await fs.readFile(entryFile));
   try {
     const v = verifyReceipt(receipt, entry, policy);
     io.stdout.write(

@@ -7,7 +7,9 @@
 import { useNodeCrypto } from '../node.js';
 import { runAuditCommand } from './audit.js';
 import { runEvidenceCommand, runKeygen, runSearch, runSubmit, runVerify } from './commands.js';
+import { commandUsage, wantsHelp } from './help.js';
 import { UsageError, type Io } from './io.js';
+import { runPolicy, runSessions, runTranscript } from './review.js';
 
 const USAGE = `usage: vigil <command> [options]
 
@@ -18,6 +20,8 @@ commands:
   verify <receipt> --entry FILE --policy FILE [--log URL --reader-token T]
                                                 verify a tlog-proof@v1 receipt offline; with a reader
                                                 token, open and check the entry's sealed values
+  verify --log URL --index N --policy FILE [--reader-token T]
+                                                fetch entry N's bytes and receipt, verify both
   search --log URL --policy FILE [--emitter N] [--stream S] [--session S] [--method M] [--tool T]
          [--since T] [--until T] [--limit N] [--json] [--reader-token T] [--open | --no-open]
                                                 search the log (needs a reader token), verify every
@@ -28,9 +32,17 @@ commands:
         [--reader-token T]                      audit the whole log (with a reader token, open and
                                                 check every sealed value)
 
-A reader token can also come from VIGIL_READER_TOKEN (not visible in the process list).
+  policy --log URL [--out FILE]                 print a tlog-policy for a log (trust on first use)
+  sessions --log URL --policy FILE [--since 10m|7d|T] [--until T] [--clock received|emitter]
+           [--emitter E] [--json]               sessions in a time window, every record verified
+  transcript <session> --log URL --policy FILE [--json]
+                                                a session's requests and responses, opened and
+                                                checked, with the tool definitions in effect
   mcp ...                                       MCP capture (vigil mcp --help)
   reconcile ...                                 compare client- and server-side captures
+
+A reader token can also come from VIGIL_READER_TOKEN (not visible in the process list).
+Every command prints its own usage with --help.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -45,6 +57,14 @@ async function main(argv: string[]): Promise<number> {
   };
   const [command, ...rest] = argv;
   try {
+    if (command !== undefined && wantsHelp(rest)) {
+      const usage =
+        command === 'mcp' ? ((await import('./mcp.js')) as { USAGE: string }).USAGE : commandUsage(command);
+      if (usage !== undefined) {
+        io.stdout.write(usage);
+        return 0;
+      }
+    }
     switch (command) {
       case 'keygen':
         return await runKeygen(rest, io);
@@ -58,6 +78,12 @@ async function main(argv: string[]): Promise<number> {
         return await runEvidenceCommand(rest, io);
       case 'audit':
         return await runAuditCommand(rest, io);
+      case 'policy':
+        return await runPolicy(rest, io);
+      case 'sessions':
+        return await runSessions(rest, io);
+      case 'transcript':
+        return await runTranscript(rest, io);
       case 'mcp': {
         const m = (await import('./mcp.js')) as {
           runMcpCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;

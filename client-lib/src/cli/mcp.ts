@@ -9,7 +9,7 @@ import { type ProxyOptions, startProxy } from '../mcp/proxy.js';
 import { resolveSettings, SettingsError, type SettingFlags } from '../mcp/settings.js';
 import { processPrincipal, runWrap } from '../mcp/wrap.js';
 
-const USAGE = `usage:
+export const USAGE = `usage:
   vigil mcp wrap [--log URL] [--key FILE] [--policy FILE] [--mode sync|spool] [--spool-dir DIR]
                  [--timeout MS] [--seal none|payload|all] [--config FILE] -- <server command> [args...]
   vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]

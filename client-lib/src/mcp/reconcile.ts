@@ -296,19 +296,36 @@ export function reconcile(a: JsonObject[], b: JsonObject[], options: ReconcileOp
 
 /** Reads records from JSON lines: bare records, `{record}` submissions/entries, or `{entry:{record}}` search results. */
 export function recordsFromJsonLines(text: string): JsonObject[] {
-  const out: JsonObject[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const v = JSON.parse(line) as JsonValue;
-    out.push(...recordsOf(v));
+  return jsonDocuments(text).flatMap(recordsOf);
+}
+
+/**
+ * The JSON values of a file: one document (`vigil search --json` prints one indented object) or JSON
+ * lines.
+ */
+function jsonDocuments(text: string): JsonValue[] {
+  try {
+    return [JSON.parse(text) as JsonValue];
+  } catch {
+    return text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as JsonValue);
   }
-  return out;
 }
 
 function recordsOf(v: JsonValue): JsonObject[] {
   if (Array.isArray(v)) return v.flatMap(recordsOf);
   if (typeof v !== 'object' || v === null) return [];
   if (typeof v['kind'] === 'string') return [v];
+  // A result of `vigil search --json`: refused unless the CLI verified it; its `opened` record holds
+  // the values that opened and matched their commitments.
+  if (v['verified'] === false)
+    throw new Error(`search result ${String(v['index'])} failed verification: its file cannot be trusted`);
+  if (Array.isArray(v['results'])) return recordsOf(v['results']);
+  if (typeof v['opened'] === 'object' && v['opened'] !== null && !Array.isArray(v['opened'])) {
+    if (typeof v['opened']['kind'] === 'string') return [v['opened']];
+  }
   if (typeof v['record'] === 'object' && v['record'] !== null) return recordsOf(v['record']);
   if (typeof v['entry'] === 'object' && v['entry'] !== null) return recordsOf(v['entry']);
   if (Array.isArray(v['records'])) return recordsOf(v['records']);
@@ -341,7 +358,7 @@ export function sealedFromJsonLines(text: string): Map<string, Uint8Array> {
       if (typeof inner === 'object' && inner !== null) collect(inner);
     }
   };
-  for (const line of text.split('\n')) if (line.trim() !== '') collect(JSON.parse(line) as JsonValue);
+  jsonDocuments(text).forEach(collect);
   return out;
 }
 

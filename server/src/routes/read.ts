@@ -82,12 +82,27 @@ export async function readRoutes(app: FastifyInstance, ctx: RouteContext): Promi
   }
 
   // Public and unchanged; with ?open=1 (a reader) also the sealed values of the entry, after the
-  // access.read record of the read is committed (routes/sealed.ts).
-  app.get<{ Params: { index: string }; Querystring: { open?: unknown } }>(
+  // access.read record of the read is committed (routes/sealed.ts). With ?format=raw, the exact
+  // entry bytes the tree commits to (what `vigil verify RECEIPT --entry FILE` checks), nothing else.
+  app.get<{ Params: { index: string }; Querystring: { open?: unknown; format?: unknown } }>(
     '/v1/entries/:index',
     async (request, reply) => {
-      const open = request.query.open;
+      const { open, format } = request.query;
       if (open !== undefined && open !== '1') throw new HttpError('REQUEST_MALFORMED', 'open must be 1');
+      if (format !== undefined && format !== 'raw' && format !== 'json')
+        throw new HttpError('REQUEST_MALFORMED', 'format must be raw or json');
+      if (format === 'raw') {
+        if (open !== undefined)
+          throw new HttpError('REQUEST_MALFORMED', 'format=raw carries no sealed values: leave out open');
+        const stored = await entryAt(parseIndex(request.params.index, 'index'), await head());
+        const bytes = stored.entry;
+        return reply
+          .type('application/octet-stream')
+          .header('cache-control', IMMUTABLE)
+          .send(
+            Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+          );
+      }
       const reader = open === undefined ? undefined : await readerOf(request, tlog);
       const index = parseIndex(request.params.index, 'index');
       const h = await head();

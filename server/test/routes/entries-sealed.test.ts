@@ -3,7 +3,16 @@
 // bytes for a `$blob` to the public blobs table; every mismatch is 400 SEALED_INVALID and stores nothing.
 import { randomBytes, randomUUID } from 'node:crypto';
 import t from 'tap';
-import { base64Encode, generateKey, recordHash, sealValue, signRecord, utf8 } from '@vigil/client';
+import {
+  base64Encode,
+  generateKey,
+  hashLeaf,
+  parseEntry,
+  recordHash,
+  sealValue,
+  signRecord,
+  utf8,
+} from '@vigil/client';
 import { forEachStore } from '../../src/db/testing.js';
 import { migrateToLatest, migrationsFolder } from '../../src/db/migrate.js';
 import type { Database } from '../../src/db/schema.js';
@@ -89,6 +98,30 @@ forEachStore(t, async (t, store) => {
     t.equal((await app.inject({ url: `/v1/blobs/${s.ref.$sealed.sha256}` })).statusCode, 404, 'S is no blob');
     const entry = await app.inject({ url: `/v1/entries/${index}` });
     t.notOk(entry.body.includes('passwd'), 'the entry holds the commitment only');
+  });
+
+  await t.test('format=raw answers the exact entry bytes the tree commits to', async (t) => {
+    const s = sealValue({ secret: 'raw-marker' }, randomBytes(16));
+    const record = next({ message: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: s.ref } });
+    const res = await post(record, { [s.ref.$sealed.sha256]: b64(s.bytes) });
+    t.equal(res.statusCode, 200, res.body);
+    const index = (res.json() as { entries: { index: string }[] }).entries[0]!.index;
+    const json = await app.inject({ method: 'GET', url: `/v1/entries/${index}` });
+    const raw = await app.inject({ method: 'GET', url: `/v1/entries/${index}?format=raw` });
+    t.equal(raw.statusCode, 200);
+    t.match(raw.headers['content-type'], /^application\/octet-stream/);
+    const bytes = new Uint8Array(raw.rawPayload);
+    t.equal(base64Encode(hashLeaf(bytes)), (json.json() as { leafHash: string }).leafHash, 'the leaf');
+    t.same(parseEntry(bytes).record, record, 'the record as submitted');
+    t.notMatch(raw.body, /raw-marker/, 'sealed values stay sealed');
+    const both = await app.inject({ method: 'GET', url: `/v1/entries/${index}?format=raw&open=1` });
+    t.equal(both.statusCode, 400);
+    const bad = await app.inject({ method: 'GET', url: `/v1/entries/${index}?format=xml` });
+    t.equal(bad.statusCode, 400);
+    t.equal((bad.json() as { code: string }).code, 'REQUEST_MALFORMED');
+    const beyond = await app.inject({ method: 'GET', url: `/v1/entries/999999?format=raw` });
+    t.equal(beyond.statusCode, 404);
+    t.equal((beyond.json() as { code: string }).code, 'INDEX_OUT_OF_RANGE');
   });
 
   await t.test('every mismatch is SEALED_INVALID and stores nothing', async (t) => {

@@ -1,0 +1,7 @@
+// Forensic review (DESIGN.md "Forensic review"): pure, browser-safe logic shared by the `vigil` review
+// commands and the web console. Re-exports only.
+export * from './time.js';
+export * from './policy-from-log.js';
+export * from './records.js';
+export * from './sessions.js';
+export * from './transcript.js';
