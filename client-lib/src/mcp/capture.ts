@@ -14,6 +14,7 @@ import {
   parseMessage,
   shrinkToFit,
 } from './message.js';
+import { insertMeta, RECEIPT_META_KEY, RECEIPTS_META_KEY } from './receipt-meta.js';
 import { RecordSealer, type SealLevel } from './seal.js';
 import type {
   AuditMode,
@@ -23,6 +24,8 @@ import type {
   JsonValue,
   McpTransportName,
   Principal,
+  RecordAck,
+  RecordOptions,
   RecordSink,
   Side,
 } from './types.js';
@@ -104,6 +107,18 @@ export interface CaptureOptions {
    * nothing but the `wire` commitment.
    */
   seal?: SealLevel;
+  /**
+   * Sync mode only: hand the log's receipts back to the client (`decorate`). Answers are then
+   * emitted acknowledged too (without waiting for them), so their receipts can follow.
+   */
+  receipts?: boolean;
+}
+
+/** An answer's record acknowledged by the log, waiting for the next message to the client. */
+interface AnswerReceipt {
+  id: string | number;
+  index: string;
+  receipt: string;
 }
 
 /** What `observe` returns: the classified message and when it may be forwarded. */
@@ -146,6 +161,12 @@ export class McpCapture {
   /** Open requests per session; owned by this object, touched only in `observe`/`endSession`. */
   private readonly pending = new Map<string, Map<string, Pending>>();
   private readonly versions = new Map<string, string>();
+  /** `--receipts`: whether receipts are handed back (sync mode only). */
+  readonly receipts: boolean;
+  /** Receipts of acknowledged client requests per session, by correlation key, until answered. */
+  private readonly requestReceipts = new Map<string, Map<string, RecordAck>>();
+  /** Receipts of answers' records per session, for the next message to the client. */
+  private readonly answerReceipts = new Map<string, AnswerReceipt[]>();
 
   constructor(options: CaptureOptions) {
     this.sink = options.sink;
@@ -160,6 +181,7 @@ export class McpCapture {
     };
     if (options.salt !== undefined) this.wireLimits.salt = options.salt;
     this.seal = options.seal ?? 'payload';
+    this.receipts = options.receipts === true && this.mode === 'sync';
     const salt = options.salt;
     const sealer = (level: SealLevel): RecordSealer => new RecordSealer(level, salt);
     this.sealers = { none: sealer('none'), payload: sealer('payload'), all: sealer('all') };
@@ -226,9 +248,21 @@ export class McpCapture {
     const needsAck = this.mode === 'sync' && direction === 'client_to_server' && isGated(classified);
     // A large request has its parts to ship first: one more second for each MiB of it.
     const timeoutMs = this.syncTimeoutMs + Math.floor(wire.length / (1024 * 1024)) * 1000;
-    const ackOptions = needsAck
-      ? { acknowledged: true, ...(timeoutMs > this.syncTimeoutMs ? { timeoutMs } : {}) }
-      : { acknowledged: false };
+    // `--receipts`: a single answer to the client is emitted acknowledged too (not waited for), and
+    // both receipts are kept for `decorate`.
+    const single = classified.type !== 'batch' && classified.id !== undefined && classified.id !== null;
+    const receiptOf =
+      this.receipts && single
+        ? needsAck && classified.type === 'request'
+          ? 'request'
+          : direction === 'server_to_client' && (classified.type === 'result' || classified.type === 'error')
+            ? 'answer'
+            : undefined
+        : undefined;
+    const ackOptions =
+      needsAck || receiptOf !== undefined
+        ? { acknowledged: true, ...(timeoutMs > this.syncTimeoutMs ? { timeoutMs } : {}) }
+        : { acknowledged: false };
     const writes = entries.map((entry) => {
       const first = entry.batch === undefined || entry.batch.index === 0;
       const fields = this.messageFields(
@@ -251,7 +285,19 @@ export class McpCapture {
       // parsed apart and re-serialised.
       const bounded = shrinkToFit(sealed, this.budget, blobs) as JsonObject;
       const options = Object.keys(blobs).length > 0 ? { blobs } : {};
-      return this.sink.record(bounded, { ...options, ...ackOptions });
+      const write = this.sink.record(bounded, { ...options, ...ackOptions });
+      if (receiptOf === undefined) return write.then(() => undefined);
+      const id = classified.id as string | number;
+      return write.then((ack) => {
+        if (ack === undefined) return;
+        if (receiptOf === 'request') {
+          this.receiptMap(context.session).set(idKey('client', id), ack);
+        } else {
+          let list = this.answerReceipts.get(context.session);
+          if (list === undefined) this.answerReceipts.set(context.session, (list = []));
+          list.push({ id, index: ack.index, receipt: ack.receipt });
+        }
+      });
     });
     const written = allOf(
       parts,
@@ -280,7 +326,7 @@ export class McpCapture {
    */
   private writeParts(session: string, parts: ReturnType<typeof commitBytes>['parts']): Promise<void>[] {
     return parts.map((part, index) =>
-      this.sink.record(
+      this.write(
         {
           kind: MCP_KINDS.part,
           transport: this.transport,
@@ -380,6 +426,51 @@ export class McpCapture {
     return fields;
   }
 
+  /** Writes a record whose acknowledgement (if any) nobody needs. */
+  private write(fields: JsonObject, options?: RecordOptions): Promise<void> {
+    return this.sink.record(fields, options).then(() => undefined);
+  }
+
+  private receiptMap(session: string): Map<string, RecordAck> {
+    let map = this.requestReceipts.get(session);
+    if (map === undefined) {
+      map = new Map();
+      this.requestReceipts.set(session, map);
+    }
+    return map;
+  }
+
+  /**
+   * `--receipts`: the text of a server-to-client message as the client gets it. A result answering a
+   * client request carries the request record's receipt in `result._meta["io.vigil/receipt"]`; a
+   * result, request or notification carries the receipts of earlier answers' records acknowledged
+   * since the last one in `_meta["io.vigil/receipts"]` (`[{id, index, receipt}]`). Everything else
+   * in the text stays byte for byte; `text` itself when there is nothing to add (or receipts are off).
+   * Call it after `observeText` recorded the message as the server sent it.
+   */
+  decorate(session: string, classified: ClassifiedMessage, text: string): string {
+    if (!this.receipts) return text;
+    const type = classified.type;
+    if (type !== 'result' && type !== 'request' && type !== 'notification') return text;
+    const members: Record<string, JsonValue> = {};
+    let key: string | undefined;
+    if (type === 'result' && classified.id !== undefined && classified.id !== null) {
+      key = idKey('client', classified.id);
+      const ack = this.requestReceipts.get(session)?.get(key);
+      if (ack !== undefined) members[RECEIPT_META_KEY] = ack.receipt;
+    }
+    const answers = this.answerReceipts.get(session) ?? [];
+    if (answers.length > 0) {
+      members[RECEIPTS_META_KEY] = answers.map((a) => ({ id: a.id, index: a.index, receipt: a.receipt }));
+    }
+    if (Object.keys(members).length === 0) return text;
+    const out = insertMeta(text, type === 'result' ? 'result' : 'params', members);
+    if (out === undefined) return text;
+    if (key !== undefined) this.requestReceipts.get(session)?.delete(key);
+    if (answers.length > 0) this.answerReceipts.delete(session);
+    return out;
+  }
+
   private sessionPending(session: string): Map<string, Pending> {
     let map = this.pending.get(session);
     if (map === undefined) {
@@ -454,6 +545,8 @@ export class McpCapture {
     const map = this.pending.get(session);
     this.pending.delete(session);
     this.versions.delete(session);
+    this.requestReceipts.delete(session);
+    this.answerReceipts.delete(session);
     if (map === undefined) return;
     const writes: Promise<void>[] = [];
     for (const [key, p] of map) {
@@ -473,7 +566,7 @@ export class McpCapture {
       const blobs: Record<string, Uint8Array> = {};
       const sealed = this.sealerFor(seal).sealFields(fields, blobs);
       const options = Object.keys(blobs).length > 0 ? { blobs } : {};
-      writes.push(this.sink.record(sealed, { ...options, acknowledged: false }));
+      writes.push(this.write(sealed, { ...options, acknowledged: false }));
     }
     await Promise.all(writes);
   }
@@ -489,7 +582,7 @@ export class McpCapture {
       const parts = this.writeParts(session, commitment.parts);
       fields['lineWire'] = commitment.ref;
       const options = Object.keys(commitment.blobs).length > 0 ? { blobs: commitment.blobs } : {};
-      return allOf(parts, this.sink.record({ transport: this.transport, ...fields }, options));
+      return allOf(parts, this.write({ transport: this.transport, ...fields }, options));
     }
     if (isUtf8(bytes)) fields['line'] = text;
     else fields['lineBase64'] = base64Encode(bytes);
@@ -504,7 +597,7 @@ export class McpCapture {
     const blobs: Record<string, Uint8Array> = {};
     const sealed = this.sealerFor().sealFields({ transport: this.transport, ...fields }, blobs);
     const bounded = shrinkToFit(sealed, this.budget, blobs) as JsonObject;
-    return this.sink.record(bounded, Object.keys(blobs).length > 0 ? { blobs, acknowledged: false } : {});
+    return this.write(bounded, Object.keys(blobs).length > 0 ? { blobs, acknowledged: false } : {});
   }
 
   /** Ends every open session with `reason`, then closes the sink. */

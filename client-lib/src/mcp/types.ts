@@ -118,8 +118,20 @@ export interface RecordOptions {
  * one stream.
  */
 export interface RecordSink {
-  record(fields: JsonObject, options?: RecordOptions): Promise<void>;
+  /**
+   * Writes one record. An acknowledged record may resolve with the log's answer (its index and
+   * tlog-proof@v1 receipt), which `--receipts` hands back to the MCP client.
+   */
+  record(fields: JsonObject, options?: RecordOptions): Promise<RecordAck | void>;
   close(): Promise<void>;
+}
+
+/** The log's answer for an acknowledged record: where it is, and the receipt proving it. */
+export interface RecordAck {
+  /** The entry's index in the log, as decimal text. */
+  index: string;
+  /** The tlog-proof@v1 text, verifiable offline with `verifyReceipt`. */
+  receipt: string;
 }
 
 /** Audit mode, DESIGN.md "MCP capture". */
