@@ -519,6 +519,13 @@ export class McpCapture {
     for (const [k, v] of map) target.set(k, v);
     const version = this.versions.get(from);
     if (version !== undefined && !this.versions.has(to)) this.versions.set(to, version);
+    const receipts = this.requestReceipts.get(from);
+    this.requestReceipts.delete(from);
+    for (const [k, v] of receipts ?? []) this.receiptMap(to).set(k, v);
+    const answers = this.answerReceipts.get(from);
+    this.answerReceipts.delete(from);
+    if (answers !== undefined)
+      this.answerReceipts.set(to, [...(this.answerReceipts.get(to) ?? []), ...answers]);
     this.versions.delete(from);
   }
 
