@@ -43,8 +43,20 @@ export type Principal =
       /** With `cnfJkt`: whether the request carried a valid DPoP proof made with that key. */
       dpop?: 'verified' | 'missing' | 'invalid';
       tokenSha256: string;
+      /** From the SDK's `authInfo` (server side of `auditTransport`): granted scopes, expiry (s). */
+      scopes?: string[];
+      expiresAt?: number;
     }
-  | { type: 'token'; tokenSha256: string }
+  | {
+      /** A token whose claims were not read (no `sub`): its SHA-256, and what the SDK's `authInfo` says. */
+      type: 'token';
+      /** Absent only when the SDK's `authInfo` carried no token. */
+      tokenSha256?: string;
+      clientId?: string;
+      scopes?: string[];
+      expiresAt?: number;
+      resource?: string | string[];
+    }
   | {
       type: 'process';
       user: string;
