@@ -137,6 +137,44 @@ interface Pending {
   method: string;
   name?: string;
   cancelled: boolean;
+  /** The call this request is a round of, or a task request of (`correlation.call`). */
+  call?: CallRef;
+  /** MRTR: method, name or uri and arguments, to find the retry of an `input_required` round. */
+  round?: string;
+}
+
+/** The first request of a call: its session and id (`correlation.call`). */
+type CallRef = { session: string; id: string | number };
+
+/** Requests whose answers start a handshake (`mcp.handshake`): legacy `initialize`, modern `server/discover`. */
+const HANDSHAKES: Record<string, string> = { initialize: 'initialize', 'server/discover': 'discover' };
+
+/** Most open MRTR rounds and known tasks a capture remembers (the oldest are forgotten first). */
+const MAX_LINKS = 10_000;
+
+const isObj = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What a retry must repeat of an MRTR round: method, name or uri, arguments (MCP.md 1.10). */
+function roundOf(method: string | undefined, params: unknown): string | undefined {
+  if (method !== 'tools/call' && method !== 'prompts/get' && method !== 'resources/read') return undefined;
+  if (!isObj(params)) return undefined;
+  return JSON.stringify([method, params['name'] ?? null, params['uri'] ?? null, params['arguments'] ?? null]);
+}
+
+/** The task a message is about: `params.taskId`, or the related-task `_meta` (MCP.md 1.9). */
+function taskIdOf(params: unknown): string | undefined {
+  if (!isObj(params)) return undefined;
+  if (typeof params['taskId'] === 'string') return params['taskId'];
+  const meta = params['_meta'];
+  const related = isObj(meta) ? meta['io.modelcontextprotocol/related-task'] : undefined;
+  return isObj(related) && typeof related['taskId'] === 'string' ? related['taskId'] : undefined;
+}
+
+/** Remembers `key` -> `value` in a bounded map (insertion order: the oldest goes first). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_LINKS) map.delete(map.keys().next().value as string);
 }
 
 /** The JSON type and value of an id, as a map key. */
@@ -167,6 +205,13 @@ export class McpCapture {
   private readonly requestReceipts = new Map<string, Map<string, RecordAck>>();
   /** Receipts of answers' records per session, for the next message to the client. */
   private readonly answerReceipts = new Map<string, AnswerReceipt[]>();
+  /**
+   * MRTR rounds answered `input_required`, by round and request state, naming the call's first
+   * request. Capture-wide: in the modern era each HTTP exchange is its own session.
+   */
+  private readonly rounds = new Map<string, CallRef>();
+  /** Tasks by id (`io.modelcontextprotocol/tasks`), naming the request that created them. */
+  private readonly tasks = new Map<string, CallRef>();
 
   constructor(options: CaptureOptions) {
     this.sink = options.sink;
@@ -371,13 +416,43 @@ export class McpCapture {
       }
       if (classified.uri !== undefined) fields['mcp.resource.uri'] = classified.uri;
     }
+    const message = isObj(classified.message) ? classified.message : undefined;
+    const params = message?.['params'];
     if (classified.type === 'request' && classified.id !== undefined && classified.id !== null) {
       const requester = requesterOf(direction, 'request');
       fields['jsonrpc.request.id'] = String(classified.id);
-      fields['correlation'] = { requester, id: classified.id };
+      const correlation: JsonObject = { requester, id: classified.id };
+      fields['correlation'] = correlation;
       const entry: Pending = { method: classified.method ?? '', cancelled: false };
       if (classified.name !== undefined) entry.name = classified.name;
+      const handshake = HANDSHAKES[entry.method];
+      if (handshake !== undefined) fields['mcp.handshake'] = handshake;
+      const round = requester === 'client' ? roundOf(classified.method, params) : undefined;
+      if (round !== undefined) {
+        entry.round = round;
+        // A retry carries the answers and echoes the request state: it continues that call.
+        if (isObj(params) && isObj(params['inputResponses'])) {
+          const key = `${round}\u0000${JSON.stringify(params['requestState'] ?? null)}`;
+          const call = this.rounds.get(key);
+          if (call !== undefined) {
+            this.rounds.delete(key);
+            entry.call = call;
+          }
+        }
+      }
+      const taskId = entry.method.startsWith('tasks/') ? taskIdOf(params) : undefined;
+      if (taskId !== undefined) {
+        fields['mcp.task.id'] = taskId;
+        const call = this.tasks.get(taskId);
+        if (call !== undefined) entry.call = call;
+      }
+      if (entry.call !== undefined) correlation['call'] = entry.call;
       sessionPending.set(idKey(requester, classified.id), entry);
+    } else if (classified.type === 'notification' && taskIdOf(params) !== undefined) {
+      const taskId = taskIdOf(params) as string;
+      fields['mcp.task.id'] = taskId;
+      const call = this.tasks.get(taskId);
+      if (call !== undefined) fields['correlation'] = { call };
     } else if (classified.type === 'notification' && classified.method === 'notifications/cancelled') {
       const params = (classified.message as JsonObject)['params'];
       const requestId =
@@ -400,6 +475,7 @@ export class McpCapture {
         fields['matched'] = request !== undefined;
         if (request !== undefined) {
           sessionPending.delete(key);
+          this.linkAnswer(context.session, id, request, message?.['result'], fields);
           fields['mcp.method.name'] = request.method;
           if (request.method === 'tools/call' && request.name !== undefined) {
             fields['gen_ai.tool.name'] = request.name;
@@ -469,6 +545,32 @@ export class McpCapture {
     if (key !== undefined) this.requestReceipts.get(session)?.delete(key);
     if (answers.length > 0) this.answerReceipts.delete(session);
     return out;
+  }
+
+  /**
+   * The links an answer makes: `mcp.handshake` like its request; an `input_required` result opens
+   * the next round of the call (MRTR), a result holding a task names the request that created it.
+   */
+  private linkAnswer(
+    session: string,
+    id: string | number,
+    request: Pending,
+    result: JsonValue | undefined,
+    fields: JsonObject,
+  ): void {
+    const handshake = HANDSHAKES[request.method];
+    if (handshake !== undefined) fields['mcp.handshake'] = handshake;
+    const call = request.call ?? { session, id };
+    if (request.call !== undefined) (fields['correlation'] as JsonObject)['call'] = request.call;
+    if (!isObj(result)) return;
+    if (result['resultType'] === 'input_required' && request.round !== undefined) {
+      remember(this.rounds, `${request.round}\u0000${JSON.stringify(result['requestState'] ?? null)}`, call);
+    }
+    const task = result['task'];
+    if (isObj(task) && typeof task['taskId'] === 'string') {
+      fields['mcp.task.id'] = task['taskId'];
+      if (!request.method.startsWith('tasks/')) remember(this.tasks, task['taskId'], call);
+    }
   }
 
   private sessionPending(session: string): Map<string, Pending> {
