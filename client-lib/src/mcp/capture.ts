@@ -527,6 +527,10 @@ export class McpCapture {
   decorate(session: string, classified: ClassifiedMessage, text: string): string {
     if (!this.receipts) return text;
     const type = classified.type;
+    if (type === 'error' && classified.id !== undefined && classified.id !== null) {
+      // A JSON-RPC error has no `_meta`: its request's receipt is not handed back (nor kept).
+      this.requestReceipts.get(session)?.delete(idKey('client', classified.id));
+    }
     if (type !== 'result' && type !== 'request' && type !== 'notification') return text;
     const members: Record<string, JsonValue> = {};
     let key: string | undefined;
