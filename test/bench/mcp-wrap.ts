@@ -2,10 +2,17 @@
 // directly and through the wrapper. Usage: node test/dist/bench/mcp-wrap.js KEY_FILE [LOG_URL]
 // (without a reachable LOG_URL only spool mode is meaningful: it measures the local fsync path).
 // Reports p50/p90/p99 per call for: direct, a bare byte relay (one more process hop, no recording),
-// the wrapper in spool mode, and with LOG_URL the wrapper in sync mode.
+// the wrapper in spool mode, and with LOG_URL the wrapper in sync mode, in sync mode with
+// `--receipts`, and over Streamable HTTP: direct, through `vigil mcp proxy` (sync), and through the
+// proxy validating a JWT bearer token on every request (`--jwt-public-key --require-auth`).
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import * as fs from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,8 +26,12 @@ const everything = path.join(
 );
 
 async function bench(label: string, command: string, args: string[], calls = 300): Promise<void> {
+  await benchOver(label, new StdioClientTransport({ command, args, stderr: 'ignore' }), calls);
+}
+
+async function benchOver(label: string, transport: Transport, calls = 300): Promise<void> {
   const client = new Client({ name: 'bench', version: '0' });
-  await client.connect(new StdioClientTransport({ command, args, stderr: 'ignore' }));
+  await client.connect(transport);
   for (let i = 0; i < 20; i++) await client.callTool({ name: 'echo', arguments: { message: 'warm' } });
   const times: number[] = [];
   for (let i = 0; i < calls; i++) {
@@ -43,8 +54,9 @@ if (keyFile === undefined) {
   process.stderr.write('usage: node test/dist/bench/mcp-wrap.js KEY_FILE [LOG_URL]\n');
   process.exit(2);
 }
+const signerKeyFile: string = keyFile;
 const spool = await fs.mkdtemp(path.join(os.tmpdir(), 'vigil-bench-'));
-const wrap = (mode: string): string[] => [
+const wrap = (mode: string, extra: string[] = []): string[] => [
   vigilMain,
   'mcp',
   'wrap',
@@ -55,7 +67,8 @@ const wrap = (mode: string): string[] => [
   '--mode',
   mode,
   '--spool-dir',
-  path.join(spool, mode),
+  path.join(spool, `${mode}${extra.join('')}`),
+  ...extra,
   '--',
   process.execPath,
   everything,
@@ -75,5 +88,108 @@ const relay = [
 await bench('direct', process.execPath, [everything, 'stdio']);
 await bench('relay', process.execPath, relay);
 await bench('wrap spool', process.execPath, wrap('spool'));
-if (process.argv[3] !== undefined) await bench('wrap sync', process.execPath, wrap('sync'));
+if (process.argv[3] !== undefined) {
+  await bench('wrap sync', process.execPath, wrap('sync'));
+  await bench('wrap receipts', process.execPath, wrap('sync', ['--receipts']));
+  await benchHttp();
+}
 await fs.rm(spool, { recursive: true, force: true });
+
+/** Starts `node args`; resolves with the first match of `pattern` in its output. */
+function start(
+  args: string[],
+  pattern: RegExp,
+  env: NodeJS.ProcessEnv = {},
+): Promise<[ChildProcess, string]> {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const look = (chunk: Buffer): void => {
+      seen += chunk.toString('utf8');
+      const m = pattern.exec(seen);
+      if (m !== null) resolve([child, m[1] ?? m[0]]);
+    };
+    child.stdout?.on('data', look);
+    child.stderr?.on('data', look);
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${seen.slice(-2000)}`)));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** server-everything over Streamable HTTP: direct, through the proxy, through the proxy with JWTs. */
+async function benchHttp(): Promise<void> {
+  const children: ChildProcess[] = [];
+  try {
+    const port = await freePort();
+    const [upstream] = await start([everything, 'streamableHttp'], /listening on port/, {
+      PORT: String(port),
+    });
+    children.push(upstream);
+    const upstreamUrl = `http://127.0.0.1:${port}/mcp`;
+    const issuer = generateKeyPairSync('ed25519');
+    const jwtKeyFile = path.join(spool, 'issuer.pub.pem');
+    await fs.writeFile(jwtKeyFile, issuer.publicKey.export({ type: 'spki', format: 'pem' }));
+    const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const claims = {
+      iss: 'https://issuer.bench',
+      sub: 'bench',
+      client_id: 'bench',
+      exp: Math.floor(Date.now() / 1000) + 3600,
+    };
+    const head = `${b64({ alg: 'EdDSA', typ: 'at+jwt' })}.${b64(claims)}`;
+    const token = `${head}.${sign(null, Buffer.from(head), issuer.privateKey).toString('base64url')}`;
+    const proxy = async (name: string, extra: string[]): Promise<string> => {
+      const [child, url] = await start(
+        [
+          vigilMain,
+          'mcp',
+          'proxy',
+          '--upstream',
+          upstreamUrl,
+          '--listen',
+          '127.0.0.1:0',
+          '--log',
+          logUrl,
+          '--key',
+          signerKeyFile,
+          '--mode',
+          'sync',
+          '--spool-dir',
+          path.join(spool, name),
+          ...extra,
+        ],
+        /listening on (\S+) ->/,
+      );
+      children.push(child);
+      return url;
+    };
+    const plain = await proxy('proxy', []);
+    const validating = await proxy('proxy-jwt', [
+      '--jwt-public-key',
+      jwtKeyFile,
+      '--jwt-issuer',
+      'https://issuer.bench',
+      '--require-auth',
+    ]);
+    await benchOver('http direct', new StreamableHTTPClientTransport(new URL(upstreamUrl)));
+    await benchOver('proxy sync', new StreamableHTTPClientTransport(new URL(plain)));
+    await benchOver(
+      'proxy jwt',
+      new StreamableHTTPClientTransport(new URL(validating), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+  }
+}

@@ -1,5 +1,6 @@
-// MCP wrapper overhead: runs test/bench/mcp-wrap.ts (owned by the MCP work; it calls
-// server-everything's echo tool directly and through `vigil mcp wrap` in spool and sync mode)
+// MCP wrapper and proxy overhead: runs test/bench/mcp-wrap.ts (owned by the MCP work; it calls
+// server-everything's echo tool directly and through `vigil mcp wrap` in spool and sync mode, sync
+// with --receipts, and over Streamable HTTP directly, through `vigil mcp proxy`, and with JWTs)
 // against a real log, and turns its p50 lines into rows.
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -44,6 +45,10 @@ export async function benchMcp(o: McpBenchOptions): Promise<Row[]> {
     const direct = p50(out, 'direct');
     const spool = p50(out, 'wrap spool');
     const sync = p50(out, 'wrap sync');
+    const receipts = p50(out, 'wrap receipts');
+    const httpDirect = p50(out, 'http direct');
+    const proxySync = p50(out, 'proxy sync');
+    const proxyJwt = p50(out, 'proxy jwt');
     const syncBudget = (o.idleAckP50 ?? Number.NaN) + 2;
     return [
       {
@@ -63,6 +68,33 @@ export async function benchMcp(o: McpBenchOptions): Promise<Row[]> {
         unit: 'ms',
         goal: `<= idle ack p50 + 2 ms (${Number.isNaN(syncBudget) ? 'not measured' : `${syncBudget.toFixed(2)} ms`})`,
         met: Number.isNaN(syncBudget) ? undefined : sync - direct <= syncBudget,
+      },
+      {
+        bench: 'mcp wrap',
+        store: log.store,
+        what: 'added p50 per echo call, sync mode with --receipts against without (same run)',
+        figure: receipts - sync,
+        unit: 'ms',
+        goal: '-',
+        met: undefined,
+      },
+      {
+        bench: 'mcp proxy',
+        store: log.store,
+        what: `added p50 per echo call over Streamable HTTP, sync mode (direct p50 ${httpDirect.toFixed(2)} ms)`,
+        figure: proxySync - httpDirect,
+        unit: 'ms',
+        goal: `<= idle ack p50 + 2 ms (${Number.isNaN(syncBudget) ? 'not measured' : `${syncBudget.toFixed(2)} ms`})`,
+        met: Number.isNaN(syncBudget) ? undefined : proxySync - httpDirect <= syncBudget,
+      },
+      {
+        bench: 'mcp proxy',
+        store: log.store,
+        what: 'added p50 per echo call, JWT validated on every request against none (same run)',
+        figure: proxyJwt - proxySync,
+        unit: 'ms',
+        goal: '-',
+        met: undefined,
       },
     ];
   } finally {

@@ -143,6 +143,14 @@ function checkModern(t: Asserts, messages: Rec[], seen: Awaited<ReturnType<typeo
     requestState: 'state-prod',
   });
   t.match(result(answerOf(retry)!), seen.deploy as Rec, 'the final round is what the client got');
+  // Both rounds are one call: the retry and its answer name the first round (its session and id),
+  // whatever session (stdio stream, HTTP exchange) each round came in.
+  const firstCall = { session: first['session'], id: msg(first)['id'] };
+  t.notOk((first['correlation'] as Rec)['call'], 'the first round starts the call');
+  t.same((retry['correlation'] as Rec)['call'], firstCall, 'the retry names the first round');
+  t.same((answerOf(retry)!['correlation'] as Rec)['call'], firstCall, 'so does its answer');
+  for (const r of messages.filter((x) => x['mcp.method.name'] === 'server/discover'))
+    t.equal(r['mcp.handshake'], 'discover', 'server/discover is classified as the handshake');
   t.match(JSON.stringify(seen.deploy), /deployed to prod/);
 
   const progress = messages.filter((r) => r['mcp.method.name'] === 'notifications/progress');

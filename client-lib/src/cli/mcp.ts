@@ -11,7 +11,8 @@ import { processPrincipal, runWrap } from '../mcp/wrap.js';
 
 export const USAGE = `usage:
   vigil mcp wrap [--log URL] [--key FILE] [--policy FILE] [--mode sync|spool] [--spool-dir DIR]
-                 [--timeout MS] [--seal none|payload|all] [--config FILE] -- <server command> [args...]
+                 [--timeout MS] [--seal none|payload|all] [--receipts] [--config FILE]
+                 -- <server command> [args...]
   vigil mcp proxy --upstream URL [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
                  [--jwt-public-key FILE | --jwks URL | --oidc-issuer URL] [--jwt-issuer ISS]
                  [--jwt-audience AUD]
@@ -23,6 +24,9 @@ VIGIL_SPOOL_DIR, VIGIL_SEAL, or a JSON config file (--config, VIGIL_CONFIG, ~/.c
 --seal: what records seal (readers of the log open it): payload (default) message content, stderr,
 the server's command line and environment names, principal claims; all also tool, prompt and
 resource names; none only the wire commitment.
+--receipts (sync mode; VIGIL_RECEIPTS=true, "receipts": true): each answer to a client request
+carries the log's tlog-proof@v1 receipt of the request's record in result._meta["io.vigil/receipt"],
+and later messages the receipts of earlier answers' records in _meta["io.vigil/receipts"].
 `;
 
 const LOG_OPTIONS = {
@@ -34,6 +38,7 @@ const LOG_OPTIONS = {
   timeout: { type: 'string' },
   config: { type: 'string' },
   seal: { type: 'string' },
+  receipts: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -43,7 +48,7 @@ function flagsOf(values: Record<string, string | boolean | undefined>): SettingF
     const v = values[name];
     return typeof v === 'string' ? v : undefined;
   };
-  const set = (k: keyof SettingFlags, v: string | undefined): void => {
+  const set = (k: Exclude<keyof SettingFlags, 'receipts'>, v: string | undefined): void => {
     if (v !== undefined) flags[k] = v;
   };
   set('log', pick('log'));
@@ -54,6 +59,7 @@ function flagsOf(values: Record<string, string | boolean | undefined>): SettingF
   set('timeout', pick('timeout'));
   set('config', pick('config'));
   set('seal', pick('seal'));
+  if (values['receipts'] === true) flags.receipts = true;
   return flags;
 }
 

@@ -6,13 +6,22 @@
  * depend on the SDK. Browser-safe.
  */
 import { type McpCapture, type MessageContext, refusalFor } from './capture.js';
+import { claimsPrincipal } from './claims.js';
 import { sha256Hex } from './message.js';
 import { isSealLevel, type SealLevel } from './seal.js';
 import type { Direction, JsonValue, Principal } from './types.js';
 
 /** What the SDK hands `onmessage` beside the message (v1 `MessageExtraInfo`, v2 the same shape). */
 export interface MessageExtraLike {
-  authInfo?: { token?: string; clientId?: string; scopes?: string[] };
+  /** v1 `AuthInfo` / v2 the same: `resource` is a URL, `extra` the validated token's other claims. */
+  authInfo?: {
+    token?: string;
+    clientId?: string;
+    scopes?: string[];
+    expiresAt?: number;
+    resource?: URL | string;
+    extra?: Record<string, unknown>;
+  };
   requestInfo?: { headers?: Record<string, string | string[] | undefined> };
 }
 
@@ -62,8 +71,16 @@ export function auditTransport<T extends TransportLike>(transport: T, options: A
   const fallbackSession = options.session ?? `transport:${randomId()}`;
   const outgoing: Direction = side === 'client' ? 'client_to_server' : 'server_to_client';
   const incoming: Direction = side === 'client' ? 'server_to_client' : 'client_to_server';
+  /** Whether a session id was seen: before it, messages are filed under `fallbackSession`. */
+  let sessionSeen = false;
   const context = (principal?: Principal): MessageContext => {
     const sessionId = transport.sessionId;
+    if (sessionId !== undefined && !sessionSeen) {
+      // Streamable HTTP: the `initialize` went out before the server assigned the session; its
+      // answer (and everything after) belongs to the session, so its open request moves there.
+      sessionSeen = true;
+      capture.moveSession(fallbackSession, sessionId);
+    }
     const c: MessageContext = { session: sessionId ?? fallbackSession };
     if (sessionId !== undefined) c.mcpSessionId = sessionId;
     if (principal !== undefined) c.principal = principal;
@@ -129,13 +146,24 @@ export function auditTransport<T extends TransportLike>(transport: T, options: A
   return wrapper;
 }
 
-/** The principal the SDK authenticated (`authInfo` set by its bearer-auth middleware), if any. */
-function principalOf(extra: MessageExtraLike | undefined): Principal | undefined {
+/**
+ * The principal the SDK authenticated (`authInfo`, set by its bearer-auth middleware or an HTTP
+ * transport's caller), with the fields the proxy's JWT principal uses (mcp/claims.ts): type `jwt` when
+ * its `extra` claims hold a `sub` (iss, aud, client_id, resource, act, cnf.jkt read from them), else
+ * `token`; both with the SDK's clientId, scopes, expiresAt and resource, and the token's SHA-256.
+ */
+export function principalOf(extra: MessageExtraLike | undefined): Principal | undefined {
   const auth = extra?.authInfo;
-  if (auth === undefined) return undefined;
-  const p: Principal = { type: 'sdk' };
-  if (auth.clientId !== undefined) p.clientId = auth.clientId;
-  if (auth.scopes !== undefined) p.scopes = auth.scopes;
-  if (auth.token !== undefined) p.tokenSha256 = sha256Hex(auth.token);
+  if (auth === undefined || auth === null) return undefined;
+  const tokenSha256 = typeof auth.token === 'string' ? sha256Hex(auth.token) : undefined;
+  const claims = typeof auth.extra === 'object' && auth.extra !== null ? auth.extra : {};
+  const jwt = tokenSha256 === undefined ? undefined : claimsPrincipal(claims, tokenSha256);
+  const p: Principal = jwt ?? { type: 'token' };
+  if (p.type === 'token' && tokenSha256 !== undefined) p.tokenSha256 = tokenSha256;
+  if (p.type !== 'jwt' && p.type !== 'token') return p;
+  if (typeof auth.clientId === 'string') p.clientId = auth.clientId;
+  if (Array.isArray(auth.scopes)) p.scopes = auth.scopes.filter((x) => typeof x === 'string');
+  if (typeof auth.expiresAt === 'number' && Number.isFinite(auth.expiresAt)) p.expiresAt = auth.expiresAt;
+  if (auth.resource !== undefined && auth.resource !== null) p.resource = String(auth.resource);
   return p;
 }

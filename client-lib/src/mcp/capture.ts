@@ -14,6 +14,7 @@ import {
   parseMessage,
   shrinkToFit,
 } from './message.js';
+import { insertMeta, RECEIPT_META_KEY, RECEIPTS_META_KEY } from './receipt-meta.js';
 import { RecordSealer, type SealLevel } from './seal.js';
 import type {
   AuditMode,
@@ -23,6 +24,8 @@ import type {
   JsonValue,
   McpTransportName,
   Principal,
+  RecordAck,
+  RecordOptions,
   RecordSink,
   Side,
 } from './types.js';
@@ -104,6 +107,18 @@ export interface CaptureOptions {
    * nothing but the `wire` commitment.
    */
   seal?: SealLevel;
+  /**
+   * Sync mode only: hand the log's receipts back to the client (`decorate`). Answers are then
+   * emitted acknowledged too (without waiting for them), so their receipts can follow.
+   */
+  receipts?: boolean;
+}
+
+/** An answer's record acknowledged by the log, waiting for the next message to the client. */
+interface AnswerReceipt {
+  id: string | number;
+  index: string;
+  receipt: string;
 }
 
 /** What `observe` returns: the classified message and when it may be forwarded. */
@@ -122,6 +137,44 @@ interface Pending {
   method: string;
   name?: string;
   cancelled: boolean;
+  /** The call this request is a round of, or a task request of (`correlation.call`). */
+  call?: CallRef;
+  /** MRTR: method, name or uri and arguments, to find the retry of an `input_required` round. */
+  round?: string;
+}
+
+/** The first request of a call: its session and id (`correlation.call`). */
+type CallRef = { session: string; id: string | number };
+
+/** Requests whose answers start a handshake (`mcp.handshake`): legacy `initialize`, modern `server/discover`. */
+const HANDSHAKES: Record<string, string> = { initialize: 'initialize', 'server/discover': 'discover' };
+
+/** Most open MRTR rounds and known tasks a capture remembers (the oldest are forgotten first). */
+const MAX_LINKS = 10_000;
+
+const isObj = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What a retry must repeat of an MRTR round: method, name or uri, arguments (MCP.md 1.10). */
+function roundOf(method: string | undefined, params: unknown): string | undefined {
+  if (method !== 'tools/call' && method !== 'prompts/get' && method !== 'resources/read') return undefined;
+  if (!isObj(params)) return undefined;
+  return JSON.stringify([method, params['name'] ?? null, params['uri'] ?? null, params['arguments'] ?? null]);
+}
+
+/** The task a message is about: `params.taskId`, or the related-task `_meta` (MCP.md 1.9). */
+function taskIdOf(params: unknown): string | undefined {
+  if (!isObj(params)) return undefined;
+  if (typeof params['taskId'] === 'string') return params['taskId'];
+  const meta = params['_meta'];
+  const related = isObj(meta) ? meta['io.modelcontextprotocol/related-task'] : undefined;
+  return isObj(related) && typeof related['taskId'] === 'string' ? related['taskId'] : undefined;
+}
+
+/** Remembers `key` -> `value` in a bounded map (insertion order: the oldest goes first). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_LINKS) map.delete(map.keys().next().value as string);
 }
 
 /** The JSON type and value of an id, as a map key. */
@@ -146,6 +199,19 @@ export class McpCapture {
   /** Open requests per session; owned by this object, touched only in `observe`/`endSession`. */
   private readonly pending = new Map<string, Map<string, Pending>>();
   private readonly versions = new Map<string, string>();
+  /** `--receipts`: whether receipts are handed back (sync mode only). */
+  readonly receipts: boolean;
+  /** Receipts of acknowledged client requests per session, by correlation key, until answered. */
+  private readonly requestReceipts = new Map<string, Map<string, RecordAck>>();
+  /** Receipts of answers' records per session, for the next message to the client. */
+  private readonly answerReceipts = new Map<string, AnswerReceipt[]>();
+  /**
+   * MRTR rounds answered `input_required`, by round and request state, naming the call's first
+   * request. Capture-wide: in the modern era each HTTP exchange is its own session.
+   */
+  private readonly rounds = new Map<string, CallRef>();
+  /** Tasks by id (`io.modelcontextprotocol/tasks`), naming the request that created them. */
+  private readonly tasks = new Map<string, CallRef>();
 
   constructor(options: CaptureOptions) {
     this.sink = options.sink;
@@ -160,6 +226,7 @@ export class McpCapture {
     };
     if (options.salt !== undefined) this.wireLimits.salt = options.salt;
     this.seal = options.seal ?? 'payload';
+    this.receipts = options.receipts === true && this.mode === 'sync';
     const salt = options.salt;
     const sealer = (level: SealLevel): RecordSealer => new RecordSealer(level, salt);
     this.sealers = { none: sealer('none'), payload: sealer('payload'), all: sealer('all') };
@@ -226,9 +293,21 @@ export class McpCapture {
     const needsAck = this.mode === 'sync' && direction === 'client_to_server' && isGated(classified);
     // A large request has its parts to ship first: one more second for each MiB of it.
     const timeoutMs = this.syncTimeoutMs + Math.floor(wire.length / (1024 * 1024)) * 1000;
-    const ackOptions = needsAck
-      ? { acknowledged: true, ...(timeoutMs > this.syncTimeoutMs ? { timeoutMs } : {}) }
-      : { acknowledged: false };
+    // `--receipts`: a single answer to the client is emitted acknowledged too (not waited for), and
+    // both receipts are kept for `decorate`.
+    const single = classified.type !== 'batch' && classified.id !== undefined && classified.id !== null;
+    const receiptOf =
+      this.receipts && single
+        ? needsAck && classified.type === 'request'
+          ? 'request'
+          : direction === 'server_to_client' && (classified.type === 'result' || classified.type === 'error')
+            ? 'answer'
+            : undefined
+        : undefined;
+    const ackOptions =
+      needsAck || receiptOf !== undefined
+        ? { acknowledged: true, ...(timeoutMs > this.syncTimeoutMs ? { timeoutMs } : {}) }
+        : { acknowledged: false };
     const writes = entries.map((entry) => {
       const first = entry.batch === undefined || entry.batch.index === 0;
       const fields = this.messageFields(
@@ -251,7 +330,19 @@ export class McpCapture {
       // parsed apart and re-serialised.
       const bounded = shrinkToFit(sealed, this.budget, blobs) as JsonObject;
       const options = Object.keys(blobs).length > 0 ? { blobs } : {};
-      return this.sink.record(bounded, { ...options, ...ackOptions });
+      const write = this.sink.record(bounded, { ...options, ...ackOptions });
+      if (receiptOf === undefined) return write.then(() => undefined);
+      const id = classified.id as string | number;
+      return write.then((ack) => {
+        if (ack === undefined) return;
+        if (receiptOf === 'request') {
+          this.receiptMap(context.session).set(idKey('client', id), ack);
+        } else {
+          let list = this.answerReceipts.get(context.session);
+          if (list === undefined) this.answerReceipts.set(context.session, (list = []));
+          list.push({ id, index: ack.index, receipt: ack.receipt });
+        }
+      });
     });
     const written = allOf(
       parts,
@@ -280,7 +371,7 @@ export class McpCapture {
    */
   private writeParts(session: string, parts: ReturnType<typeof commitBytes>['parts']): Promise<void>[] {
     return parts.map((part, index) =>
-      this.sink.record(
+      this.write(
         {
           kind: MCP_KINDS.part,
           transport: this.transport,
@@ -325,13 +416,43 @@ export class McpCapture {
       }
       if (classified.uri !== undefined) fields['mcp.resource.uri'] = classified.uri;
     }
+    const message = isObj(classified.message) ? classified.message : undefined;
+    const params = message?.['params'];
     if (classified.type === 'request' && classified.id !== undefined && classified.id !== null) {
       const requester = requesterOf(direction, 'request');
       fields['jsonrpc.request.id'] = String(classified.id);
-      fields['correlation'] = { requester, id: classified.id };
+      const correlation: JsonObject = { requester, id: classified.id };
+      fields['correlation'] = correlation;
       const entry: Pending = { method: classified.method ?? '', cancelled: false };
       if (classified.name !== undefined) entry.name = classified.name;
+      const handshake = HANDSHAKES[entry.method];
+      if (handshake !== undefined) fields['mcp.handshake'] = handshake;
+      const round = requester === 'client' ? roundOf(classified.method, params) : undefined;
+      if (round !== undefined) {
+        entry.round = round;
+        // A retry carries the answers and echoes the request state: it continues that call.
+        if (isObj(params) && isObj(params['inputResponses'])) {
+          const key = `${round}\u0000${JSON.stringify(params['requestState'] ?? null)}`;
+          const call = this.rounds.get(key);
+          if (call !== undefined) {
+            this.rounds.delete(key);
+            entry.call = call;
+          }
+        }
+      }
+      const taskId = entry.method.startsWith('tasks/') ? taskIdOf(params) : undefined;
+      if (taskId !== undefined) {
+        fields['mcp.task.id'] = taskId;
+        const call = this.tasks.get(taskId);
+        if (call !== undefined) entry.call = call;
+      }
+      if (entry.call !== undefined) correlation['call'] = entry.call;
       sessionPending.set(idKey(requester, classified.id), entry);
+    } else if (classified.type === 'notification' && taskIdOf(params) !== undefined) {
+      const taskId = taskIdOf(params) as string;
+      fields['mcp.task.id'] = taskId;
+      const call = this.tasks.get(taskId);
+      if (call !== undefined) fields['correlation'] = { call };
     } else if (classified.type === 'notification' && classified.method === 'notifications/cancelled') {
       const params = (classified.message as JsonObject)['params'];
       const requestId =
@@ -354,6 +475,7 @@ export class McpCapture {
         fields['matched'] = request !== undefined;
         if (request !== undefined) {
           sessionPending.delete(key);
+          this.linkAnswer(context.session, id, request, message?.['result'], fields);
           fields['mcp.method.name'] = request.method;
           if (request.method === 'tools/call' && request.name !== undefined) {
             fields['gen_ai.tool.name'] = request.name;
@@ -378,6 +500,81 @@ export class McpCapture {
       fields['raw'] = raw;
     }
     return fields;
+  }
+
+  /** Writes a record whose acknowledgement (if any) nobody needs. */
+  private write(fields: JsonObject, options?: RecordOptions): Promise<void> {
+    return this.sink.record(fields, options).then(() => undefined);
+  }
+
+  private receiptMap(session: string): Map<string, RecordAck> {
+    let map = this.requestReceipts.get(session);
+    if (map === undefined) {
+      map = new Map();
+      this.requestReceipts.set(session, map);
+    }
+    return map;
+  }
+
+  /**
+   * `--receipts`: the text of a server-to-client message as the client gets it. A result answering a
+   * client request carries the request record's receipt in `result._meta["io.vigil/receipt"]`; a
+   * result, request or notification carries the receipts of earlier answers' records acknowledged
+   * since the last one in `_meta["io.vigil/receipts"]` (`[{id, index, receipt}]`). Everything else
+   * in the text stays byte for byte; `text` itself when there is nothing to add (or receipts are off).
+   * Call it after `observeText` recorded the message as the server sent it.
+   */
+  decorate(session: string, classified: ClassifiedMessage, text: string): string {
+    if (!this.receipts) return text;
+    const type = classified.type;
+    if (type === 'error' && classified.id !== undefined && classified.id !== null) {
+      // A JSON-RPC error has no `_meta`: its request's receipt is not handed back (nor kept).
+      this.requestReceipts.get(session)?.delete(idKey('client', classified.id));
+    }
+    if (type !== 'result' && type !== 'request' && type !== 'notification') return text;
+    const members: Record<string, JsonValue> = {};
+    let key: string | undefined;
+    if (type === 'result' && classified.id !== undefined && classified.id !== null) {
+      key = idKey('client', classified.id);
+      const ack = this.requestReceipts.get(session)?.get(key);
+      if (ack !== undefined) members[RECEIPT_META_KEY] = ack.receipt;
+    }
+    const answers = this.answerReceipts.get(session) ?? [];
+    if (answers.length > 0) {
+      members[RECEIPTS_META_KEY] = answers.map((a) => ({ id: a.id, index: a.index, receipt: a.receipt }));
+    }
+    if (Object.keys(members).length === 0) return text;
+    const out = insertMeta(text, type === 'result' ? 'result' : 'params', members);
+    if (out === undefined) return text;
+    if (key !== undefined) this.requestReceipts.get(session)?.delete(key);
+    if (answers.length > 0) this.answerReceipts.delete(session);
+    return out;
+  }
+
+  /**
+   * The links an answer makes: `mcp.handshake` like its request; an `input_required` result opens
+   * the next round of the call (MRTR), a result holding a task names the request that created it.
+   */
+  private linkAnswer(
+    session: string,
+    id: string | number,
+    request: Pending,
+    result: JsonValue | undefined,
+    fields: JsonObject,
+  ): void {
+    const handshake = HANDSHAKES[request.method];
+    if (handshake !== undefined) fields['mcp.handshake'] = handshake;
+    const call = request.call ?? { session, id };
+    if (request.call !== undefined) (fields['correlation'] as JsonObject)['call'] = request.call;
+    if (!isObj(result)) return;
+    if (result['resultType'] === 'input_required' && request.round !== undefined) {
+      remember(this.rounds, `${request.round}\u0000${JSON.stringify(result['requestState'] ?? null)}`, call);
+    }
+    const task = result['task'];
+    if (isObj(task) && typeof task['taskId'] === 'string') {
+      fields['mcp.task.id'] = task['taskId'];
+      if (!request.method.startsWith('tasks/')) remember(this.tasks, task['taskId'], call);
+    }
   }
 
   private sessionPending(session: string): Map<string, Pending> {
@@ -428,6 +625,13 @@ export class McpCapture {
     for (const [k, v] of map) target.set(k, v);
     const version = this.versions.get(from);
     if (version !== undefined && !this.versions.has(to)) this.versions.set(to, version);
+    const receipts = this.requestReceipts.get(from);
+    this.requestReceipts.delete(from);
+    for (const [k, v] of receipts ?? []) this.receiptMap(to).set(k, v);
+    const answers = this.answerReceipts.get(from);
+    this.answerReceipts.delete(from);
+    if (answers !== undefined)
+      this.answerReceipts.set(to, [...(this.answerReceipts.get(to) ?? []), ...answers]);
     this.versions.delete(from);
   }
 
@@ -454,6 +658,8 @@ export class McpCapture {
     const map = this.pending.get(session);
     this.pending.delete(session);
     this.versions.delete(session);
+    this.requestReceipts.delete(session);
+    this.answerReceipts.delete(session);
     if (map === undefined) return;
     const writes: Promise<void>[] = [];
     for (const [key, p] of map) {
@@ -473,7 +679,7 @@ export class McpCapture {
       const blobs: Record<string, Uint8Array> = {};
       const sealed = this.sealerFor(seal).sealFields(fields, blobs);
       const options = Object.keys(blobs).length > 0 ? { blobs } : {};
-      writes.push(this.sink.record(sealed, { ...options, acknowledged: false }));
+      writes.push(this.write(sealed, { ...options, acknowledged: false }));
     }
     await Promise.all(writes);
   }
@@ -489,7 +695,7 @@ export class McpCapture {
       const parts = this.writeParts(session, commitment.parts);
       fields['lineWire'] = commitment.ref;
       const options = Object.keys(commitment.blobs).length > 0 ? { blobs: commitment.blobs } : {};
-      return allOf(parts, this.sink.record({ transport: this.transport, ...fields }, options));
+      return allOf(parts, this.write({ transport: this.transport, ...fields }, options));
     }
     if (isUtf8(bytes)) fields['line'] = text;
     else fields['lineBase64'] = base64Encode(bytes);
@@ -504,7 +710,7 @@ export class McpCapture {
     const blobs: Record<string, Uint8Array> = {};
     const sealed = this.sealerFor().sealFields({ transport: this.transport, ...fields }, blobs);
     const bounded = shrinkToFit(sealed, this.budget, blobs) as JsonObject;
-    return this.sink.record(bounded, Object.keys(blobs).length > 0 ? { blobs, acknowledged: false } : {});
+    return this.write(bounded, Object.keys(blobs).length > 0 ? { blobs, acknowledged: false } : {});
   }
 
   /** Ends every open session with `reason`, then closes the sink. */

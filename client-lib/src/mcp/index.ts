@@ -10,6 +10,7 @@ export {
 } from './message.js';
 export type { MessageType, ClassifiedMessage, BlobRef } from './message.js';
 export * from './capture.js';
+export * from './receipt-meta.js';
 export * from './seal.js';
 export * from './memory-sink.js';
 export * from './sink.js';

@@ -23,6 +23,7 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
+import { claimsPrincipal } from './claims.js';
 import type { Principal } from './types.js';
 
 /** A token that was presented but did not validate; the proxy answers 401 invalid_token. */
@@ -262,23 +263,8 @@ export class PrincipalResolver {
     const tokenSha256 = sha256Hex(token);
     if (!this.validates) return { type: 'token', tokenSha256 };
     const claims = await this.verifyJwt(token);
-    const sub = claims['sub'];
-    if (typeof sub !== 'string') throw new InvalidTokenError('token has no sub claim');
-    const principal: Principal = { type: 'jwt', sub, tokenSha256 };
-    const clientId = claims['client_id'] ?? claims['azp'];
-    if (typeof clientId === 'string') principal.clientId = clientId;
-    if (typeof claims['iss'] === 'string') principal.iss = claims['iss'];
-    const aud = stringOrStrings(claims['aud']);
-    if (aud !== undefined) principal.aud = aud;
-    const resource = stringOrStrings(claims['resource']);
-    if (resource !== undefined) principal.resource = resource;
-    const act = actorChain(claims['act']);
-    if (act !== undefined) principal.act = act;
-    const cnf = claims['cnf'];
-    if (typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf)) {
-      const jkt = (cnf as Record<string, unknown>)['jkt'];
-      if (typeof jkt === 'string') principal.cnfJkt = jkt;
-    }
+    const principal = claimsPrincipal(claims, tokenSha256);
+    if (principal === undefined) throw new InvalidTokenError('token has no sub claim');
     return principal;
   }
 
@@ -306,30 +292,4 @@ export class PrincipalResolver {
       throw err;
     }
   }
-}
-
-/** A string claim, or an array of strings (`aud`, RFC 7519 section 4.1.3); else undefined. */
-function stringOrStrings(claim: unknown): string | string[] | undefined {
-  if (typeof claim === 'string') return claim;
-  if (Array.isArray(claim) && claim.every((x) => typeof x === 'string')) return claim as string[];
-  return undefined;
-}
-
-/** Deepest `act` nesting kept (a chain of delegations longer than this is cut, not refused). */
-const MAX_ACTORS = 16;
-
-/**
- * The RFC 8693 section 4.1 delegation chain: `act` holds the current actor, whose own `act` the one
- * before it, and so on; returned as a list, the current actor first, each with its string claims.
- */
-function actorChain(claim: unknown): Record<string, string>[] | undefined {
-  const chain: Record<string, string>[] = [];
-  let actor = claim;
-  while (typeof actor === 'object' && actor !== null && !Array.isArray(actor) && chain.length < MAX_ACTORS) {
-    const claims: Record<string, string> = {};
-    for (const [k, v] of Object.entries(actor)) if (k !== 'act' && typeof v === 'string') claims[k] = v;
-    chain.push(claims);
-    actor = (actor as Record<string, unknown>)['act'];
-  }
-  return chain.length > 0 ? chain : undefined;
 }

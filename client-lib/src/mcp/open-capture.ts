@@ -76,6 +76,7 @@ export async function openCapture(
     mode: settings.mode,
     syncTimeoutMs: settings.syncTimeoutMs,
     seal: settings.seal,
+    receipts: settings.receipts,
     onError: (err) => onWarning(`could not record: ${String(err)}`),
   });
   return {

@@ -18,7 +18,8 @@ import { BodyRefusedError, type DecodedBody, decodeBody } from './http-body.js';
 import { DpopProofError, DpopVerifier } from './dpop.js';
 import { headerMismatches, MIRRORED_HEADERS_SINCE } from './header-check.js';
 import { bearerToken, InvalidTokenError, PrincipalResolver } from './jwt.js';
-import { parseMessage, sha256Hex } from './message.js';
+import { type ClassifiedMessage, parseMessage, sha256Hex } from './message.js';
+import { isUtf8 } from '../encoding.js';
 import { SseParser } from './sse.js';
 import type { OversizeHasher } from './wire.js';
 import type { HttpFacts, JsonObject, Principal } from './types.js';
@@ -456,7 +457,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       });
       // What the server sends never waits for the log or the spool (capture.ts, audit modes): each
       // chunk is forwarded as it arrives and its events recorded right after.
-      const record = (chunkEvents: ReturnType<SseParser['push']>): void => {
+      /** Records the events; returns the session and classification of the last message recorded. */
+      const record = (
+        chunkEvents: ReturnType<SseParser['push']>,
+      ): { session: string; classified: ClassifiedMessage } | undefined => {
+        let last: { session: string; classified: ClassifiedMessage } | undefined;
         for (const event of chunkEvents) {
           if (event.event === 'endpoint') {
             // Legacy HTTP+SSE: the POST URL names the session the stream belongs to.
@@ -479,19 +484,46 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
             );
             continue;
           }
-          capture.observeText('server_to_client', event.data, context(legacySession, facts, sessionId));
+          const { classified } = capture.observeText(
+            'server_to_client',
+            event.data,
+            context(legacySession, facts, sessionId),
+          );
+          last = { session: legacySession, classified };
         }
+        return last;
+      };
+      // `--receipts`: events are forwarded whole, each once recorded, with the receipts in the
+      // message's `_meta` (the rest of the event's bytes unchanged).
+      const events = capture.receipts ? new SseBlocks(maxBody) : undefined;
+      const forwardBlock = (block: Buffer): boolean => {
+        const chunkEvents = parser.push(block);
+        const seen = record(chunkEvents);
+        const data = chunkEvents.length === 1 ? chunkEvents[0]?.data : undefined;
+        if (seen === undefined || data === undefined || data === '') return res.write(block);
+        const decorated = capture.decorate(seen.session, seen.classified, data);
+        return res.write(decorated === data ? block : replaceOnce(block, data, decorated));
       };
       // Backpressure: a slow client pauses the upstream instead of growing the proxy's buffers.
       res.on('drain', () => upstreamRes.resume());
       upstreamRes.on('data', (chunk: Buffer) => {
-        if (!res.write(chunk)) upstreamRes.pause();
-        record(parser.push(chunk));
+        if (events === undefined) {
+          if (!res.write(chunk)) upstreamRes.pause();
+          record(parser.push(chunk));
+          return;
+        }
+        let ok = true;
+        for (const block of events.push(chunk)) ok = forwardBlock(block) && ok;
+        if (!ok) upstreamRes.pause();
       });
       await new Promise<void>((resolve) => {
         upstreamRes.once('end', resolve);
         upstreamRes.once('close', resolve);
       });
+      if (events !== undefined) {
+        const rest = events.end();
+        if (rest.length > 0) forwardBlock(rest);
+      }
       record(parser.end());
       if (!res.destroyed) res.end();
     } else if (contentType.startsWith('application/json')) {
@@ -522,11 +554,28 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         recordOversized(context(session, responseFacts, sid), size, streaming.digest());
       } else {
         const payload = Buffer.concat(chunks);
-        outHeaders['content-length'] = String(payload.length);
-        res.writeHead(status, outHeaders);
-        res.end(payload);
+        if (capture.receipts && payload.length > 0) {
+          // `--receipts`: recorded as the server sent it, forwarded with the receipts in `_meta`.
+          answers++;
+          const text = payload.toString('utf8');
+          const { classified } = capture.observeText(
+            'server_to_client',
+            text,
+            context(session, responseFacts, sid),
+            payload,
+          );
+          const decorated = capture.decorate(session, classified, text);
+          const out = decorated === text || !isUtf8(payload) ? payload : Buffer.from(decorated);
+          outHeaders['content-length'] = String(out.length);
+          res.writeHead(status, outHeaders);
+          res.end(out);
+        } else {
+          outHeaders['content-length'] = String(payload.length);
+          res.writeHead(status, outHeaders);
+          res.end(payload);
+        }
         // Forwarded first, recorded right after: answers never wait for the log or the spool.
-        if (payload.length > 0) {
+        if (payload.length > 0 && !capture.receipts) {
           answers++;
           capture.observeText(
             'server_to_client',
@@ -675,4 +724,53 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * Splits an SSE byte stream into whole events, each with the blank line that ends it (LF or CRLF
+ * lines). Holds at most `max` bytes: past that, what it holds is given out as it is (forwarded
+ * without receipts) rather than kept.
+ */
+class SseBlocks {
+  private held: Buffer = Buffer.alloc(0);
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    this.held = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
+    const out: Buffer[] = [];
+    let start = 0;
+    for (let i = 0; i < this.held.length; i++) {
+      if (this.held[i] !== 10) continue;
+      // A line ends at i; the event ends when the next line is empty (LF or CRLF).
+      const next = this.held[i + 1] === 13 ? i + 2 : i + 1;
+      if (this.held[next] === 10) {
+        out.push(this.held.subarray(start, next + 1));
+        start = next + 1;
+        i = next;
+      }
+    }
+    this.held = this.held.subarray(start);
+    if (this.held.length > this.max) {
+      out.push(this.held);
+      this.held = Buffer.alloc(0);
+    }
+    return out;
+  }
+
+  end(): Buffer {
+    const rest = this.held;
+    this.held = Buffer.alloc(0);
+    return rest;
+  }
+}
+
+/** `block` with the one occurrence of `from` replaced by `to`; unchanged when not exactly one. */
+function replaceOnce(block: Buffer, from: string, to: string): Buffer {
+  const text = block.toString('utf8');
+  const at = text.indexOf(from);
+  if (at < 0 || text.indexOf(from, at + 1) >= 0 || !isUtf8(block)) return block;
+  return Buffer.from(text.slice(0, at) + to + text.slice(at + from.length));
 }

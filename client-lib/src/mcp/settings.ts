@@ -1,6 +1,7 @@
 /**
  * Settings shared by `vigil mcp wrap` and `vigil mcp proxy`: from flags, else the environment
- * (`VIGIL_LOG_URL`, `VIGIL_KEY_FILE`, `VIGIL_POLICY_FILE`, `VIGIL_MODE`, `VIGIL_SPOOL_DIR`, `VIGIL_SEAL`), else a
+ * (`VIGIL_LOG_URL`, `VIGIL_KEY_FILE`, `VIGIL_POLICY_FILE`, `VIGIL_MODE`, `VIGIL_SPOOL_DIR`, `VIGIL_SEAL`,
+ * `VIGIL_RECEIPTS`), else a
  * JSON config file (`--config`, `VIGIL_CONFIG`, default `~/.config/vigil/config.json` when present).
  * The point is the drop-in: an MCP client config that ran `npx server args` runs
  * `vigil mcp wrap -- npx server args` with nothing else changed. Node only.
@@ -23,6 +24,8 @@ export interface CaptureSettings {
   syncTimeoutMs: number;
   /** What records seal (mcp/seal.ts); default `payload`. */
   seal: SealLevel;
+  /** Sync mode: answers carry the log's receipts in `_meta` (mcp/receipt-meta.ts); default off. */
+  receipts: boolean;
 }
 
 /** Flag values as given (undefined when absent). */
@@ -35,6 +38,8 @@ export interface SettingFlags {
   timeout?: string;
   config?: string;
   seal?: string;
+  /** `--receipts` given. */
+  receipts?: boolean;
 }
 
 /** A settings problem: the message says what to do. */
@@ -50,6 +55,7 @@ interface ConfigFile {
   spoolDir?: string;
   timeoutMs?: number;
   seal?: string;
+  receipts?: boolean;
 }
 
 /**
@@ -89,6 +95,8 @@ export async function resolveSettings(
     fromConfig(config.spoolDir) ??
     path.join(env['XDG_STATE_HOME'] ?? path.join(home, '.local', 'state'), 'vigil', 'spool');
   const seal = flags.seal ?? env['VIGIL_SEAL'] ?? config.seal ?? 'payload';
+  const receiptsText =
+    flags.receipts === true ? 'true' : (env['VIGIL_RECEIPTS'] ?? String(config.receipts ?? false));
   const timeoutText = flags.timeout ?? env['VIGIL_SYNC_TIMEOUT_MS'] ?? String(config.timeoutMs ?? 5000);
 
   if (logUrl === undefined) {
@@ -103,6 +111,11 @@ export async function resolveSettings(
   if (!isSealLevel(seal)) throw new SettingsError(`seal must be none, payload or all, not ${String(seal)}`);
   if (!/^[1-9][0-9]*$/.test(timeoutText))
     throw new SettingsError(`timeout must be a positive integer (ms), not ${timeoutText}`);
+  if (receiptsText !== 'true' && receiptsText !== 'false' && receiptsText !== '1' && receiptsText !== '0')
+    throw new SettingsError(`receipts must be true or false, not ${receiptsText}`);
+  const receipts = receiptsText === 'true' || receiptsText === '1';
+  if (receipts && mode !== 'sync')
+    throw new SettingsError('receipts need sync mode: only then does the log answer before the server does');
   const settings: CaptureSettings = {
     logUrl,
     keyFile,
@@ -110,6 +123,7 @@ export async function resolveSettings(
     spoolDir,
     syncTimeoutMs: Number(timeoutText),
     seal,
+    receipts,
   };
   if (policyFile !== undefined) settings.policyFile = policyFile;
   return settings;

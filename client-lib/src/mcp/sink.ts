@@ -2,7 +2,7 @@
  * Adapting an emitter (`createEmitter`, DESIGN.md "Contract details") to the capture's `RecordSink`.
  * Typed structurally so this module does not import the node-only emitter. Browser-safe.
  */
-import type { JsonObject, RecordOptions, RecordSink } from './types.js';
+import type { JsonObject, RecordAck, RecordOptions, RecordSink } from './types.js';
 
 /** What capture needs of an emitter: `emit` with a per-record mode, and `close`. */
 export interface EmitterLike {
@@ -20,7 +20,7 @@ export interface EmitterLike {
  */
 export function sinkFromEmitter(emitter: EmitterLike): RecordSink {
   return {
-    async record(fields: JsonObject, options: RecordOptions = {}): Promise<void> {
+    async record(fields: JsonObject, options: RecordOptions = {}): Promise<RecordAck | void> {
       const kind = fields['kind'];
       if (typeof kind !== 'string') throw new TypeError('record fields need a string kind');
       const emitOptions: {
@@ -32,8 +32,18 @@ export function sinkFromEmitter(emitter: EmitterLike): RecordSink {
       };
       if (options.blobs !== undefined) emitOptions.blobs = options.blobs;
       if (options.timeoutMs !== undefined) emitOptions.syncTimeoutMs = options.timeoutMs;
-      await emitter.emit({ ...fields, kind }, emitOptions);
+      const answer = await emitter.emit({ ...fields, kind }, emitOptions);
+      return ackOf(answer);
     },
     close: () => emitter.close(),
   };
+}
+
+/** The index and receipt of an emitter's sync answer (`EmitterReceipt`), when it is one. */
+function ackOf(answer: unknown): RecordAck | undefined {
+  if (typeof answer !== 'object' || answer === null) return undefined;
+  const { index, receipt } = answer as { index?: unknown; receipt?: unknown };
+  if (typeof receipt !== 'string' || (typeof index !== 'bigint' && typeof index !== 'number'))
+    return undefined;
+  return { index: String(index), receipt };
 }

@@ -43,8 +43,20 @@ export type Principal =
       /** With `cnfJkt`: whether the request carried a valid DPoP proof made with that key. */
       dpop?: 'verified' | 'missing' | 'invalid';
       tokenSha256: string;
+      /** From the SDK's `authInfo` (server side of `auditTransport`): granted scopes, expiry (s). */
+      scopes?: string[];
+      expiresAt?: number;
     }
-  | { type: 'token'; tokenSha256: string }
+  | {
+      /** A token whose claims were not read (no `sub`): its SHA-256, and what the SDK's `authInfo` says. */
+      type: 'token';
+      /** Absent only when the SDK's `authInfo` carried no token. */
+      tokenSha256?: string;
+      clientId?: string;
+      scopes?: string[];
+      expiresAt?: number;
+      resource?: string | string[];
+    }
   | {
       type: 'process';
       user: string;
@@ -118,8 +130,20 @@ export interface RecordOptions {
  * one stream.
  */
 export interface RecordSink {
-  record(fields: JsonObject, options?: RecordOptions): Promise<void>;
+  /**
+   * Writes one record. An acknowledged record may resolve with the log's answer (its index and
+   * tlog-proof@v1 receipt), which `--receipts` hands back to the MCP client.
+   */
+  record(fields: JsonObject, options?: RecordOptions): Promise<RecordAck | void>;
   close(): Promise<void>;
+}
+
+/** The log's answer for an acknowledged record: where it is, and the receipt proving it. */
+export interface RecordAck {
+  /** The entry's index in the log, as decimal text. */
+  index: string;
+  /** The tlog-proof@v1 text, verifiable offline with `verifyReceipt`. */
+  receipt: string;
 }
 
 /** Audit mode, DESIGN.md "MCP capture". */

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { type McpCapture, MCP_KINDS, type MessageContext, refusalOf } from './capture.js';
+import { isUtf8 } from '../encoding.js';
 import { type Line, LineSplitter } from './line-splitter.js';
 import type { Principal } from './types.js';
 
@@ -205,6 +206,18 @@ export async function runWrap(options: WrapOptions): Promise<WrapResult> {
     // What the server sends never waits for the log or the spool (capture.ts, audit modes): forward
     // it first and record it after, so the recording work is off the client's path. The record is
     // still made before the next line is read, so the stream keeps the wire order.
+    if (capture.receipts) {
+      // `--receipts`: recorded as the server sent it, forwarded with the log's receipts in `_meta`.
+      const { classified } = capture.observeText('server_to_client', line.text, context, line.bytes);
+      const text = capture.decorate(session, classified, line.text);
+      // Only a UTF-8 line is rewritten: its text re-encodes to the same bytes.
+      if (text === line.text || !isUtf8(line.bytes)) toClient.writeNow(line.bytes);
+      else {
+        const terminator = line.bytes.subarray(Buffer.byteLength(line.text));
+        toClient.writeNow(Buffer.concat([Buffer.from(text), terminator]));
+      }
+      return;
+    }
     toClient.writeNow(line.bytes);
     capture.observeText('server_to_client', line.text, context, line.bytes);
   };

@@ -194,13 +194,13 @@ t.test(
     t.ok(sunk, 'the tools/call request was recorded');
     const principal = sunk!.fields['principal'] as JsonObject;
     t.same(Object.keys(principal).sort(), ['claims', 'type'], 'only the type is in clear');
-    t.equal(principal['type'], 'sdk');
+    t.equal(principal['type'], 'token', 'a token without claims');
     t.ok(isSealedRef(principal['claims']), 'the claims are one sealed value');
     const call = openRecord(sunk!);
     const digest = createHash('sha256').update(token).digest('hex');
     t.notOk(JSON.stringify(sunk!.fields).includes(digest), 'the token digest is only in the sealed claims');
     t.same(call['principal'], {
-      type: 'sdk',
+      type: 'token',
       clientId: 'agent-7',
       scopes: ['tools:call'],
       tokenSha256: digest,
