@@ -114,11 +114,15 @@ export interface CaptureOptions {
   receipts?: boolean;
 }
 
-/** An answer's record acknowledged by the log, waiting for the next message to the client. */
+/**
+ * A record acknowledged by the log, waiting for the next message to the client: an answer's, or
+ * (`request: true`) the request's of a call answered by a JSON-RPC error, which has no `_meta`.
+ */
 interface AnswerReceipt {
   id: string | number;
   index: string;
   receipt: string;
+  request?: true;
 }
 
 /** What `observe` returns: the classified message and when it may be forwarded. */
@@ -520,7 +524,8 @@ export class McpCapture {
    * `--receipts`: the text of a server-to-client message as the client gets it. A result answering a
    * client request carries the request record's receipt in `result._meta["io.vigil/receipt"]`; a
    * result, request or notification carries the receipts of earlier answers' records acknowledged
-   * since the last one in `_meta["io.vigil/receipts"]` (`[{id, index, receipt}]`). Everything else
+   * since the last one in `_meta["io.vigil/receipts"]` (`[{id, index, receipt}]`; `request: true` for
+   * the request of a call answered by an error). Everything else
    * in the text stays byte for byte; `text` itself when there is nothing to add (or receipts are off).
    * Call it after `observeText` recorded the message as the server sent it.
    */
@@ -528,8 +533,16 @@ export class McpCapture {
     if (!this.receipts) return text;
     const type = classified.type;
     if (type === 'error' && classified.id !== undefined && classified.id !== null) {
-      // A JSON-RPC error has no `_meta`: its request's receipt is not handed back (nor kept).
-      this.requestReceipts.get(session)?.delete(idKey('client', classified.id));
+      // A JSON-RPC error has no `_meta`: its request's receipt follows on the next message to the
+      // client, in the receipts list, marked as a request's.
+      const key = idKey('client', classified.id);
+      const ack = this.requestReceipts.get(session)?.get(key);
+      if (ack !== undefined) {
+        this.requestReceipts.get(session)!.delete(key);
+        let list = this.answerReceipts.get(session);
+        if (list === undefined) this.answerReceipts.set(session, (list = []));
+        list.push({ id: classified.id, index: ack.index, receipt: ack.receipt, request: true });
+      }
     }
     if (type !== 'result' && type !== 'request' && type !== 'notification') return text;
     const members: Record<string, JsonValue> = {};
@@ -541,7 +554,12 @@ export class McpCapture {
     }
     const answers = this.answerReceipts.get(session) ?? [];
     if (answers.length > 0) {
-      members[RECEIPTS_META_KEY] = answers.map((a) => ({ id: a.id, index: a.index, receipt: a.receipt }));
+      members[RECEIPTS_META_KEY] = answers.map((a) => ({
+        id: a.id,
+        index: a.index,
+        receipt: a.receipt,
+        ...(a.request === true ? { request: true } : {}),
+      }));
     }
     if (Object.keys(members).length === 0) return text;
     const out = insertMeta(text, type === 'result' ? 'result' : 'params', members);
