@@ -20,12 +20,14 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { formatEntry, parsePolicy, verifyReceipt } from '@vigil/client';
 import tap from 'tap';
 const t = tap;
-import { startLog, vigilMain } from '../helpers/log.js';
+import { startLog } from '../helpers/log.js';
 import {
   everythingEntry,
   registerEmitter,
   searchUntil,
   spawnNode,
+  startProxy,
+  wrapArgv,
   startEverythingHttp,
   type Found,
 } from '../helpers/mcp.js';
@@ -46,21 +48,7 @@ async function connect(receipts: boolean, spool: string): Promise<Client> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [
-      vigilMain,
-      'mcp',
-      'wrap',
-      '--log',
-      log.url,
-      '--key',
-      reg.keyFile,
-      '--policy',
-      reg.policyFile,
-      '--mode',
-      'sync',
-      '--spool-dir',
-      path.join(dir, spool),
-      ...(receipts ? ['--receipts'] : []),
-      '--',
+      ...wrapArgv(log, reg, path.join(dir, spool), ['--mode', 'sync', ...(receipts ? ['--receipts'] : [])]),
       process.execPath,
       everythingEntry,
       'stdio',
@@ -153,28 +141,14 @@ t.test('without --receipts the results carry no receipts', async (t) => {
 });
 
 /** Starts `vigil mcp proxy --receipts` in front of `upstream`; resolves with its URL. */
-async function startProxy(t: Pick<typeof tap, 'teardown'>, upstream: string, spool: string): Promise<string> {
-  const proxy = spawnNode(vigilMain, [
-    'mcp',
-    'proxy',
-    '--upstream',
-    upstream,
-    '--listen',
-    '127.0.0.1:0',
-    '--log',
-    log.url,
-    '--key',
-    reg.keyFile,
-    '--policy',
-    reg.policyFile,
-    '--mode',
-    'sync',
-    '--spool-dir',
-    path.join(dir, spool),
-    '--receipts',
-  ]);
-  t.teardown(() => proxy.stop());
-  return (await proxy.waitFor(/listening on (\S+) ->/))[1]!;
+async function startReceiptsProxy(
+  t: Pick<typeof tap, 'teardown'>,
+  upstream: string,
+  spool: string,
+): Promise<string> {
+  const proxy = await startProxy(log, reg, upstream, path.join(dir, spool), ['--mode', 'sync', '--receipts']);
+  t.teardown(() => proxy.process.stop());
+  return proxy.url;
 }
 
 /** Verifies `receipt` against the log's record of the tools/call request matching `isRequest`. */
@@ -205,7 +179,7 @@ async function checkRequestReceipt(
 t.test('proxy --receipts: server-everything over Streamable HTTP, SDK v1 client', async (t) => {
   const upstream = await startEverythingHttp();
   t.teardown(() => upstream.process.stop());
-  const url = await startProxy(t, upstream.url, 'spool-proxy');
+  const url = await startReceiptsProxy(t, upstream.url, 'spool-proxy');
   const client = new Client({ name: 'e2e-receipts-http', version: '0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(url)));
   t.teardown(() => client.close());
@@ -226,7 +200,7 @@ t.test('proxy --receipts: v2 server and client, 2026-07-28', async (t) => {
   const upstream = spawnNode(v2Server, ['http']);
   t.teardown(() => upstream.stop());
   const upstreamUrl = (await upstream.waitFor(/listening on (\S+)/))[1]!;
-  const url = await startProxy(t, upstreamUrl, 'spool-proxy-v2');
+  const url = await startReceiptsProxy(t, upstreamUrl, 'spool-proxy-v2');
   const client = new V2Client(
     { name: 'e2e-receipts-v2', version: '0' },
     { versionNegotiation: { mode: { pin: '2026-07-28' } } },
