@@ -23,16 +23,16 @@ import { args, paint, readerToken, required, table, UsageError, type Io } from '
 import { terminalSafe } from './sealed-view.js';
 
 export const EXPORT_USAGE = `usage: vigil export (--session ID | --since 10m|7d|<RFC3339> [--until ...] [--clock received|emitter])
-                    [--emitter E] --log URL --policy FILE [--reader-token T] --out FILE
+                    [--emitter E] --log URL --policy FILE [--reader-token T] [--no-open] --out FILE
        vigil export --follow --jsonl ...       (streams out: see vigil export --follow --help)
 
 Writes an evidence bundle (format vigil-evidence@1): the policy, the newest checkpoint of the log
 that satisfies it, the exact bytes of every selected entry with an inclusion proof to that checkpoint
 (computed from the log's tiles and checked before it is written), and the operator's registry records
-that give every emitter's key, so that anyone can check it offline with vigil bundle verify. With a
-reader token (or VIGIL_READER_TOKEN) the sealed values are included, each checked against its
-commitment, and erased ones are listed (the log records these reads as access.read records); without
-one, values stay sealed. --clock chooses the clock the window filters on (default received: the log's).
+that give every emitter's key, so that anyone can check it offline with vigil bundle verify. Needs a
+reader token (--reader-token or VIGIL_READER_TOKEN: records are selected with the search API). The
+sealed values are included, each checked against its commitment, and erased ones are listed (the log
+records these reads as access.read records); with --no-open values stay sealed (commitments only). --clock chooses the clock the window filters on (default received: the log's).
 --out is never overwritten. Exit 1 when the bundle written does not verify.
 `;
 
@@ -82,6 +82,7 @@ export async function runExport(argv: string[], io: Io): Promise<number> {
       log: { type: 'string' },
       policy: { type: 'string' },
       'reader-token': { type: 'string' },
+      'no-open': { type: 'boolean' },
       out: { type: 'string' },
     },
     false,
@@ -111,13 +112,24 @@ export async function runExport(argv: string[], io: Io): Promise<number> {
   const policy = parsePolicy(policyText);
   const token = readerToken(values, io);
   const client = new LogClient(url, token !== undefined ? { readerToken: token } : {});
-  const bundle = await buildBundle(client, policy, policyText, {
-    ...(session !== undefined ? { session } : {}),
-    ...(since !== undefined ? { since } : {}),
-    ...(until !== undefined ? { until } : {}),
-    ...(typeof values.emitter === 'string' ? { emitter: values.emitter } : {}),
-    clock: clock as ReviewClock,
-  });
+  if (token === undefined)
+    throw new UsageError(
+      'export needs a reader token (--reader-token or VIGIL_READER_TOKEN) to select records',
+    );
+  const open = values['no-open'] !== true;
+  const bundle = await buildBundle(
+    client,
+    policy,
+    policyText,
+    {
+      ...(session !== undefined ? { session } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+      ...(typeof values.emitter === 'string' ? { emitter: values.emitter } : {}),
+      clock: clock as ReviewClock,
+    },
+    { open },
+  );
   await fs.writeFile(out, formatBundle(bundle), { flag: 'wx' });
   // The same check the receiver runs, so an exporter learns at once what the bundle shows.
   const report = verifyBundle(bundle, policy);
@@ -127,8 +139,7 @@ export async function runExport(argv: string[], io: Io): Promise<number> {
       `checkpoint of ${terminalSafe(report.origin)} at size ${report.size}` +
       `${report.cosigners.length > 0 ? `, cosigned by ${report.cosigners.map(terminalSafe).join(', ')}` : ''}\n`,
   );
-  if (token === undefined)
-    io.stderr.write('no reader token: the sealed values stay sealed in the bundle (commitments only)\n');
+  if (!open) io.stderr.write('--no-open: the sealed values stay sealed in the bundle (commitments only)\n');
   else
     io.stderr.write(
       `${Object.keys(bundle.sealed).length} sealed value(s) included, ${Object.keys(bundle.erased).length} erased\n`,
@@ -262,7 +273,12 @@ function humanReport(io: Io, file: string, report: BundleReport): string {
   out.push(`records: ${report.records.length}`);
   const rows = [['INDEX', 'EMITTER', 'KIND', 'WHAT', 'RECEIVED', 'SEALED', 'VERIFIED']];
   for (const r of report.records) {
-    const what = [str(r.record, 'mcp.method.name'), str(r.record, 'gen_ai.tool.name'), str(r.record, 'name')]
+    const what = [
+      str(r.record, 'messageType'),
+      str(r.record, 'mcp.method.name'),
+      str(r.record, 'gen_ai.tool.name'),
+      str(r.record, 'name'),
+    ]
       .filter((x) => x !== undefined)
       .join(' ');
     const states = new Map<string, number>();

@@ -593,7 +593,8 @@ async function newestVerifiedCheckpoint(
  * (its own self-registration first) and the log.erasure records of erased values are added. With a
  * reader token, S of each sealed value is opened against its commitment (SEALED_MISMATCH when the log
  * lies) and the erased ones are listed; the log records these reads as access.read records.
- * Throws INDEX_OUT_OF_RANGE when a selected record is newer than that checkpoint (retry once the
+ * `options.open: false` keeps the values sealed (commitments only, no access.read of opened content).
+ * The search API needs a reader token, so `client` must carry one. Throws INDEX_OUT_OF_RANGE when a selected record is newer than that checkpoint (retry once the
  * witnesses cosign a newer one), PROOF_INVALID when the log's tiles do not prove an entry.
  */
 export async function buildBundle(
@@ -601,6 +602,7 @@ export async function buildBundle(
   policy: Policy,
   policyText: string,
   selection: BundleSelection,
+  options: { open?: boolean } = {},
 ): Promise<EvidenceBundle> {
   if (selection.session === undefined && selection.since === undefined && selection.until === undefined)
     throw new RangeError('a bundle selects a session or a time window');
@@ -612,7 +614,7 @@ export async function buildBundle(
     if (selection.since !== undefined) query.since = selection.since.toISOString();
     if (selection.until !== undefined) query.until = selection.until.toISOString();
   }
-  const open = client.hasReaderToken;
+  const open = client.hasReaderToken && options.open !== false;
   const found = await searchAll(client, query, open);
   // The checkpoint is read after the search, so it covers every record the search saw (unless the
   // policy needs cosignatures the witnesses have not added yet).
