@@ -417,18 +417,18 @@ export function verifyBundle(
       if (v.state === 'erased') {
         const at = BigInt(v.erasure!);
         const erasure = erasureRecords.get(at);
-        if (erasure === undefined)
-          notes.push({
-            index: r.index,
-            code: 'ERASURE_NOT_IN_BUNDLE',
-            message: `entry ${r.index}: ${v.path} was erased by entry ${at}, which the bundle does not carry`,
-          });
-        else if (at <= r.index)
+        if (at <= r.index)
           problem(
             'ERASURE_INVALID',
             `entry ${r.index}: ${v.path} is said to be erased by entry ${at}, which comes before it`,
             r.index,
           );
+        else if (erasure === undefined)
+          notes.push({
+            index: r.index,
+            code: 'ERASURE_NOT_IN_BUNDLE',
+            message: `entry ${r.index}: ${v.path} was erased by entry ${at}, which the bundle does not carry`,
+          });
         else {
           const listed = erasureCommitments(erasure.record);
           if (listed === undefined)
