@@ -335,7 +335,7 @@ export function verifyBundle(
     } catch (err) {
       problem('REGISTRY_INVALID', `entry ${self.index}: ${(err as Error).message}`, self.index);
     }
-  } else if (checkpoint !== undefined)
+  } else if (checkpoint !== undefined && proven.length > 0)
     problem(
       'EMITTER_UNREGISTERED',
       `the bundle lacks the operator's self-registration (an ${EMITTER_ADD} of ${operatorName}): no emitter key can be trusted`,
@@ -623,9 +623,24 @@ export async function buildBundle(
 
   const selected = new Map<bigint, Entry>();
   const bytesOf = new Map<bigint, Uint8Array>();
+  const proofOf = new Map<bigint, Uint8Array[]>();
+  const getNode = tileNodeReader(size, (level, index, width) => client.readTile(level, index, width));
+  /** The entry's proof from the tiles, verified for its bytes (PROOF_INVALID: the tree holds others). */
+  const prove = async (index: bigint, bytes: Uint8Array): Promise<void> => {
+    const proof = await inclusionProof(index, size, getNode);
+    verifyInclusion(hashLeaf(bytes), index, size, proof, checkpoint.root);
+    proofOf.set(index, proof);
+  };
   const fetchEntry = async (index: bigint): Promise<Entry> => {
     const bytes = await rawEntry(client, index);
-    const entry = parseEntryWithRecord(bytes).entry;
+    let entry: Entry;
+    try {
+      entry = parseEntryWithRecord(bytes).entry;
+    } catch (err) {
+      // Bytes that do not parse: blame the log's answer, unless the tree itself holds them.
+      await prove(index, bytes);
+      throw err;
+    }
     bytesOf.set(index, bytes);
     return entry;
   };
@@ -677,11 +692,15 @@ export async function buildBundle(
     }
   }
 
-  // Registry records of every emitter in the bundle, from the operator's own records.
+  // Registry records of every emitter in the bundle (the operator first: its self-registration is
+  // the root of every other key), from the operator's own records. Nothing selected: nothing to add.
   const operatorName = operatorNameFor(checkpoint.origin);
   const emitters = new Set([...selected.values()].map((e) => e.emitter));
   emitters.add(operatorName);
-  const operatorRecords = await searchAll(client, { emitter: operatorName }, false);
+  const operatorRecords =
+    selected.size === 0
+      ? { indices: [], entries: new Map<bigint, Record<string, unknown>>() }
+      : await searchAll(client, { emitter: operatorName }, false);
   for (const index of operatorRecords.indices) {
     if (index >= size || selected.has(index)) continue;
     const r = operatorRecords.entries.get(index)!['record'] as Record<string, unknown> | undefined;
@@ -692,14 +711,16 @@ export async function buildBundle(
       selected.set(index, entry);
   }
 
-  const getNode = tileNodeReader(size, (level, index, width) => client.readTile(level, index, width));
   const indices = [...selected.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const entries: EvidenceBundle['entries'] = [];
   for (const index of indices) {
     const bytes = bytesOf.get(index)!;
-    const proof = await inclusionProof(index, size, getNode);
-    verifyInclusion(hashLeaf(bytes), index, size, proof, checkpoint.root);
-    entries.push({ index: index.toString(), entry: base64Encode(bytes), proof: proof.map(base64Encode) });
+    await prove(index, bytes);
+    entries.push({
+      index: index.toString(),
+      entry: base64Encode(bytes),
+      proof: proofOf.get(index)!.map(base64Encode),
+    });
   }
   return { format: BUNDLE_FORMAT, policy: policyText, checkpoint: note, entries, sealed, erased };
 }

@@ -365,6 +365,9 @@ export async function startFakeLog(
         const i = Number(p.slice('v1/entries/'.length));
         if (!(i >= 0 && i < log.entries.length))
           return send(404, JSON.stringify({ code: 'INDEX_OUT_OF_RANGE', message: p }));
+        // The exact entry bytes (tampered ones too, as entry bundles serve them).
+        if (url.searchParams.get('format') === 'raw')
+          return send(200, log.tamper.get(BigInt(i)) ?? log.entries[i]!, 'application/octet-stream');
         const open = url.searchParams.get('open') === '1';
         if (open && !isReader()) return readerRequired();
         const size = BigInt(leafHashes.length);
@@ -391,17 +394,19 @@ export async function startFakeLog(
       }
       if (p === 'v1/search') {
         if (log.readers.size > 0 && !isReader()) return readerRequired();
-        // Newest first; filters on emitter and stream only. `searchTamper` alters what is returned.
+        // Newest first; filters on emitter, stream and session only. `searchTamper` alters what is returned.
         const size = BigInt(leafHashes.length);
         const note = log.notes.get(size)!;
         const results = [];
         for (let i = log.entries.length - 1; i >= 0; i--) {
           const e = JSON.parse(new TextDecoder().decode(log.entries[i]!)) as {
             emitter: string;
-            record: { stream: string };
+            record: { stream: string; session?: string };
           };
           if (url.searchParams.has('emitter') && e.emitter !== url.searchParams.get('emitter')) continue;
           if (url.searchParams.has('stream') && e.record.stream !== url.searchParams.get('stream')) continue;
+          if (url.searchParams.has('session') && e.record.session !== url.searchParams.get('session'))
+            continue;
           const index = BigInt(i);
           results.push({
             index: index.toString(),

@@ -4,10 +4,13 @@
 // with its own code: a flipped entry byte, a wrong proof node, a cosignature removed below the quorum,
 // a checkpoint signed by another key, a record signed by a key the registry does not hold, an emitter
 // the bundle does not register, a broken prev chain, an S that does not match its commitment, another
-// policy. Plus the strict parse and the stable format.
+// policy. Plus the strict parse and the stable format, and buildBundle against the in-test tlog-tiles
+// log: what it selects and adds, and a log that lies (entry bytes, a sealed value, a stale checkpoint).
 import t from 'tap';
 import {
   BUNDLE_FORMAT,
+  LogClient,
+  buildBundle,
   base64Decode,
   base64Encode,
   cosign,
@@ -31,6 +34,7 @@ import {
   type EvidenceBundle,
 } from '../../src/index.js';
 import { useNodeCrypto } from '../../src/node.js';
+import { startFakeLog } from '../helpers/fake-log.js';
 
 useNodeCrypto();
 
@@ -307,4 +311,98 @@ t.test('parseBundle is strict', async (t) => {
   t.throws(() => parseBundle('[]'), { code: 'BUNDLE_MALFORMED' });
   t.throws(() => parseBundle('{'), { code: 'BUNDLE_MALFORMED' });
   t.throws(() => parseBundle('null'), { code: 'BUNDLE_MALFORMED' });
+});
+
+t.test('buildBundle: the session, its registry records and erasure record, each proven', async (t) => {
+  const log = await startFakeLog({ origin: ORIGIN });
+  t.teardown(() => log.close());
+  log.appendRaw(logEntries());
+  log.readers.add('vigil_rt_bundle-test');
+  log.sealed.set(secret.ref.$sealed.sha256, secret.bytes);
+  log.erased.set(erasedValue.ref.$sealed.sha256, 5n);
+  const logPolicy = parsePolicy(log.policy);
+  const client = new LogClient(log.url, { readerToken: 'vigil_rt_bundle-test' });
+  const b = await buildBundle(client, logPolicy, log.policy, { session: 's-1' });
+  t.same(
+    b.entries.map((e) => e.index),
+    ['0', '1', '2', '3', '4', '5'],
+    'operator and emitter registrations, the session, the erasure record',
+  );
+  t.same(b.sealed, { [secret.ref.$sealed.sha256]: base64Encode(secret.bytes) });
+  t.same(b.erased, { [erasedValue.ref.$sealed.sha256]: '5' });
+  t.equal(b.policy, log.policy);
+  const r = verifyBundle(parseBundle(formatBundle(b)), logPolicy, { policyText: log.policy });
+  t.same(codes(r), []);
+  t.equal(r.ok, true);
+  t.ok(
+    log.requests.some((p) => p.startsWith('tile/0/')),
+    'proofs come from the tiles',
+  );
+
+  const sealedOnly = await buildBundle(client, logPolicy, log.policy, { session: 's-1' }, { open: false });
+  t.same([sealedOnly.sealed, sealedOnly.erased], [{}, {}], 'open: false keeps values sealed');
+  t.same(
+    sealedOnly.entries.map((e) => e.index),
+    ['0', '1', '2', '3', '4'],
+  );
+
+  // A window on the emitter's clock, applied here: the records' time is 12:00:00.
+  const inWindow = await buildBundle(client, logPolicy, log.policy, {
+    since: new Date('2026-12-06T11:59:00Z'),
+    until: new Date('2026-12-06T12:01:00Z'),
+    clock: 'emitter',
+    emitter: EMITTER,
+  });
+  t.same(
+    inWindow.entries.map((e) => e.index),
+    ['0', '1', '2', '3', '4', '5'],
+  );
+  const outside = await buildBundle(client, logPolicy, log.policy, {
+    since: new Date('2026-12-06T12:00:30Z'),
+    clock: 'emitter',
+    emitter: EMITTER,
+  });
+  t.same(outside.entries, [], 'nothing selected: no registry records either');
+});
+
+t.test('buildBundle refuses what the log cannot prove', async (t) => {
+  const log = await startFakeLog({ origin: ORIGIN });
+  t.teardown(() => log.close());
+  const entries = logEntries();
+  log.appendRaw(entries);
+  log.readers.add('vigil_rt_bundle-test');
+  log.sealed.set(secret.ref.$sealed.sha256, secret.bytes);
+  const logPolicy = parsePolicy(log.policy);
+  const client = new LogClient(log.url, { readerToken: 'vigil_rt_bundle-test' });
+  const build = () => buildBundle(client, logPolicy, log.policy, { session: 's-1' });
+
+  const other = sealValue({ arguments: { message: 'another value' } }, randomBytes(16));
+  log.sealed.set(secret.ref.$sealed.sha256, other.bytes);
+  await t.rejects(build(), { code: 'SEALED_MISMATCH' }, 'a sealed value that does not match');
+  log.sealed.set(secret.ref.$sealed.sha256, secret.bytes);
+
+  const bytes = entries[3]!.slice();
+  bytes[bytes.length - 5] = bytes[bytes.length - 5]! ^ 1;
+  log.tamper.set(3n, bytes);
+  await t.rejects(build(), { code: 'PROOF_INVALID' }, 'entry bytes the tree does not hold');
+  log.tamper.clear();
+
+  log.checkpointOverride = signNote(
+    formatCheckpoint({
+      origin: ORIGIN,
+      size: 3n,
+      root: rootFromLeafHashes(entries.slice(0, 3).map((e) => hashLeaf(e))),
+      extensions: [],
+    }),
+    [log.signerKey],
+  );
+  await t.rejects(build(), { code: 'INDEX_OUT_OF_RANGE' }, 'records newer than the checkpoint');
+  log.checkpointOverride = undefined;
+
+  await t.rejects(
+    buildBundle(client, parsePolicy(POLICY), POLICY, { session: 's-1' }),
+    { code: 'NO_KNOWN_SIGNATURE' },
+    'no checkpoint satisfies the policy',
+  );
+  t.equal((await build()).entries.length, 5, 'the honest log builds');
 });
