@@ -263,6 +263,13 @@ export function verifyBundle(
   const problem = (code: string, message: string, index?: bigint): void => {
     problems.push(index === undefined ? { code, message } : { index, code, message });
   };
+  // A bundle made in code rather than parsed gets the same shape checks as one read from a file.
+  try {
+    b = parseBundle(formatBundle(b));
+  } catch (err) {
+    problem(isTlogError(err) ? err.code : 'BUNDLE_MALFORMED', (err as Error).message);
+    return { ok: false, origin: '', size: 0n, cosigners: [], records: [], problems, notes };
+  }
 
   // The checkpoint: signatures and quorum. One that fails leaves every entry unproven.
   let checkpoint: Checkpoint | undefined;

@@ -311,6 +311,15 @@ t.test('parseBundle is strict', async (t) => {
   t.throws(() => parseBundle('[]'), { code: 'BUNDLE_MALFORMED' });
   t.throws(() => parseBundle('{'), { code: 'BUNDLE_MALFORMED' });
   t.throws(() => parseBundle('null'), { code: 'BUNDLE_MALFORMED' });
+  const bad = verifyBundle(
+    { ...bundleOf(logEntries()), entries: [{ index: '0', entry: '!', proof: [] }] },
+    policy,
+  );
+  t.same(
+    [bad.ok, bad.problems.map((p) => p.code)],
+    [false, ['BUNDLE_MALFORMED']],
+    'verifyBundle does not throw',
+  );
 });
 
 t.test('buildBundle: the session, its registry records and erasure record, each proven', async (t) => {
