@@ -40,7 +40,8 @@ commands:
                                                 a session's requests and responses, opened and
                                                 checked, with the tool definitions in effect
   export (--session ID | --since T [--until T] [--clock received|emitter]) --log URL --policy FILE
-         --out FILE [--reader-token T]          write an evidence bundle: entries, proofs to one
+         --out FILE [--reader-token T] [--no-open]
+                                                write an evidence bundle: entries, proofs to one
                                                 checkpoint, registry records, sealed values
   bundle verify FILE [--policy FILE] [--json]   check an evidence bundle offline
   mcp ...                                       MCP capture (vigil mcp --help)
