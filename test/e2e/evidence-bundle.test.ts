@@ -66,6 +66,25 @@ const exportedSealed = await runNode(
   ],
   { NO_COLOR: '1', VIGIL_READER_TOKEN: token },
 );
+// A window on the log's clock (filtered by the log's search): the session's records and the
+// access.read records the first export caused (operator records, with their registration).
+const windowFile = path.join(dir, 'window.json');
+const exportedWindow = await runNode(
+  vigilMain,
+  [
+    'export',
+    '--since',
+    '10m',
+    '--log',
+    log.url,
+    '--policy',
+    wrapper.policyFile,
+    '--no-open',
+    '--out',
+    windowFile,
+  ],
+  { NO_COLOR: '1', VIGIL_READER_TOKEN: token },
+);
 const noFollow = await runNode(vigilMain, ['export', '--follow', '--log', log.url], env);
 await log.stop();
 stopped = true;
@@ -105,6 +124,17 @@ t.test(
     t.match(exportedSealed.stderr, /--no-open: the sealed values stay sealed/);
     t.same(parseBundle(await fs.readFile(sealedFile, 'utf8')).sealed, {});
     t.not(noFollow.code, 0, '--follow is handed to the streams-out command');
+    t.equal(exportedWindow.code, 0, exportedWindow.stderr);
+    const window = parseBundle(await fs.readFile(windowFile, 'utf8'));
+    const kinds = window.entries.map((e) => parseEntry(base64Decode(e.entry)).record['kind']);
+    t.ok(
+      window.entries.some((e) => e.index === echoCall.index.toString()),
+      'the window holds the echo call',
+    );
+    t.ok(kinds.includes('stream.open') && kinds.includes('stream.close'), 'and the stream records');
+    t.ok(kinds.includes('access.read'), "and the log's record of the first export's reads");
+    const v = await runNode(vigilMain, ['bundle', 'verify', windowFile, '--policy', wrapper.policyFile], env);
+    t.equal(v.code, 0, v.stdout + v.stderr);
   },
 );
 
