@@ -44,8 +44,11 @@ export interface ToolChange {
 /** The server a capture stream reaches, from its `stream.open` record (values opened where sealed). */
 export interface StreamServer {
   upstream?: string;
-  /** The wrapped command and its arguments, when opened. */
-  command?: string[];
+  /**
+   * Hex SHA-256 of the JSON of the wrapped command and its arguments, when opened: a digest, since the
+   * command line is sealed content and scopes are kept in the audit's state file.
+   */
+  command?: string;
 }
 
 /** The last definition seen of a tool: digests only (what a state file may keep; never the text). */
@@ -74,7 +77,8 @@ export function streamServerOf(open: Record<string, unknown>): StreamServer {
   const args = open['args'];
   if (typeof command === 'string' && (args === undefined || Array.isArray(args))) {
     const rest = (args ?? []) as unknown[];
-    if (rest.every((a) => typeof a === 'string')) out.command = [command, ...(rest as string[])];
+    if (rest.every((a) => typeof a === 'string'))
+      out.command = hexEncode(sha256(utf8(JSON.stringify([command, ...rest]))));
   }
   return out;
 }
@@ -104,7 +108,7 @@ export function toolScopeOf(
   const stream = typeof record['stream'] === 'string' ? record['stream'] : '';
   const server = servers.get(`${emitter}\u0000${stream}`);
   if (server?.upstream !== undefined) return `upstream:${emitter}\u0000${server.upstream}`;
-  if (server?.command !== undefined) return `command:${emitter}\u0000${JSON.stringify(server.command)}`;
+  if (server?.command !== undefined) return `command:${emitter}\u0000${server.command}`;
   return `stream:${emitter}\u0000${stream}`;
 }
 

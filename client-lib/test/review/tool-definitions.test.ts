@@ -2,6 +2,7 @@
 // server" (session when there is one, else the upstream URL or wrapped command of the capture's
 // stream.open, else the stream), the comparison of tools/list results, and its use by buildTranscript
 // for a stateless (2026-07-28) exchange whose tools/list came in another exchange.
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import {
   buildTranscript,
@@ -63,7 +64,8 @@ t.test('toolScopeOf: session, upstream URL, wrapped command, else the stream', a
     'another emitter: its own stream (the same URL on another host is another server)',
   );
   const modern = { session: 'st-w', stream: 'st-w', 'mcp.protocol.version': '2026-07-28' };
-  t.equal(toolScopeOf('wrap', modern, servers), 'command:wrap\u0000["node","server.js","--x"]');
+  const digest = createHash('sha256').update('["node","server.js","--x"]').digest('hex');
+  t.equal(toolScopeOf('wrap', modern, servers), `command:wrap\u0000${digest}`, 'a digest of the command');
   t.equal(
     toolScopeOf('wrap', { ...modern, stream: 'st-s', session: 'st-s' }, servers),
     'stream:wrap\u0000st-s',
