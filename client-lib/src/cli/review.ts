@@ -100,8 +100,8 @@ export async function runPolicy(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
-/** The window options shared by the review commands. */
-function windowOf(values: Record<string, string | boolean | undefined>, now: Date) {
+/** The window options shared by the review commands and `vigil search`. */
+export function windowOf(values: Record<string, string | boolean | undefined>, now: Date) {
   const clock = values.clock ?? 'received';
   if (clock !== 'received' && clock !== 'emitter')
     throw new UsageError('--clock must be received (the log) or emitter');
