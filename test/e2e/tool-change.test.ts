@@ -4,24 +4,24 @@
 // again and calls once more, all through the real `vigil mcp wrap` into a real log. `vigil audit`
 // with a reader token prints a TOOL_DEFINITION_CHANGED warning naming both tools/list results'
 // indices and still exits 0; without a token it says the definitions were not checked; `vigil
-// transcript` flags the change and shows the changed definition in effect for the second call.
+// transcript` flags the change and shows the changed definition in effect for the second call. Then a
+// stateless (2026-07-28) server behind `vigil mcp proxy`: every POST its own exchange, and the
+// transcript of a call's exchange shows the tools/list result of another exchange of the same server.
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Client as ModernClient, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import t from 'tap';
 import { runNode, startLog, until, vigilMain } from '../helpers/log.js';
-import { registerEmitter, searchUntil, wrapArgv } from '../helpers/mcp.js';
+import { registerEmitter, searchUntil, spawnNode, startProxy, wrapArgv } from '../helpers/mcp.js';
 
-const server = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '..',
-  'fixtures',
-  'changing-tool-server.js',
-);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const server = path.join(here, '..', 'fixtures', 'changing-tool-server.js');
+const v2Server = path.join(here, '..', 'helpers', 'v2-server.js');
 
 const log = await startLog();
 t.teardown(() => log.stop());
@@ -143,4 +143,46 @@ t.test('vigil transcript flags the change and shows the definition in effect for
     `tool definitions that changed during the session:\n  echo: description: entry ${a} -> entry ${b}`,
   );
   t.equal(calls.length, 2);
+});
+
+t.test("a stateless exchange shows the definition from the same server's earlier exchange", async (t) => {
+  const upstream = spawnNode(v2Server, ['http']);
+  t.teardown(() => upstream.stop());
+  const upstreamUrl = (await upstream.waitFor(/listening on (\S+)/))[1]!;
+  const reg = await registerEmitter(log, dir, 'tool-change-proxy');
+  const proxy = await startProxy(log, reg, upstreamUrl, path.join(dir, 'proxy-spool'));
+  t.teardown(() => proxy.process.stop());
+  const modern = new ModernClient(
+    { name: 'tool-change-modern', version: '0' },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+  );
+  const transport = new StreamableHTTPClientTransport(new URL(proxy.url));
+  await modern.connect(transport);
+  t.equal(transport.sessionId, undefined, 'no session');
+  await modern.listTools();
+  await modern.callTool({ name: 'add', arguments: { a: 2, b: 3 } });
+  await modern.close();
+  const seen = await searchUntil(log, reg.policyFile, { emitter: reg.name }, (f) =>
+    f.some((x) => x.record['messageType'] === 'result' && x.record['gen_ai.tool.name'] === 'add'),
+  );
+  const list = seen.find(
+    (x) => x.record['messageType'] === 'result' && x.record['mcp.method.name'] === 'tools/list',
+  )!;
+  const call = seen.find(
+    (x) => x.record['messageType'] === 'request' && x.record['gen_ai.tool.name'] === 'add',
+  )!;
+  const exchange = call.record['session'] as string;
+  t.match(exchange, /^exchange:/);
+  t.not(list.record['session'], exchange, 'the list came in another exchange');
+  const r = await runNode(vigilMain, ['transcript', exchange, '--log', log.url, '--policy', reg.policyFile], {
+    NO_COLOR: '1',
+    VIGIL_READER_TOKEN: token,
+  });
+  t.equal(r.code, 0, r.stderr);
+  t.match(
+    r.stdout,
+    `tool definition in effect (tools/list result at entry ${list.index} of ${String(list.record['session'])}): {"description":"a + b"`,
+  );
+  t.match(r.stdout, `session ${exchange}: 2 record(s), log order`, 'the other exchange is not shown');
+  t.notMatch(r.stdout, /client->server tools\/list/);
 });
