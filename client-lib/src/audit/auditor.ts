@@ -156,10 +156,14 @@ export interface AuditState {
   erasureClaims?: ErasureClaim[];
   /**
    * The last tool definitions seen per server, as digests (review/tool-definitions.ts), and what each
-   * capture stream reaches (`<emitter>\0<stream>`): a definition changed across two runs is flagged.
+   * open capture stream reaches (`<emitter>\0<stream>`): a definition changed across two runs is
+   * flagged. `toolScopes` lists, per open stream, the scopes that end with it (its sessions, or the
+   * stream itself); they are forgotten at its stream.close, so the state grows with the servers and
+   * the open streams, not with every session the log ever held.
    */
   tools?: ToolDefinitionState;
   toolServers?: Record<string, StreamServer>;
+  toolScopes?: Record<string, string[]>;
   /** Every warning found so far. */
   warnings?: AuditWarning[];
 }
@@ -358,7 +362,10 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const erasures: Record<string, ErasureInfo> = structuredClone(state?.erasures ?? {});
   const claims: ErasureClaim[] = [...(state?.erasureClaims ?? [])];
   const toolState: ToolDefinitionState = structuredClone(state?.tools ?? {});
-  const toolServers = new Map(Object.entries(state?.toolServers ?? {}));
+  const toolStreams: ToolStreams = {
+    servers: new Map(Object.entries(state?.toolServers ?? {})),
+    scopes: new Map(Object.entries(state?.toolScopes ?? {}).map(([k, v]) => [k, new Set(v)])),
+  };
   const size = checkpoint.size;
   const checkSignature = signatureChecker(options.verifySignature);
   // Tiles processed but not yet reported: their problems (some waiting for a signature check) and
@@ -497,7 +504,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         ? undefined
         : () =>
             newWarnings.push(
-              ...compareToolRecords(toolRecords, tileValues, toolState, toolServers, toolDefinitions),
+              ...compareToolRecords(toolRecords, tileValues, toolState, toolStreams, toolDefinitions),
             );
     inFlight.push({ problems: tileProblems, done: range.size, ...(after !== undefined ? { after } : {}) });
     await report(window);
@@ -528,7 +535,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     erasures,
     erasureClaims: erasureCheck.pending,
     tools: toolState,
-    toolServers: Object.fromEntries(toolServers),
+    toolServers: Object.fromEntries(toolStreams.servers),
+    toolScopes: Object.fromEntries([...toolStreams.scopes].map(([k, v]) => [k, [...v]])),
     warnings: [...(state?.warnings ?? []), ...newWarnings],
   };
   return finish(next, newProblems, startSize);
@@ -620,10 +628,19 @@ function trustOperator(
   return problems;
 }
 
-/** A record the tool-definition check reads: a capture stream's start, or a tools/list result. */
+/** What the tool-definition check keeps per open stream (`<emitter>\0<stream>`). */
+interface ToolStreams {
+  /** The server a capture stream reaches (only streams whose stream.open names one). */
+  servers: Map<string, StreamServer>;
+  /** The scopes that end with the stream: its sessions', or its own. */
+  scopes: Map<string, Set<string>>;
+}
+
+/** A record the tool-definition check reads: a stream's start or end, or a tools/list result. */
 function isToolRecord(record: Record<string, unknown>): boolean {
   return (
     record['kind'] === 'stream.open' ||
+    record['kind'] === 'stream.close' ||
     (record['kind'] === 'mcp.message' &&
       record['messageType'] === 'result' &&
       record['mcp.method.name'] === 'tools/list')
@@ -639,7 +656,7 @@ function compareToolRecords(
   records: readonly { index: bigint; entry: Entry }[],
   values: ReadonlyMap<string, unknown> | undefined,
   state: ToolDefinitionState,
-  servers: Map<string, StreamServer>,
+  streams: ToolStreams,
   summary: ToolDefinitionSummary,
 ): AuditWarning[] {
   const warnings: AuditWarning[] = [];
@@ -647,9 +664,18 @@ function compareToolRecords(
     const opened = replaceSealed(entry.record, (ref) =>
       values?.has(ref.$sealed.sha256) === true ? { value: values.get(ref.$sealed.sha256) } : undefined,
     ) as Record<string, unknown>;
+    const streamKey = `${entry.emitter}\u0000${String(entry.record['stream'])}`;
     if (entry.record['kind'] === 'stream.open') {
-      if (typeof entry.record['stream'] === 'string')
-        servers.set(`${entry.emitter}\u0000${entry.record['stream']}`, streamServerOf(opened));
+      const server = streamServerOf(opened);
+      if (server.upstream !== undefined || server.command !== undefined)
+        streams.servers.set(streamKey, server);
+      continue;
+    }
+    if (entry.record['kind'] === 'stream.close') {
+      // Nothing of the stream follows its close: its sessions' definitions are done with.
+      for (const scope of streams.scopes.get(streamKey) ?? []) delete state[scope];
+      streams.scopes.delete(streamKey);
+      streams.servers.delete(streamKey);
       continue;
     }
     summary.lists++;
@@ -665,7 +691,12 @@ function compareToolRecords(
     }
     summary.checked++;
     const session = typeof entry.record['session'] === 'string' ? entry.record['session'] : '';
-    const scope = toolScopeOf(entry.emitter, entry.record, servers);
+    const scope = toolScopeOf(entry.emitter, entry.record, streams.servers);
+    if (scope.startsWith('session:') || scope.startsWith('stream:')) {
+      let ending = streams.scopes.get(streamKey);
+      if (ending === undefined) streams.scopes.set(streamKey, (ending = new Set()));
+      ending.add(scope);
+    }
     for (const c of compareToolList(state, scope, session, index.toString(), tools)) {
       warnings.push({
         code: 'TOOL_DEFINITION_CHANGED',

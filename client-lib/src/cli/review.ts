@@ -294,6 +294,8 @@ function formatItem(io: Io, item: TranscriptItem, changedTools: Set<string>): st
             ? `    tool definition in effect: tools/list result at entry ${d.index} [sealed]`
             : `    tool definition in effect (tools/list result at entry ${d.index}${d.session !== undefined ? ` of ${terminalSafe(d.session)}` : ''}): ${d.definition === undefined ? 'NOT LISTED' : shown(d.definition, 600)}`,
       );
+      if (d !== undefined && !d.verified)
+        lines.push(paint(io, 'red', `    FAILED: the tools/list result at entry ${d.index} did not verify`));
       if (item.tool !== undefined && changedTools.has(item.tool))
         lines.push(
           paint(

@@ -54,9 +54,16 @@ export interface TranscriptItem {
   latencyMs?: number;
   /**
    * For a tools/call: the tools/list result in effect, the newest from the same server before the call
-   * (review/tool-definitions.ts); `session` names its session when that is another one (stateless).
+   * (review/tool-definitions.ts); `session` names its session when that is another one (stateless);
+   * `verified` is false when that result's receipt or sealed values did not verify.
    */
-  definitions?: { index: string; definition?: unknown; sealed: boolean; session?: string };
+  definitions?: {
+    index: string;
+    definition?: unknown;
+    sealed: boolean;
+    session?: string;
+    verified: boolean;
+  };
   /** Tools whose definition changed in this tools/list result (on a tools/list call item). */
   toolChanges?: ToolChange[];
 }
@@ -134,7 +141,12 @@ export function buildTranscript(session: string, records: readonly OpenedRecord[
   /** The newest tools/list result per scope, and the definitions last seen per scope. */
   const lists = new Map<
     string,
-    { index: string; session: string; tools: Map<string, Record<string, unknown>> | undefined }
+    {
+      index: string;
+      session: string;
+      tools: Map<string, Record<string, unknown>> | undefined;
+      verified: boolean;
+    }
   >();
   const state: ToolDefinitionState = {};
   const changesAt = new Map<string, ToolChange[]>();
@@ -153,7 +165,9 @@ export function buildTranscript(session: string, records: readonly OpenedRecord[
     if (scope !== undefined && method === 'tools/list' && type === 'result') {
       const tools = toolsOf(member(r.opened['message'], 'result'));
       const index = r.index.toString();
-      lists.set(scope, { index, session: recordSession, tools });
+      const verified =
+        r.failure === undefined && !r.sealed.some((v) => v.state === 'failed' || v.state === 'missing');
+      lists.set(scope, { index, session: recordSession, tools, verified });
       if (tools !== undefined) {
         const changes = compareToolList(state, scope, recordSession, index, tools);
         if (changes.length > 0) changesAt.set(index, changes);
@@ -183,6 +197,7 @@ export function buildTranscript(session: string, records: readonly OpenedRecord[
           item.definitions = {
             index: list.index,
             sealed: list.tools === undefined,
+            verified: list.verified,
             ...(def !== undefined ? { definition: def } : {}),
             ...(list.session !== session ? { session: list.session } : {}),
           };

@@ -201,3 +201,36 @@ t.test('a stateless server: exchanges of the same upstream are compared with eac
     },
   ]);
 });
+
+t.test("a closed stream forgets its sessions' definitions, not its upstream's", async (t) => {
+  const { opts, list, append, stateDir } = await setup(t);
+  append({ kind: 'stream.open', capture: 'streamable-http', upstream: 'http://127.0.0.1:3001/mcp' });
+  list('sid-1', 'stateful', true, { 'mcp.session.id': 'sid-1' });
+  list('exchange:1', 'stateless', true, { 'mcp.protocol.version': '2026-07-28' });
+  const open = await runAudit(opts(true));
+  t.equal(open.ok, true);
+  const stateOf = async () => {
+    const files = (await fs.readdir(stateDir, { withFileTypes: true })).filter((f) => f.isFile());
+    const file = files.find((f) => f.name.endsWith('.json'))!;
+    return JSON.parse(await fs.readFile(path.join(stateDir, file.name), 'utf8')) as {
+      tools: Record<string, unknown>;
+      toolServers: Record<string, unknown>;
+      toolScopes: Record<string, string[]>;
+    };
+  };
+  const before = await stateOf();
+  t.same(Object.keys(before.tools).sort(), [
+    `session:${NAME}\u0000sid-1`,
+    `upstream:${NAME}\u0000http://127.0.0.1:3001/mcp`,
+  ]);
+  t.same(before.toolScopes, { [`${NAME}\u0000st-1`]: [`session:${NAME}\u0000sid-1`] });
+  t.same(Object.keys(before.toolServers), [`${NAME}\u0000st-1`]);
+
+  append({ kind: 'stream.close' });
+  const closed = await runAudit(opts(true));
+  t.equal(closed.ok, true);
+  const after = await stateOf();
+  t.same(Object.keys(after.tools), [`upstream:${NAME}\u0000http://127.0.0.1:3001/mcp`]);
+  t.same(after.toolScopes, {});
+  t.same(after.toolServers, {});
+});

@@ -176,6 +176,13 @@ t.test('buildTranscript: a stateless exchange gets the definition from an earlie
   t.equal(tr2.items[0]!.definitions!.session, 'exchange:1');
   t.match(tr2.items[0]!.definitions!.definition, { description: 'fetches a URL' });
   t.same(tr2.toolChanges, [], 'nothing changed before exchange 2');
+  t.equal(tr2.items[0]!.definitions!.verified, true);
+
+  // A list whose receipt did not verify still shows, marked; the session's own count is its own.
+  const forged = opened.map((r) => (r.index === 102n ? { ...r, failure: 'proof has 3 hashes, want 5' } : r));
+  const f2 = buildTranscript('exchange:2', forged);
+  t.equal(f2.items[0]!.definitions!.verified, false);
+  t.equal(f2.failed, 0, 'not a record of this session');
 
   const tr4 = buildTranscript('exchange:4', opened);
   t.equal(tr4.items[0]!.definitions!.index, '106', 'the newest one (exchange 3)');
