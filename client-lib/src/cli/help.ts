@@ -42,6 +42,10 @@ Checks a witness's evidence of log misbehaviour (fork, inconsistent, rollback) o
                    [--reader-token T]
 
 Downloads the whole log through tiles and checks the tree, checkpoints, emitter signatures and streams.
+With a reader token, sealed values are opened and checked, and a tool whose description or input
+schema changed between two tools/list results of the same server is a TOOL_DEFINITION_CHANGED warning
+naming the session, the tool and both entries (a warning does not change the exit status). Without a
+token, sealed tools/list results are not checked, and the report says so.
 `,
   policy: POLICY_USAGE,
   sessions: SESSIONS_USAGE,
