@@ -80,7 +80,7 @@ t.test('a clean log audits clean (exit 0); unclosed streams listed', async (t) =
   exits(t, search, 0, 'search: every result verified');
   t.match(
     search.stdout,
-    /^INDEX\s+EMITTER\s+KIND\s+STREAM\/SEQ\s+TIME\s+VERIFIED\s+SEALED\n30\s+e2e\.example\/b\s+app\.event\s+\S+\/5\s+\S+\s+yes\s+-\n/,
+    /^INDEX\s+RECEIVED \(LOG\)\s+TIME \(EMITTER\)\s+EMITTER\s+DIRECTION\s+METHOD\s+TOOL\s+ID\s+ARGS\/RESULT\s+VERIFIED\n30\s+\S+\s+\S+\s+e2e\.example\/b\s+-\s+\(app\.event\)\s+-\s+-\s+\{"n":4\}\s+yes\n/,
   );
   t.equal(search.stdout.trim().split('\n').length, 4);
   t.match(search.stderr, /more results may follow: add --after 28/);

@@ -107,7 +107,7 @@ t.test('audit --reader-token opens every value; a tampered S is SEALED_MISMATCH 
   );
   exits(t, search, 0, 'search verifies every result and opens its values');
   t.match(search.stdout, `message.params: {"path":"/secret/${MARKER}/1"}`);
-  t.match(search.stdout, /3\s+e2e\.example\/sealed\s+mcp\.message\s+\S+\s+\S+\s+yes\s+2 checked/);
+  t.match(search.stdout, /\n3\s+\S+\s+\S+\s+e2e\.example\/sealed\s+.*\s+yes\n/);
   const operatorRecords = await runNode(
     vigilMain,
     ['search', '--log', log.url, '--policy', policy, '--emitter', `${log.origin}/operator`, '--json'],

@@ -42,6 +42,15 @@ import {
   type ErasureInfo,
   type SealedAt,
 } from './sealed-check.js';
+import { replaceSealed } from '../sealed.js';
+import {
+  compareToolList,
+  streamServerOf,
+  toolScopeOf,
+  toolsOf,
+  type StreamServer,
+  type ToolDefinitionState,
+} from '../review/tool-definitions.js';
 import {
   CheckpointConflictError,
   CheckpointStore,
@@ -84,6 +93,34 @@ export interface AuditProblem {
   message: string;
 }
 
+/**
+ * Evidence worth a reviewer's look that does not make the log or an emitter wrong, so it does not fail
+ * the audit. `TOOL_DEFINITION_CHANGED`: a server changed a tool's description or input schema between
+ * two tools/list results (DESIGN.md "Forensic review", "Tool definitions in effect"); `index` is the
+ * later result's entry, `fromIndex` the earlier one's.
+ */
+export interface AuditWarning {
+  code: 'TOOL_DEFINITION_CHANGED';
+  index: string;
+  session: string;
+  tool: string;
+  fields: string[];
+  fromIndex: string;
+  /** The earlier result's session, when another one (a stateless server's other exchange). */
+  fromSession?: string;
+  message: string;
+}
+
+/** What the run did with tools/list results (in the entries it checked). */
+export interface ToolDefinitionSummary {
+  /** tools/list results seen. */
+  lists: number;
+  /** Of those, opened (or clear) and compared with the server's earlier definitions. */
+  checked: number;
+  /** Of those, still sealed (no reader token) or erased: their definitions were not checked. */
+  sealed: number;
+}
+
 /** Per-stream state kept between runs. */
 export interface StreamState {
   emitter: string;
@@ -117,6 +154,18 @@ export interface AuditState {
   erasures?: Record<string, ErasureInfo>;
   /** Erasures the log reported whose log.erasure record lies beyond the audited tree (checked later). */
   erasureClaims?: ErasureClaim[];
+  /**
+   * The last tool definitions seen per server, as digests (review/tool-definitions.ts), and what each
+   * open capture stream reaches (`<emitter>\0<stream>`): a definition changed across two runs is
+   * flagged. `toolScopes` lists, per open stream, the scopes that end with it (its sessions, or the
+   * stream itself); they are forgotten at its stream.close, so the state grows with the servers and
+   * the open streams, not with every session the log ever held.
+   */
+  tools?: ToolDefinitionState;
+  toolServers?: Record<string, StreamServer>;
+  toolScopes?: Record<string, string[]>;
+  /** Every warning found so far. */
+  warnings?: AuditWarning[];
 }
 
 /**
@@ -205,6 +254,10 @@ export interface AuditReport {
   sealed: SealedSummary;
   /** Every log.erasure record of the operator in the audited tree, in index order. */
   erasures: Omit<ErasureInfo, 'commitments' | 'commitmentsBlob'>[];
+  /** Warnings found in this run, and every warning so far; neither makes `ok` false. */
+  newWarnings: AuditWarning[];
+  warnings: AuditWarning[];
+  toolDefinitions: ToolDefinitionSummary;
 }
 
 const TREE_PROBLEMS = new Set<AuditProblemCode>([
@@ -235,6 +288,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const sealed: SealedSummary = { opened: openSealed, values: 0, matched: 0, erased: 0 };
   const state = await storage.loadState();
   const newProblems: AuditProblem[] = [];
+  const newWarnings: AuditWarning[] = [];
+  const toolDefinitions: ToolDefinitionSummary = { lists: 0, checked: 0, sealed: 0 };
   const problem = (p: AuditProblem): void => {
     newProblems.push(p);
   };
@@ -306,16 +361,23 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const emitters: Record<string, number> = { ...(state?.emitters ?? {}) };
   const erasures: Record<string, ErasureInfo> = structuredClone(state?.erasures ?? {});
   const claims: ErasureClaim[] = [...(state?.erasureClaims ?? [])];
+  const toolState: ToolDefinitionState = structuredClone(state?.tools ?? {});
+  const toolStreams: ToolStreams = {
+    servers: new Map(Object.entries(state?.toolServers ?? {})),
+    scopes: new Map(Object.entries(state?.toolScopes ?? {}).map(([k, v]) => [k, new Set(v)])),
+  };
   const size = checkpoint.size;
   const checkSignature = signatureChecker(options.verifySignature);
   // Tiles processed but not yet reported: their problems (some waiting for a signature check) and
   // the audited size after them. Reported strictly in order, so problems stay in entry order.
-  const inFlight: { problems: PendingProblem[]; done: bigint }[] = [];
+  // `after` runs once the tile's problems are known (its sealed values opened), in tile order.
+  const inFlight: { problems: PendingProblem[]; done: bigint; after?: () => void }[] = [];
   const window = options.verifySignature === undefined ? 0 : TILES_IN_FLIGHT;
   const report = async (keep: number): Promise<void> => {
     while (inFlight.length > keep) {
       const tile = inFlight.shift()!;
       for (const p of (await Promise.all(tile.problems)).flat()) if (p !== undefined) problem(p);
+      tile.after?.();
       options.onProgress?.(tile.done, size);
     }
   };
@@ -377,6 +439,9 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     }
     const leafHashes: Uint8Array[] = [];
     const refs: SealedAt[] = [];
+    /** stream.open records and tools/list results: what tool definitions are compared from. */
+    const toolRecords: { index: bigint; entry: Entry }[] = [];
+    let tileValues: Map<string, unknown> | undefined;
     const seen = tile === startSize / 256n ? (state?.tail ?? []) : [];
     for (let i = 0; i < width; i++) {
       const index = tile * 256n + BigInt(i);
@@ -404,7 +469,9 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       const entry = checkEntry(index, bytes, book, checkSignature, streams, emitters, maxSkewMs, tileProblem);
       if (entry !== undefined) {
         checkOperatorRecord(index, entry, book, erasures, tileProblem);
-        for (const ref of sealedRefsOf(entry.record)) refs.push({ index, ref });
+        const keep = isToolRecord(entry.record);
+        if (keep) toolRecords.push({ index, entry });
+        for (const ref of sealedRefsOf(entry.record)) refs.push({ index, ref, ...(keep ? { keep } : {}) });
       }
     }
     sealed.values += refs.length;
@@ -417,6 +484,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
           sealed.matched += c.opened;
           sealed.erased += c.claims.length;
           claims.push(...c.claims);
+          tileValues = c.values;
           return c.problems;
         },
         naming(`sealed values of entries ${from}..${tile * 256n + BigInt(width) - 1n}`),
@@ -431,7 +499,14 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         ...leafHashes.map((h) => base64Encode(h)),
       ];
     }
-    inFlight.push({ problems: tileProblems, done: range.size });
+    const after =
+      toolRecords.length === 0
+        ? undefined
+        : () =>
+            newWarnings.push(
+              ...compareToolRecords(toolRecords, tileValues, toolState, toolStreams, toolDefinitions),
+            );
+    inFlight.push({ problems: tileProblems, done: range.size, ...(after !== undefined ? { after } : {}) });
     await report(window);
   }
   await report(0);
@@ -459,6 +534,10 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     problems: state?.problems ?? [],
     erasures,
     erasureClaims: erasureCheck.pending,
+    tools: toolState,
+    toolServers: Object.fromEntries(toolStreams.servers),
+    toolScopes: Object.fromEntries([...toolStreams.scopes].map(([k, v]) => [k, [...v]])),
+    warnings: [...(state?.warnings ?? []), ...newWarnings],
   };
   return finish(next, newProblems, startSize);
 
@@ -501,6 +580,9 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       problems: all,
       ok: all.length === 0,
       sealed,
+      newWarnings: s === undefined || treeBroken ? [] : newWarnings,
+      warnings: s?.warnings ?? [],
+      toolDefinitions,
       erasures: Object.values(s?.erasures ?? {})
         .sort((a, b) => (BigInt(a.index) < BigInt(b.index) ? -1 : 1))
         .map(({ index, reason, by, target, count, time }) => ({ index, reason, by, target, count, time })),
@@ -544,6 +626,94 @@ function trustOperator(
   }
   if (trusted !== undefined) keys.operator = trusted;
   return problems;
+}
+
+/** What the tool-definition check keeps per open stream (`<emitter>\0<stream>`). */
+interface ToolStreams {
+  /** The server a capture stream reaches (only streams whose stream.open names one). */
+  servers: Map<string, StreamServer>;
+  /** The scopes that end with the stream: its sessions', or its own. */
+  scopes: Map<string, Set<string>>;
+}
+
+/** A record the tool-definition check reads: a stream's start or end, or a tools/list result. */
+function isToolRecord(record: Record<string, unknown>): boolean {
+  return (
+    record['kind'] === 'stream.open' ||
+    record['kind'] === 'stream.close' ||
+    (record['kind'] === 'mcp.message' &&
+      record['messageType'] === 'result' &&
+      record['mcp.method.name'] === 'tools/list')
+  );
+}
+
+/**
+ * Compares the tools/list results of one tile (in entry order) with the definitions seen before, each
+ * opened with the values the sealed check kept (`values`; undefined: nothing opened). Updates `state`,
+ * `servers` and `summary`; returns the changes as warnings.
+ */
+function compareToolRecords(
+  records: readonly { index: bigint; entry: Entry }[],
+  values: ReadonlyMap<string, unknown> | undefined,
+  state: ToolDefinitionState,
+  streams: ToolStreams,
+  summary: ToolDefinitionSummary,
+): AuditWarning[] {
+  const warnings: AuditWarning[] = [];
+  for (const { index, entry } of records) {
+    const opened = replaceSealed(entry.record, (ref) =>
+      values?.has(ref.$sealed.sha256) === true ? { value: values.get(ref.$sealed.sha256) } : undefined,
+    ) as Record<string, unknown>;
+    const streamKey = `${entry.emitter}\u0000${String(entry.record['stream'])}`;
+    if (entry.record['kind'] === 'stream.open') {
+      const server = streamServerOf(opened);
+      if (server.upstream !== undefined || server.command !== undefined)
+        streams.servers.set(streamKey, server);
+      continue;
+    }
+    if (entry.record['kind'] === 'stream.close') {
+      // Nothing of the stream follows its close: its sessions' definitions are done with.
+      for (const scope of streams.scopes.get(streamKey) ?? []) delete state[scope];
+      streams.scopes.delete(streamKey);
+      streams.servers.delete(streamKey);
+      continue;
+    }
+    summary.lists++;
+    const message = opened['message'];
+    const tools = toolsOf(
+      typeof message === 'object' && message !== null
+        ? (message as Record<string, unknown>)['result']
+        : undefined,
+    );
+    if (tools === undefined) {
+      summary.sealed++;
+      continue;
+    }
+    summary.checked++;
+    const session = typeof entry.record['session'] === 'string' ? entry.record['session'] : '';
+    const scope = toolScopeOf(entry.emitter, entry.record, streams.servers);
+    if (scope.startsWith('session:') || scope.startsWith('stream:')) {
+      let ending = streams.scopes.get(streamKey);
+      if (ending === undefined) streams.scopes.set(streamKey, (ending = new Set()));
+      ending.add(scope);
+    }
+    for (const c of compareToolList(state, scope, session, index.toString(), tools)) {
+      warnings.push({
+        code: 'TOOL_DEFINITION_CHANGED',
+        index: c.toIndex,
+        session: c.session,
+        tool: c.tool,
+        fields: c.fields,
+        fromIndex: c.fromIndex,
+        ...(c.fromSession !== undefined ? { fromSession: c.fromSession } : {}),
+        message:
+          `session ${c.session}: tool ${JSON.stringify(c.tool)} changed its ${c.fields.join(' and ')} ` +
+          `between entries ${c.fromIndex} and ${c.toIndex}` +
+          (c.fromSession !== undefined ? ` (the earlier definition in ${c.fromSession})` : ''),
+      });
+    }
+  }
+  return warnings;
 }
 
 function startSizeOf(s: AuditState | undefined): bigint {

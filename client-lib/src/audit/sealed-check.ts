@@ -52,6 +52,8 @@ export interface ErasureClaim {
 export interface SealedAt {
   index: bigint;
   ref: SealedRef;
+  /** Keep the opened value in `SealedCheck.values` (the auditor reads tools/list results). */
+  keep?: boolean;
 }
 
 /** Every sealed ref in a record, depth first (a ref's own members are not searched). */
@@ -119,6 +121,14 @@ export interface SealedCheck {
   claims: ErasureClaim[];
   /** Values opened and found to match their commitment. */
   opened: number;
+  /** The opened values of the refs marked `keep`, by commitment (hex). */
+  values?: Map<string, unknown>;
+}
+
+/** Keeps the value of `at` in `out` when asked to. */
+function keepValue(out: SealedCheck, at: SealedAt, value: unknown): void {
+  if (at.keep !== true) return;
+  (out.values ??= new Map()).set(at.ref.$sealed.sha256, value);
 }
 
 /**
@@ -127,14 +137,17 @@ export interface SealedCheck {
  */
 export function checkSealedAnswer(refs: readonly SealedAt[], answer: SealedAnswer): SealedCheck {
   const out: SealedCheck = { problems: [], claims: [], opened: 0 };
-  for (const { index, ref } of refs) {
+  for (const at of refs) {
+    const { index, ref } = at;
     const hex = ref.$sealed.sha256;
     const bytes = answer.sealed.get(hex);
     const erasure = answer.erased.get(hex);
     if (bytes !== undefined) {
-      const problem = openProblem(index, ref, bytes);
-      if (problem === undefined) out.opened++;
-      else out.problems.push(problem);
+      const opened = openValue(index, ref, bytes);
+      if (opened.problem === undefined) {
+        out.opened++;
+        keepValue(out, at, opened.value);
+      } else out.problems.push(opened.problem);
     } else if (erasure !== undefined) {
       out.claims.push({ sha256: hex, index: index.toString(), erasure: erasure.toString() });
     } else {
@@ -144,16 +157,21 @@ export function checkSealedAnswer(refs: readonly SealedAt[], answer: SealedAnswe
   return out;
 }
 
-function openProblem(index: bigint, ref: SealedRef, bytes: Uint8Array): AuditProblem | undefined {
+function openValue(
+  index: bigint,
+  ref: SealedRef,
+  bytes: Uint8Array,
+): { value?: unknown; problem?: AuditProblem } {
   try {
-    openSealed(ref, bytes);
-    return undefined;
+    return { value: openSealed(ref, bytes) };
   } catch (err) {
     // openSealed's messages name sizes and hashes, never the value.
     return {
-      code: 'SEALED_MISMATCH',
-      index: index.toString(),
-      message: `entry ${index}: the sealed value the log returned for commitment ${ref.$sealed.sha256} does not match it: ${(err as Error).message}`,
+      problem: {
+        code: 'SEALED_MISMATCH',
+        index: index.toString(),
+        message: `entry ${index}: the sealed value the log returned for commitment ${ref.$sealed.sha256} does not match it: ${(err as Error).message}`,
+      },
     };
   }
 }
@@ -226,17 +244,20 @@ export async function fetchAndCheckSealed(
     refs.filter((r) => r.index >= mid),
     budget,
   );
+  const values = new Map([...(low.values ?? []), ...(high.values ?? [])]);
   return {
     problems: [...low.problems, ...high.problems],
     claims: [...low.claims, ...high.claims],
     opened: low.opened + high.opened,
+    ...(values.size > 0 ? { values } : {}),
   };
 }
 
 /** `GET /v1/sealed/<hex>` for each ref, bounded by its committed size. */
 async function fetchEachValue(client: LogClient, refs: readonly SealedAt[]): Promise<SealedCheck> {
   const out: SealedCheck = { problems: [], claims: [], opened: 0 };
-  for (const { index, ref } of refs) {
+  for (const at of refs) {
+    const { index, ref } = at;
     const hex = ref.$sealed.sha256;
     let answer;
     try {
@@ -260,9 +281,11 @@ async function fetchEachValue(client: LogClient, refs: readonly SealedAt[]): Pro
       out.claims.push({ sha256: hex, index: index.toString(), erasure: answer.erased.toString() });
       continue;
     }
-    const problem = openProblem(index, ref, answer.bytes);
-    if (problem === undefined) out.opened++;
-    else out.problems.push(problem);
+    const opened = openValue(index, ref, answer.bytes);
+    if (opened.problem === undefined) {
+      out.opened++;
+      keepValue(out, at, opened.value);
+    } else out.problems.push(opened.problem);
   }
   return out;
 }

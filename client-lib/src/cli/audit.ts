@@ -1,12 +1,13 @@
 /** `vigil audit`: one pass, or `--follow` to keep watching. */
 import * as fs from 'node:fs/promises';
 import { LogClient } from '../client.js';
-import { runAudit, type AuditProblem, type AuditReport } from '../audit/auditor.js';
+import { runAudit, type AuditProblem, type AuditReport, type AuditWarning } from '../audit/auditor.js';
 import { workerPoolSignatureVerifier } from '../audit/node-verifier.js';
 import { fileAuditStorage, memoryAuditStorage } from '../audit/state-file.js';
 import { parseVerifierKey } from '../note/index.js';
 import { args, paint, parseDuration, readerToken, required, table, type Io } from './io.js';
 import { loadPolicy } from './commands.js';
+import { terminalSafe } from './sealed-view.js';
 
 async function loadEmitterKeys(file: string): Promise<Map<string, string>> {
   const keys = new Map<string, string>();
@@ -29,6 +30,31 @@ function problemRows(problems: AuditProblem[]): string {
   return table([['INDEX', 'PROBLEM', 'DETAIL'], ...problems.map((p) => [p.index ?? '-', p.code, p.message])]);
 }
 
+/** Tool names and sessions come from the audited records: shown terminal-safe. */
+function warningRows(io: Io, warnings: AuditWarning[]): string {
+  return (
+    paint(io, 'yellow', 'warnings (evidence to review; they do not fail the audit):') +
+    '\n' +
+    table([
+      ['INDEX', 'WARNING', 'DETAIL'],
+      ...warnings.map((w) => [w.index, w.code, terminalSafe(w.message)]),
+    ])
+  );
+}
+
+/** What the run could say about tool definitions. */
+function toolLine(r: AuditReport): string {
+  const t = r.toolDefinitions;
+  if (t.lists === 0) return 'no tools/list results in the new entries';
+  const notChecked =
+    t.sealed === 0
+      ? ''
+      : r.sealed.opened
+        ? `, ${t.sealed} not checked (erased or not opened)`
+        : `, ${t.sealed} sealed: tool definitions NOT checked (no reader token: --reader-token or VIGIL_READER_TOKEN)`;
+  return `${t.lists} tools/list result(s) in the new entries: ${t.checked} compared with the server's earlier definitions${notChecked}; ${r.newWarnings.length} changed`;
+}
+
 function printReport(io: Io, r: AuditReport): void {
   const status = r.ok ? paint(io, 'green', 'CLEAN') : paint(io, 'red', `${r.problems.length} PROBLEM(S)`);
   io.stdout.write(
@@ -44,6 +70,7 @@ function printReport(io: Io, r: AuditReport): void {
           : `${r.sealed.values} value(s) in the new entries, not opened (no reader token: --reader-token or VIGIL_READER_TOKEN)`,
       ],
       ['erasures', String(r.erasures.length)],
+      ['tools', toolLine(r)],
       ['result', status],
     ]),
   );
@@ -78,6 +105,7 @@ function printReport(io: Io, r: AuditReport): void {
         ]),
     );
   }
+  if (r.warnings.length > 0) io.stdout.write('\n' + warningRows(io, r.warnings));
   if (r.problems.length > 0) io.stdout.write('\n' + problemRows(r.problems));
 }
 
@@ -169,7 +197,7 @@ export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
           failures = 0;
           if (!report.ok) sawProblem = true;
           if (values.json === true) {
-            if (report.size !== lastSize || report.newProblems.length > 0)
+            if (report.size !== lastSize || report.newProblems.length > 0 || report.newWarnings.length > 0)
               io.stdout.write(JSON.stringify(report) + '\n');
           } else if (lastSize === '') {
             printReport(io, report);
@@ -181,6 +209,7 @@ export async function runAuditCommand(argv: string[], io: Io): Promise<number> {
                   : paint(io, 'red', `${report.newProblems.length} new problem(s)`)) +
                 '\n',
             );
+            if (report.newWarnings.length > 0) io.stdout.write(warningRows(io, report.newWarnings));
             if (report.newProblems.length > 0) io.stdout.write(problemRows(report.newProblems));
           }
           lastSize = report.size;

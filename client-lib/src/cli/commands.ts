@@ -14,8 +14,10 @@ import { verifyReceipt } from '../receipt/index.js';
 import { formatEntry, parseEntry, type Entry } from '../record.js';
 import { replaceSealed } from '../sealed.js';
 import { args, paint, readAll, readerToken, required, table, UsageError, type Io } from './io.js';
-import { fetchEntryAndReceipt } from './review.js';
-import { formatSealedView, viewSealedValues, type SealedView } from './sealed-view.js';
+import { isInWindow, timeOn } from '../review/time.js';
+import { isSealedRef } from '../sealed.js';
+import { fetchEntryAndReceipt, windowOf } from './review.js';
+import { formatSealedView, terminalSafe, viewSealedValues, type SealedView } from './sealed-view.js';
 
 async function readText(file: string, what: string): Promise<string> {
   try {
@@ -202,6 +204,91 @@ export async function runVerify(argv: string[], io: Io): Promise<number> {
   }
 }
 
+/** Record fields shown in their own columns (or not at all) rather than in a record's summary. */
+const SUMMARY_SKIP = new Set([
+  'v',
+  'stream',
+  'seq',
+  'prev',
+  'time',
+  'kind',
+  'session',
+  'transport',
+  'direction',
+]);
+
+/** Most characters of a value summary in the search table. */
+const SUMMARY_CHARS = 60;
+
+/** A value for one table cell: JSON, terminal-safe, cut to `max` characters. */
+function cell(v: unknown, max = SUMMARY_CHARS): string {
+  const text = typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined');
+  return terminalSafe(text.length > max ? `${text.slice(0, max - 3)}...` : text);
+}
+
+/** `[sealed]` for a value that is still a commitment (not opened, erased, failed), else the value. */
+function summaryOf(v: unknown): string {
+  if (isSealedRef(v)) return '[sealed]';
+  const text = JSON.stringify(v) ?? 'undefined';
+  if (typeof v === 'object' && v !== null && sealedRefsIn(v)) return `${cell(text)} [partly sealed]`;
+  return cell(text);
+}
+
+function sealedRefsIn(v: unknown): boolean {
+  if (isSealedRef(v)) return true;
+  if (typeof v !== 'object' || v === null) return false;
+  return Object.values(v).some(sealedRefsIn);
+}
+
+/**
+ * The readable columns of one search result (DESIGN.md "Forensic review"): direction, method, the tool
+ * (or prompt, or resource) it names, the JSON-RPC id, and a short summary of its arguments, result or
+ * error as opened (`[sealed]` when not). Other records show their kind and their own fields.
+ */
+function searchColumns(opened: Record<string, unknown>): string[] {
+  const str = (k: string) => (typeof opened[k] === 'string' ? (opened[k] as string) : undefined);
+  const direction =
+    str('direction') === 'client_to_server'
+      ? 'client->server'
+      : str('direction') === 'server_to_client'
+        ? 'server->client'
+        : '-';
+  const kind = str('kind') ?? '';
+  const name = str('gen_ai.tool.name') ?? str('gen_ai.prompt.name') ?? str('mcp.resource.uri');
+  const m = opened['message'];
+  const message =
+    typeof m === 'object' && m !== null && !Array.isArray(m) ? (m as Record<string, unknown>) : undefined;
+  const id = message?.['id'] ?? opened['jsonrpc.request.id'];
+  const method = kind === 'mcp.message' ? (str('mcp.method.name') ?? '') : `(${kind})`;
+  let summary: string;
+  if (kind !== 'mcp.message') {
+    const fields = Object.fromEntries(Object.entries(opened).filter(([k]) => !SUMMARY_SKIP.has(k)));
+    summary = Object.keys(fields).length === 0 ? '-' : summaryOf(fields);
+  } else if (message === undefined) {
+    summary =
+      opened['raw'] !== undefined || opened['rawBase64'] !== undefined
+        ? 'raw: ' + summaryOf(opened['raw'] ?? opened['rawBase64'])
+        : '-';
+  } else if ('error' in message) summary = `error: ${summaryOf(message['error'])}`;
+  else if ('result' in message) summary = `result: ${summaryOf(message['result'])}`;
+  else if ('params' in message) {
+    const p = message['params'];
+    // tools/call and prompts/get name the tool in their own column: show the arguments.
+    const args =
+      typeof p === 'object' && p !== null && !isSealedRef(p) && 'arguments' in p
+        ? (p as Record<string, unknown>)['arguments']
+        : p;
+    summary = `args: ${summaryOf(args)}`;
+  } else summary = '-';
+  return [
+    direction,
+    terminalSafe(method === '' ? '-' : method),
+    name === undefined ? '-' : cell(name, 40),
+    id === undefined || id === null ? '-' : cell(id, 20),
+    summary,
+  ];
+}
+
 /** `vigil search`: every result's receipt is verified before it is printed. */
 export async function runSearch(argv: string[], io: Io): Promise<number> {
   const { values } = args(
@@ -216,6 +303,7 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       tool: { type: 'string' },
       since: { type: 'string' },
       until: { type: 'string' },
+      clock: { type: 'string' },
       limit: { type: 'string' },
       after: { type: 'string' },
       json: { type: 'boolean' },
@@ -229,27 +317,71 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
   if (values.open === true && token === undefined)
     throw new UsageError('--open needs a reader token (--reader-token or VIGIL_READER_TOKEN)');
   const open = token !== undefined && values['no-open'] !== true;
+  const window = windowOf(values, new Date());
   const client = new LogClient(required(values, 'log', 'the log URL'), {
     ...(token !== undefined ? { readerToken: token } : {}),
   });
   const policy = await loadPolicy(required(values, 'policy', 'the tlog-policy file'));
   const query: Record<string, string | number> = {};
-  for (const k of ['emitter', 'stream', 'session', 'method', 'tool', 'since', 'until', 'after']) {
+  for (const k of ['emitter', 'stream', 'session', 'method', 'tool', 'after']) {
     if (typeof values[k] === 'string') query[k] = values[k];
   }
+  // The log filters on its own clock; on the emitter's, pages are read and filtered here.
+  if (window.clock === 'received') {
+    if (window.since !== undefined) query.since = window.since.toISOString();
+    if (window.until !== undefined) query.until = window.until.toISOString();
+  }
+  let limit: number | undefined;
   if (typeof values.limit === 'string') {
     if (!/^[1-9][0-9]*$/.test(values.limit)) throw new UsageError('--limit must be a positive integer');
-    query.limit = Number(values.limit);
+    limit = Number(values.limit);
+    query.limit = limit;
   }
-  const answer = await client.search(query, { open });
-  const { results, next } = answer;
-  const opened = open
-    ? { sealed: answer.sealed ?? new Map(), erased: answer.erased ?? new Map() }
-    : undefined;
+  let { results, next, sealed, erased } = await client.search(query, { open });
+  if (window.clock === 'emitter' && (window.since !== undefined || window.until !== undefined)) {
+    const want = limit ?? 100;
+    const inWindow = (r: (typeof results)[number]) =>
+      isInWindow(
+        timeOn(
+          'emitter',
+          r.entry['received'],
+          (r.entry['record'] as Record<string, unknown> | undefined)?.['time'],
+        ),
+        window.since,
+        window.until,
+      );
+    const kept = results.filter(inWindow);
+    sealed = new Map(sealed ?? []);
+    erased = new Map(erased ?? []);
+    while (kept.length < want && next !== undefined && results.length > 0) {
+      const page = await client.search({ ...query, after: next }, { open });
+      for (const [k, v] of page.sealed ?? []) sealed.set(k, v);
+      for (const [k, v] of page.erased ?? []) erased.set(k, v);
+      kept.push(...page.results.filter(inWindow));
+      results = page.results;
+      next = page.next;
+    }
+    results = kept.slice(0, want);
+    if (kept.length > want) next = results.at(-1)!.index.toString();
+  }
+  const opened = open ? { sealed: sealed ?? new Map(), erased: erased ?? new Map() } : undefined;
   const details: string[] = [];
   let failed = 0;
   let sealedFailed = 0;
-  const rows: string[][] = [['INDEX', 'EMITTER', 'KIND', 'STREAM/SEQ', 'TIME', 'VERIFIED', 'SEALED']];
+  const rows: string[][] = [
+    [
+      'INDEX',
+      'RECEIVED (LOG)',
+      'TIME (EMITTER)',
+      'EMITTER',
+      'DIRECTION',
+      'METHOD',
+      'TOOL',
+      'ID',
+      'ARGS/RESULT',
+      'VERIFIED',
+    ],
+  ];
   const json: unknown[] = [];
   for (const r of results) {
     let ok = true;
@@ -279,20 +411,24 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
         }),
       );
     }
+    const openedRecord =
+      opened !== undefined && views.some((v) => v.state === 'opened')
+        ? (replaceSealed(rec, (ref) => {
+            const view = views.find((v) => v.sha256 === ref.$sealed.sha256 && v.state === 'opened');
+            return view === undefined ? undefined : { value: view.value };
+          }) as Record<string, unknown>)
+        : undefined;
     rows.push([
       r.index.toString(),
-      String(r.entry.emitter),
-      String(rec.kind),
-      `${String(rec.stream)}/${String(rec.seq)}`,
-      String(rec.time),
-      ok ? paint(io, 'green', 'yes') : paint(io, 'red', `NO: ${why}`),
-      views.length === 0
-        ? '-'
+      cell(r.entry.received, 40),
+      cell(rec.time ?? '-', 40),
+      cell(r.entry.emitter, 40),
+      ...searchColumns(openedRecord ?? rec),
+      !ok
+        ? paint(io, 'red', `NO: ${why}`)
         : bad > 0
-          ? paint(io, 'red', `FAILED ${bad} of ${views.length}`)
-          : opened === undefined
-            ? `${views.length} [sealed]`
-            : `${views.length} checked`,
+          ? paint(io, 'red', `FAILED ${bad} of ${views.length} sealed`)
+          : paint(io, 'green', 'yes'),
     ]);
     json.push({
       index: r.index.toString(),
@@ -302,14 +438,7 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       receipt: r.receipt,
       ...(views.length > 0 ? { sealed: views } : {}),
       // The record with every value that opened and matched in place of its commitment.
-      ...(opened !== undefined && views.some((v) => v.state === 'opened')
-        ? {
-            opened: replaceSealed(rec, (ref) => {
-              const view = views.find((v) => v.sha256 === ref.$sealed.sha256 && v.state === 'opened');
-              return view === undefined ? undefined : { value: view.value };
-            }),
-          }
-        : {}),
+      ...(openedRecord !== undefined ? { opened: openedRecord } : {}),
     });
   }
   if (values.json === true)
@@ -317,13 +446,15 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
       JSON.stringify({ results: json, ...(next !== undefined ? { next } : {}) }, null, 2) + '\n',
     );
   else {
+    if (window.since !== undefined || window.until !== undefined)
+      io.stdout.write(
+        `${results.length} result(s), window on the ${window.clock === 'received' ? "log's clock (received)" : "emitter's clock (time)"}\n`,
+      );
     io.stdout.write(table(rows));
     if (details.length > 0) io.stdout.write('\n' + details.join('\n') + '\n');
     const more =
       next ??
-      (query.limit !== undefined && results.length === query.limit
-        ? results.at(-1)?.index.toString()
-        : undefined);
+      (limit !== undefined && results.length === limit ? results.at(-1)?.index.toString() : undefined);
     if (more !== undefined) io.stderr.write(`more results may follow: add --after ${more}\n`);
   }
   if (failed > 0) {

@@ -22,11 +22,17 @@ Verifies a tlog-proof@v1 receipt for the entry bytes against the policy (offline
 are checked the same way). With a reader token, the entry's sealed values are opened and checked.
 `,
   search: `usage: vigil search --log URL --policy FILE [--emitter N] [--stream S] [--session S] [--method M]
-                    [--tool T] [--since T] [--until T] [--limit N] [--after I] [--json]
-                    [--reader-token T] [--open | --no-open]
+                    [--tool T] [--since 10m|7d|<RFC3339>] [--until ...] [--clock received|emitter]
+                    [--limit N] [--after I] [--json] [--reader-token T] [--open | --no-open]
 
-Searches the log (needs a reader token), verifies every result's receipt against the policy, and
-opens and checks its sealed values.
+Searches the log (needs a reader token), newest first, verifies every result's receipt against the
+policy, and opens and checks its sealed values. One row per record: INDEX, RECEIVED (the log's clock),
+TIME (the emitter's), EMITTER, DIRECTION (client->server, server->client), METHOD (or the kind of a
+record that is not a message), TOOL (or prompt, or resource), the JSON-RPC ID, a short ARGS/RESULT
+summary of the opened value ([sealed] when not opened), and VERIFIED; then every sealed value in full.
+--since/--until take a duration back from now (90s, 10m, 2h, 7d) or an RFC 3339 time; --clock chooses
+the clock they filter on (default received: the log's; emitter: result pages are read and filtered
+here). --json prints the verified results as JSON (unchanged by these columns).
 `,
   evidence: `usage: vigil evidence verify <file> (--policy FILE | --log-key VKEY)
 
@@ -37,6 +43,10 @@ Checks a witness's evidence of log misbehaviour (fork, inconsistent, rollback) o
                    [--reader-token T]
 
 Downloads the whole log through tiles and checks the tree, checkpoints, emitter signatures and streams.
+With a reader token, sealed values are opened and checked, and a tool whose description or input
+schema changed between two tools/list results of the same server is a TOOL_DEFINITION_CHANGED warning
+naming the session, the tool and both entries (a warning does not change the exit status). Without a
+token, sealed tools/list results are not checked, and the report says so.
 `,
   policy: POLICY_USAGE,
   sessions: SESSIONS_USAGE,

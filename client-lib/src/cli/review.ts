@@ -11,6 +11,7 @@ import { formatEntry, MAX_ENTRY_SIZE, type Entry } from '../record.js';
 import type { Policy } from '../policy/index.js';
 import {
   buildTranscript,
+  isStateless,
   openRecord,
   parseTimeBound,
   policyFromLogInfo,
@@ -99,8 +100,8 @@ export async function runPolicy(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
-/** The window options shared by the review commands. */
-function windowOf(values: Record<string, string | boolean | undefined>, now: Date) {
+/** The window options shared by the review commands and `vigil search`. */
+export function windowOf(values: Record<string, string | boolean | undefined>, now: Date) {
   const clock = values.clock ?? 'received';
   if (clock !== 'received' && clock !== 'emitter')
     throw new UsageError('--clock must be received (the log) or emitter');
@@ -291,8 +292,10 @@ function formatItem(io: Io, item: TranscriptItem, changedTools: Set<string>): st
           ? '    tool definition in effect: none (no tools/list earlier in the session)'
           : d.sealed
             ? `    tool definition in effect: tools/list result at entry ${d.index} [sealed]`
-            : `    tool definition in effect (tools/list result at entry ${d.index}): ${d.definition === undefined ? 'NOT LISTED' : shown(d.definition, 600)}`,
+            : `    tool definition in effect (tools/list result at entry ${d.index}${d.session !== undefined ? ` of ${terminalSafe(d.session)}` : ''}): ${d.definition === undefined ? 'NOT LISTED' : shown(d.definition, 600)}`,
       );
+      if (d !== undefined && !d.verified)
+        lines.push(paint(io, 'red', `    FAILED: the tools/list result at entry ${d.index} did not verify`));
       if (item.tool !== undefined && changedTools.has(item.tool))
         lines.push(
           paint(
@@ -343,10 +346,30 @@ export async function runTranscript(argv: string[], io: Io): Promise<number> {
   const client = new LogClient(url, token !== undefined ? { readerToken: token } : {});
   const open = token !== undefined && values['no-open'] !== true;
   const { records, answer } = await verifiedSearch(client, policy, { session }, open);
-  const transcript = buildTranscript(
-    session,
-    records.map((r) => openRecord(r, answer)),
+  // A stateless (2026-07-28) session is one exchange: the tool definitions in effect come from the
+  // tools/list results of the same server, i.e. (here) of the same capture stream, which reaches one
+  // server (review/tool-definitions.ts). They are verified and opened like the session's own records.
+  const context: ReviewRecord[] = [];
+  let contextAnswer: SealedAnswer | undefined;
+  const streams = new Set(
+    records
+      .filter((r) => r.record['kind'] === 'mcp.message' && isStateless(r.record))
+      .map((r) => r.record['stream'])
+      .filter((x): x is string => typeof x === 'string'),
   );
+  for (const stream of streams) {
+    const more = await verifiedSearch(client, policy, { stream, method: 'tools/list' }, open);
+    context.push(...more.records.filter((r) => r.record['session'] !== session));
+    if (more.answer !== undefined) {
+      contextAnswer ??= { sealed: new Map(), erased: new Map() };
+      for (const [k, v] of more.answer.sealed) contextAnswer.sealed.set(k, v);
+      for (const [k, v] of more.answer.erased) contextAnswer.erased.set(k, v);
+    }
+  }
+  const transcript = buildTranscript(session, [
+    ...records.map((r) => openRecord(r, answer)),
+    ...context.map((r) => openRecord(r, contextAnswer)),
+  ]);
   if (values.json === true) {
     for (const item of transcript.items) io.stdout.write(JSON.stringify({ session, ...item }) + '\n');
     io.stdout.write(

@@ -6,3 +6,4 @@ export * from './records.js';
 export * from './sessions.js';
 export * from './transcript.js';
 export * from './bundle.js';
+export * from './tool-definitions.js';

@@ -3,8 +3,18 @@
  * definitions in effect for every `tools/call` (DESIGN.md "Forensic review"). Pure and browser-safe:
  * the caller fetched, verified and opened the records (records.ts); nothing here hides a failure.
  */
-import { canonicalJson } from '../record.js';
 import { str, type OpenedRecord } from './records.js';
+import {
+  compareToolList,
+  streamServerOf,
+  toolScopeOf,
+  toolsOf,
+  type StreamServer,
+  type ToolChange,
+  type ToolDefinitionState,
+} from './tool-definitions.js';
+
+export type { ToolChange } from './tool-definitions.js';
 
 /** One record of a transcript line, with both clocks and its verification. */
 export interface TranscriptSide {
@@ -27,16 +37,6 @@ export interface TranscriptSide {
 /** Fields every record or capture record has, left out of `fields`. */
 const ENVELOPE = new Set(['v', 'stream', 'seq', 'prev', 'time', 'kind', 'session', 'transport', 'direction']);
 
-/** A definition of a tool that differs from an earlier one of the same session. */
-export interface ToolChange {
-  tool: string;
-  /** What changed: `description`, `inputSchema`, or both. */
-  fields: string[];
-  /** Index of the tools/list result that had the earlier definition, and of the one that changed it. */
-  fromIndex: string;
-  toIndex: string;
-}
-
 export interface TranscriptItem {
   /** `call`: a request with (or without) its response; else a lone record. */
   type: 'call' | 'notification' | 'response' | 'stderr' | 'process' | 'other';
@@ -52,8 +52,18 @@ export interface TranscriptItem {
   error?: unknown;
   /** Response time minus request time on the log's clock, in ms. */
   latencyMs?: number;
-  /** For a tools/call: the tools/list result in effect (the newest of the session before the call). */
-  definitions?: { index: string; definition?: unknown; sealed: boolean };
+  /**
+   * For a tools/call: the tools/list result in effect, the newest from the same server before the call
+   * (review/tool-definitions.ts); `session` names its session when that is another one (stateless);
+   * `verified` is false when that result's receipt or sealed values did not verify.
+   */
+  definitions?: {
+    index: string;
+    definition?: unknown;
+    sealed: boolean;
+    session?: string;
+    verified: boolean;
+  };
   /** Tools whose definition changed in this tools/list result (on a tools/list call item). */
   toolChanges?: ToolChange[];
 }
@@ -61,7 +71,10 @@ export interface TranscriptItem {
 export interface Transcript {
   session: string;
   items: TranscriptItem[];
-  /** Every tool definition that changed during the session. */
+  /**
+   * Every tool definition that changed, from the same server as the session's records, up to its last
+   * record (for a stateful session: during the session).
+   */
   toolChanges: ToolChange[];
   /** Records that failed verification or whose sealed values failed to open. */
   failed: number;
@@ -110,49 +123,62 @@ const correlationKey = (r: OpenedRecord): string | undefined => {
   return `${r.emitter}\u0000${requester}\u0000${typeof id}\u0000${String(id)}`;
 };
 
-/** Tool definitions of an opened tools/list result, by name (undefined when still sealed). */
-function toolsOf(result: unknown): Map<string, Record<string, unknown>> | undefined {
-  const tools = member(result, 'tools');
-  if (!Array.isArray(tools)) return undefined;
-  const out = new Map<string, Record<string, unknown>>();
-  for (const t of tools) {
-    const name = member(t, 'name');
-    if (typeof name === 'string') out.set(name, t as Record<string, unknown>);
-  }
-  return out;
-}
-
-function same(a: unknown, b: unknown): boolean {
-  try {
-    return canonicalJson(a ?? null) === canonicalJson(b ?? null);
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The transcript of `session` from its records (any order; sorted by index). Requests and responses are
  * joined by (emitter, requester, JSON-RPC id with its type); a response without its request stands
  * alone. Every record keeps its verification state: a FAILED record is shown, never dropped.
+ *
+ * `records` may hold records of other sessions (the tools/list results of the same stateless server,
+ * its `stream.open`): they count for the tool definitions in effect (review/tool-definitions.ts) and
+ * are not shown.
  */
 export function buildTranscript(session: string, records: readonly OpenedRecord[]): Transcript {
-  const sorted = records
-    .filter((r) => r.record['session'] === session)
-    .sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+  const sorted = [...records].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
   const items: TranscriptItem[] = [];
   const open = new Map<string, TranscriptItem>();
-  const toolChanges: ToolChange[] = [];
-  /** The newest tools/list result per emitter (the server perspective it describes). */
-  const lists = new Map<string, { index: string; tools: Map<string, Record<string, unknown>> | undefined }>();
-  /** The last definition seen of each tool, per emitter, with the index of its tools/list result. */
-  const known = new Map<string, { index: string; def: Record<string, unknown> }>();
+  /** What each emitter's stream reaches, from its stream.open (stateless scopes). */
+  const servers = new Map<string, StreamServer>();
+  /** The newest tools/list result per scope, and the definitions last seen per scope. */
+  const lists = new Map<
+    string,
+    {
+      index: string;
+      session: string;
+      tools: Map<string, Record<string, unknown>> | undefined;
+      verified: boolean;
+    }
+  >();
+  const state: ToolDefinitionState = {};
+  const changesAt = new Map<string, ToolChange[]>();
+  const allChanges: { scope: string; change: ToolChange }[] = [];
+  const scopes = new Set<string>();
+  let last: bigint | undefined;
   let failed = 0;
   for (const r of sorted) {
-    const s = side(r);
-    if (s.failure !== undefined) failed++;
     const kind = str(r.record, 'kind') ?? '';
     const type = str(r.record, 'messageType');
     const method = str(r.record, 'mcp.method.name');
+    const recordSession = str(r.record, 'session') ?? '';
+    if (kind === 'stream.open' && typeof r.record['stream'] === 'string')
+      servers.set(`${r.emitter}\u0000${r.record['stream']}`, streamServerOf(r.opened));
+    const scope = kind === 'mcp.message' ? toolScopeOf(r.emitter, r.record, servers) : undefined;
+    if (scope !== undefined && method === 'tools/list' && type === 'result') {
+      const tools = toolsOf(member(r.opened['message'], 'result'));
+      const index = r.index.toString();
+      const verified =
+        r.failure === undefined && !r.sealed.some((v) => v.state === 'failed' || v.state === 'missing');
+      lists.set(scope, { index, session: recordSession, tools, verified });
+      if (tools !== undefined) {
+        const changes = compareToolList(state, scope, recordSession, index, tools);
+        if (changes.length > 0) changesAt.set(index, changes);
+        for (const change of changes) allChanges.push({ scope, change });
+      }
+    }
+    if (recordSession !== session) continue;
+    if (scope !== undefined) scopes.add(scope);
+    last = r.index;
+    const s = side(r);
+    if (s.failure !== undefined) failed++;
     const tool = str(r.record, 'gen_ai.tool.name');
     const direction = str(r.record, 'direction');
     const base = {
@@ -165,13 +191,15 @@ export function buildTranscript(session: string, records: readonly OpenedRecord[
     if (kind === 'mcp.message' && type === 'request') {
       const item: TranscriptItem = { type: 'call', ...base, request: s };
       if (method === 'tools/call') {
-        const list = lists.get(r.emitter);
+        const list = scope !== undefined ? lists.get(scope) : undefined;
         if (list !== undefined) {
           const def = tool !== undefined ? list.tools?.get(tool) : undefined;
           item.definitions = {
             index: list.index,
             sealed: list.tools === undefined,
+            verified: list.verified,
             ...(def !== undefined ? { definition: def } : {}),
+            ...(list.session !== session ? { session: list.session } : {}),
           };
         }
       }
@@ -189,25 +217,8 @@ export function buildTranscript(session: string, records: readonly OpenedRecord[
         const t0 = Date.parse(item.request!.received);
         const t1 = Date.parse(r.received);
         if (!Number.isNaN(t0) && !Number.isNaN(t1)) item.latencyMs = t1 - t0;
-        if (item.method === 'tools/list' && type === 'result') {
-          const tools = toolsOf(member(r.opened['message'], 'result'));
-          lists.set(r.emitter, { index: s.index, tools });
-          const changes: ToolChange[] = [];
-          for (const [name, def] of tools ?? []) {
-            const k = `${r.emitter}\u0000${name}`;
-            const before = known.get(k);
-            if (before !== undefined) {
-              const fields = ['description', 'inputSchema'].filter((f) => !same(before.def[f], def[f]));
-              if (fields.length > 0)
-                changes.push({ tool: name, fields, fromIndex: before.index, toIndex: s.index });
-            }
-            known.set(k, { index: s.index, def });
-          }
-          if (changes.length > 0) {
-            item.toolChanges = changes;
-            toolChanges.push(...changes);
-          }
-        }
+        const changes = changesAt.get(s.index);
+        if (item.method === 'tools/list' && changes !== undefined) item.toolChanges = changes;
         continue;
       }
       items.push({ type: 'response', ...base, record: s, ...(error !== undefined ? { error } : {}) });
@@ -226,5 +237,8 @@ export function buildTranscript(session: string, records: readonly OpenedRecord[
       record: s,
     });
   }
+  const toolChanges = allChanges
+    .filter(({ scope, change }) => scopes.has(scope) && last !== undefined && BigInt(change.toIndex) <= last)
+    .map(({ change }) => change);
   return { session, items, toolChanges, failed };
 }

@@ -122,7 +122,10 @@ t.test('submit, verify, search, audit against a log', async (t) => {
     'emitter.example/cli',
   ]);
   t.equal(sr.code, 0, sr.stderr);
-  t.match(sr.stdout, /^INDEX\s+EMITTER\s+KIND\s+STREAM\/SEQ\s+TIME\s+VERIFIED\s+SEALED\n3 /);
+  t.match(
+    sr.stdout,
+    /^INDEX\s+RECEIVED \(LOG\)\s+TIME \(EMITTER\)\s+EMITTER\s+DIRECTION\s+METHOD\s+TOOL\s+ID\s+ARGS\/RESULT\s+VERIFIED\n3 /,
+  );
   t.equal(sr.stdout.trim().split('\n').length, 5);
   log.searchTamper = (e) => ({ ...e, peer: '10.0.0.1' });
   const st = await run(['search', '--log', log.url, '--policy', policyFile, '--json']);

@@ -125,7 +125,13 @@ t.test('transcript flags a tool definition that changed, naming both indices', a
     summary: { toolChanges: unknown[]; failed: number };
   };
   t.same(summary.summary.toolChanges, [
-    { tool: 'read_file', fields: ['description'], fromIndex: String(list1), toIndex: String(list2) },
+    {
+      tool: 'read_file',
+      fields: ['description'],
+      fromIndex: String(list1),
+      toIndex: String(list2),
+      session: 's-1',
+    },
   ]);
   t.equal(summary.summary.failed, 0);
 });

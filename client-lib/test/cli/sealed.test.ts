@@ -100,7 +100,9 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
     });
     return [p, r];
   };
-  return { log, dir, policy, message };
+  /** Appends a record of the emitter with its own `time` (the emitter's clock). */
+  const record = (fields: Record<string, unknown>): void => append(NAME, key.signerKey, fields);
+  return { log, dir, policy, message, record };
 }
 
 t.test('audit --reader-token opens every value; a tampered S is SEALED_MISMATCH at its index', async (t) => {
@@ -162,7 +164,8 @@ t.test('search sends the token and shows opened values, a wrong one as FAILED', 
   t.notMatch(opened.stdout, '\u001b', 'no escape reaches the terminal');
   t.notMatch(opened.stdout, '\u202e');
   t.match(opened.stdout, 'message.result: "ok"');
-  t.match(opened.stdout, /2\s+checked/);
+  t.match(opened.stdout, /\n3\s.*\sresult: "ok"\s+yes\n/, 'the row summarises the opened value');
+  t.match(opened.stdout, /\n2\s.*\sresult: \{"text":"world \\u001b\[31mred\\u202e"\}\s+yes\n/);
 
   const sealedOnly = await run([...base, '--no-open'], { VIGIL_READER_TOKEN: TOKEN });
   t.equal(sealedOnly.code, 0, sealedOnly.stderr);
@@ -181,7 +184,7 @@ t.test('search sends the token and shows opened values, a wrong one as FAILED', 
     failed.stdout,
     `message.result: FAILED: the log's sealed value does not match commitment ${r.ref.$sealed.sha256}`,
   );
-  t.match(failed.stdout, /FAILED 1 of 2/);
+  t.match(failed.stdout, /FAILED 1 of 2 sealed/);
   t.match(failed.stderr, '1 sealed value(s) do not match their commitment');
   t.notMatch(failed.stdout, 'FORGEDVALUE', 'the forged value is not shown as if it were the value');
 
@@ -248,4 +251,93 @@ t.test('verify with a reader token opens and checks the entry', async (t) => {
     t.notMatch(x.stdout + x.stderr, 'TOKENMARKER');
     t.notMatch(x.stdout + x.stderr, 'FORGEDVALUE');
   }
+});
+
+t.test('search: one readable row per record, both clocks, and --clock emitter windows', async (t) => {
+  const { log, policy, record } = await setup(t);
+  const args = seal({ name: 'fetch', arguments: { url: 'https://example.com/\u001b[2J' } });
+  const result = seal({ content: [{ type: 'text', text: 'x'.repeat(200) }] });
+  for (const s of [args, result]) log.sealed.set(s.ref.$sealed.sha256, s.bytes);
+  const old = '2026-01-01T00:00:00.000Z';
+  // Entry 2: a request whose emitter clock says January (the log received it now); entry 3: its result.
+  record({
+    kind: 'mcp.message',
+    time: old,
+    session: 's-9',
+    direction: 'client_to_server',
+    messageType: 'request',
+    'mcp.method.name': 'tools/call',
+    'gen_ai.tool.name': 'fetch',
+    'jsonrpc.request.id': '7',
+    message: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: args.ref },
+  });
+  record({
+    kind: 'mcp.message',
+    session: 's-9',
+    direction: 'server_to_client',
+    messageType: 'result',
+    'mcp.method.name': 'tools/call',
+    'gen_ai.tool.name': 'fetch',
+    message: { jsonrpc: '2.0', id: 7, result: result.ref },
+  });
+  record({ kind: 'mcp.stderr', session: 's-9', line: 'plain line' }); // entry 4
+  const base = ['search', '--log', log.url, '--policy', policy, '--emitter', NAME];
+
+  const opened = await run(base, { VIGIL_READER_TOKEN: TOKEN });
+  t.equal(opened.code, 0, opened.stderr);
+  const lines = opened.stdout.split('\n');
+  t.match(
+    lines[0],
+    /^INDEX\s+RECEIVED \(LOG\)\s+TIME \(EMITTER\)\s+EMITTER\s+DIRECTION\s+METHOD\s+TOOL\s+ID\s+ARGS\/RESULT\s+VERIFIED$/,
+  );
+  const row = (index: number) => lines.find((l) => l.startsWith(`${index} `)) ?? '';
+  t.match(
+    row(2),
+    /^2\s+\S+Z\s+2026-01-01T00:00:00\.000Z\s+emitter\.example\/cli\s+client->server\s+tools\/call\s+fetch\s+7\s+args: \{"url":"https:\/\/example\.com\/\\u001b\[2J"\}\s+yes$/,
+    'the arguments of the call, terminal-safe',
+  );
+  t.match(
+    row(3),
+    /^3\s+.*\sserver->client\s+tools\/call\s+fetch\s+7\s+result: \{"content":\[\{"text":"x+\.\.\.\s+yes$/,
+  );
+  t.ok(row(3).length < 260, 'the result is cut short in the table');
+  t.match(row(4), /^4\s+.*\s+-\s+\(mcp\.stderr\)\s+-\s+-\s+\{"line":"plain line"\}\s+yes$/);
+  t.notMatch(opened.stdout, '\u001b', 'no escape reaches the terminal');
+
+  const sealedOnly = await run([...base, '--no-open'], { VIGIL_READER_TOKEN: TOKEN });
+  t.match(row(2).replace(/args: .*/, ''), /fetch\s+7\s+$/);
+  const sealedRow = sealedOnly.stdout.split('\n').find((l) => l.startsWith('2 ')) ?? '';
+  t.match(sealedRow, /fetch\s+7\s+args: \[sealed\]\s+yes$/, 'not opened: [sealed]');
+
+  // The log's clock (default): the window goes to the log, and the output names the clock.
+  const recent = await run([...base, '--since', '10m'], { VIGIL_READER_TOKEN: TOKEN });
+  t.equal(recent.code, 0, recent.stderr);
+  t.match(recent.stdout, /^\d+ result\(s\), window on the log's clock \(received\)\n/);
+  t.match(log.authorizations.filter((a) => a.path === 'v1/search').at(-1)?.url ?? '', /since=2/);
+
+  // The emitter's clock: filtered here; only the request's emitter time lies in January.
+  const january = await run([...base, '--clock', 'emitter', '--until', '2026-02-01T00:00:00Z'], {
+    VIGIL_READER_TOKEN: TOKEN,
+  });
+  t.equal(january.code, 0, january.stderr);
+  t.match(january.stdout, /^1 result\(s\), window on the emitter's clock \(time\)\n/);
+  t.same(
+    january.stdout
+      .split('\n')
+      .slice(2)
+      .filter((l) => /^\d+ /.test(l))
+      .map((l) => l.split(' ')[0]),
+    ['2'],
+  );
+  t.notMatch(log.authorizations.filter((a) => a.path === 'v1/search').at(-1)?.url ?? '', /until=/);
+  const since = await run([...base, '--clock', 'emitter', '--since', '7d'], { VIGIL_READER_TOKEN: TOKEN });
+  t.notMatch(since.stdout, /\n2 /, 'the January request is outside the last 7 days on its own clock');
+  t.match(since.stdout, /\n3 /);
+
+  const bad = await run([...base, '--clock', 'wall'], { VIGIL_READER_TOKEN: TOKEN });
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, '--clock must be received (the log) or emitter');
+  const badTime = await run([...base, '--since', 'yesterday'], { VIGIL_READER_TOKEN: TOKEN });
+  t.equal(badTime.code, 2);
+  t.match(badTime.stderr, 'neither a duration like 10m');
 });

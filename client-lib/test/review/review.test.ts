@@ -181,6 +181,7 @@ t.test('buildTranscript: pairs, opened values, definitions in effect, changed to
       fields: ['description'],
       fromIndex: list1!.response!.index,
       toIndex: list2!.response!.index,
+      session: 's1',
     },
   ]);
   t.same(list2!.toolChanges, tr.toolChanges, 'flagged on the tools/list that changed it');
