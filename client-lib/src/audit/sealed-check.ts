@@ -119,22 +119,34 @@ export interface SealedCheck {
   claims: ErasureClaim[];
   /** Values opened and found to match their commitment. */
   opened: number;
+  /**
+   * The bytes S of those values, by commitment (hex): kept only when the caller asks (`keepValues`),
+   * for the one client path that shows them (streams out, cli/follow.ts).
+   */
+  values?: Map<string, Uint8Array>;
 }
 
 /**
  * Checks the sealed refs of some entries against what the log answered for them. Pure: the caller
  * fetched `answer`. Problems are in entry order.
  */
-export function checkSealedAnswer(refs: readonly SealedAt[], answer: SealedAnswer): SealedCheck {
+export function checkSealedAnswer(
+  refs: readonly SealedAt[],
+  answer: SealedAnswer,
+  keepValues = false,
+): SealedCheck {
   const out: SealedCheck = { problems: [], claims: [], opened: 0 };
+  if (keepValues) out.values = new Map();
   for (const { index, ref } of refs) {
     const hex = ref.$sealed.sha256;
     const bytes = answer.sealed.get(hex);
     const erasure = answer.erased.get(hex);
     if (bytes !== undefined) {
       const problem = openProblem(index, ref, bytes);
-      if (problem === undefined) out.opened++;
-      else out.problems.push(problem);
+      if (problem === undefined) {
+        out.opened++;
+        out.values?.set(hex, bytes);
+      } else out.problems.push(problem);
     } else if (erasure !== undefined) {
       out.claims.push({ sha256: hex, index: index.toString(), erasure: erasure.toString() });
     } else {
@@ -187,7 +199,7 @@ export function sealedAnswerBound(refs: readonly SealedAt[]): number {
  * will not answer at once is read value by value: each with `GET /v1/sealed/<hex>`, bounded by its
  * committed size, so the value the log lies about is the one blamed. `budget` (the log's
  * `sealedMaxBytes` from /v1/log, when it lists one) splits a range before asking, when the committed
- * sizes of its values already pass it.
+ * sizes of its values already pass it. With `keepValues`, the matching bytes are returned in `values`.
  */
 export async function fetchAndCheckSealed(
   client: LogClient,
@@ -195,22 +207,24 @@ export async function fetchAndCheckSealed(
   end: bigint,
   refs: readonly SealedAt[],
   budget?: number,
+  keepValues = false,
 ): Promise<SealedCheck> {
-  if (refs.length === 0) return { problems: [], claims: [], opened: 0 };
+  if (refs.length === 0)
+    return { problems: [], claims: [], opened: 0, ...(keepValues ? { values: new Map() } : {}) };
   const sizes = new Map(refs.map((r) => [r.ref.$sealed.sha256, r.ref.$sealed.size]));
   const overBudget = budget !== undefined && [...sizes.values()].reduce((a, b) => a + b, 0) > budget;
   let split = overBudget && end - start > 1n;
   if (!overBudget) {
     try {
       const answer = await client.sealedRange(start, end, { maxBytes: sealedAnswerBound(refs) });
-      return checkSealedAnswer(refs, answer);
+      return checkSealedAnswer(refs, answer, keepValues);
     } catch (err) {
       if (!(err instanceof LogRequestError)) throw err;
       if (err.code !== 'RESPONSE_TOO_LARGE' && err.code !== 'RANGE_TOO_LARGE') throw err;
       split = err.code === 'RANGE_TOO_LARGE' && end - start > 1n;
     }
   }
-  if (!split) return fetchEachValue(client, refs);
+  if (!split) return fetchEachValue(client, refs, keepValues);
   const mid = start + (end - start) / 2n;
   const low = await fetchAndCheckSealed(
     client,
@@ -218,6 +232,7 @@ export async function fetchAndCheckSealed(
     mid,
     refs.filter((r) => r.index < mid),
     budget,
+    keepValues,
   );
   const high = await fetchAndCheckSealed(
     client,
@@ -225,17 +240,24 @@ export async function fetchAndCheckSealed(
     end,
     refs.filter((r) => r.index >= mid),
     budget,
+    keepValues,
   );
   return {
     problems: [...low.problems, ...high.problems],
     claims: [...low.claims, ...high.claims],
     opened: low.opened + high.opened,
+    ...(keepValues ? { values: new Map([...(low.values ?? []), ...(high.values ?? [])]) } : {}),
   };
 }
 
 /** `GET /v1/sealed/<hex>` for each ref, bounded by its committed size. */
-async function fetchEachValue(client: LogClient, refs: readonly SealedAt[]): Promise<SealedCheck> {
+async function fetchEachValue(
+  client: LogClient,
+  refs: readonly SealedAt[],
+  keepValues: boolean,
+): Promise<SealedCheck> {
   const out: SealedCheck = { problems: [], claims: [], opened: 0 };
+  if (keepValues) out.values = new Map();
   for (const { index, ref } of refs) {
     const hex = ref.$sealed.sha256;
     let answer;
@@ -261,8 +283,10 @@ async function fetchEachValue(client: LogClient, refs: readonly SealedAt[]): Pro
       continue;
     }
     const problem = openProblem(index, ref, answer.bytes);
-    if (problem === undefined) out.opened++;
-    else out.problems.push(problem);
+    if (problem === undefined) {
+      out.opened++;
+      out.values?.set(hex, answer.bytes);
+    } else out.problems.push(problem);
   }
   return out;
 }

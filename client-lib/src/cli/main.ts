@@ -84,6 +84,14 @@ async function main(argv: string[]): Promise<number> {
         return await runSessions(rest, io);
       case 'transcript':
         return await runTranscript(rest, io);
+      case 'export': {
+        // TODO(streams): temporary until the bundle branch's export.ts (which hands --follow to
+        // runFollow) is merged; only `export --follow` exists on this branch.
+        if (!rest.includes('--follow'))
+          throw new UsageError('export: only --follow is available in this build');
+        const m = (await import('./follow.js')) as { runFollow(argv: string[], io: Io): Promise<number> };
+        return await m.runFollow(rest, io);
+      }
       case 'mcp': {
         const m = (await import('./mcp.js')) as {
           runMcpCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;
