@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { generateKey, parseCheckpoint, signNote } from '@vigil/client';
+import { createEmitter, useNodeCrypto } from '@vigil/client/node';
 import t from 'tap';
 import { runNode, startLog, vigilMain } from '../helpers/log.js';
 import {
@@ -25,6 +26,7 @@ import {
   type Asserts,
 } from '../helpers/mcp.js';
 
+useNodeCrypto();
 const log = await startLog();
 t.teardown(() => log.stop());
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vigil-export-follow-'));
@@ -55,6 +57,18 @@ async function session(marker: string): Promise<void> {
     { emitter: 'mcp-wrapper' },
     (f) => f.filter((x) => x.record['kind'] === 'stream.close').length >= sessions,
   );
+}
+
+/** `n` plain records from the wrapper's key on a stream of their own (cheaper than an MCP session). */
+async function records(n: number, tag: string): Promise<void> {
+  const em = await createEmitter({
+    logUrl: log.url,
+    key: (await fs.readFile(wrapper.keyFile, 'utf8')).trim(),
+    spoolDir: await fs.mkdtemp(path.join(dir, 'emit-')),
+    policy: log.policy,
+  });
+  await Promise.all(Array.from({ length: n }, (_, i) => em.emit({ kind: 'app.event', tag, i })));
+  await em.close();
 }
 
 interface Line {
@@ -141,27 +155,6 @@ t.test('--once writes every record once, verified, sealed values opened', async 
     (l) => l.direction === 'server_to_client' && l.record['error.type'] !== undefined,
   );
   t.ok(errorResponse, 'the unknown tool was answered with an error');
-
-  const again = await follow(['--out', out, '--state', state, '--once']);
-  t.equal(again.code, 0, again.stderr);
-  const after = await readLines(out);
-  checkContiguous(t, after, await stateNext(state));
-  t.ok(
-    after.length >= lines.length,
-    'a run with nothing (or only the reads it caused) new appends nothing twice',
-  );
-
-  const stdout = await follow(['--once']);
-  t.equal(stdout.code, 0, stdout.stderr);
-  const printed = stdout.stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Line);
-  t.ok(printed.length >= lines.length, 'without --out the lines go to stdout');
-  t.same(
-    printed.slice(0, lines.length).map((l) => l.index),
-    lines.map((l) => l.index),
-  );
 });
 
 t.test('a second run appends only the new records', async (t) => {
@@ -189,7 +182,7 @@ t.test('a second run appends only the new records', async (t) => {
 });
 
 t.test('a crash between the lines and the state: the restart writes each record once', async (t) => {
-  await session('follow-marker-three');
+  await records(40, 'follow-marker-three');
   const savedState = await fs.readFile(state);
   const before = await readLines(out);
   const r = await follow(['--out', out, '--state', state, '--once']);
@@ -203,7 +196,7 @@ t.test('a crash between the lines and the state: the restart writes each record 
 });
 
 t.test('kill -9 mid-run, then restart: no duplicate, no gap', async (t) => {
-  await session('follow-marker-four');
+  await records(300, 'follow-marker-four');
   const size = (await fs.stat(out)).size;
   const p = spawnNode(
     vigilMain,
@@ -292,7 +285,7 @@ t.test('a log that lies makes it exit 1 with nothing written', async (t) => {
   await t.rejects(fs.stat(path.join(dir, 'forged.state')), 'no state written');
 
   // A rollback: the checkpoint of the first session, validly signed, after the stream saw later ones.
-  await session('follow-marker-five');
+  await records(5, 'follow-marker-five');
   t.ok(parseCheckpoint(early.slice(0, early.indexOf('\n\n') + 1)).size < (await stateNext(state)));
   const rolledBack = await lyingLog(() => Promise.resolve(early));
   t.teardown(() => rolledBack.close());

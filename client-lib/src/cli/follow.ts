@@ -26,11 +26,6 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { runAudit, type AuditProblem, type AuditState, type AuditStateStorage } from '../audit/auditor.js';
 import { workerPoolSignatureVerifier } from '../audit/node-verifier.js';
 import { LogClient, type SealedAnswer } from '../client.js';
@@ -131,69 +126,6 @@ function passStorage(state: FollowState | undefined): AuditStateStorage & {
   return s;
 }
 
-/**
- * Sends spans through the OpenTelemetry JS SDK's OTLP/HTTP (protobuf) exporter and resolves once the
- * collector accepted them. The spans are made by the SDK's own tracer (so attributes, status and
- * resource follow the SDK), with ids set from McpSpan.
- */
-class OtlpSink {
-  private readonly exporter: OTLPTraceExporter;
-  private readonly provider: BasicTracerProvider;
-  private readonly ended: ReadableSpan[] = [];
-  /** The ids the next span takes (the tracer asks the id generator synchronously in startSpan). */
-  private readonly ids = { traceId: '', spanId: '' };
-
-  constructor(url: string) {
-    this.exporter = new OTLPTraceExporter({ url });
-    const ids = this.ids;
-    const ended = this.ended;
-    this.provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': 'vigil' }),
-      idGenerator: { generateTraceId: () => ids.traceId, generateSpanId: () => ids.spanId },
-      spanProcessors: [
-        {
-          onStart: () => undefined,
-          onEnd: (span) => {
-            ended.push(span);
-          },
-          forceFlush: () => Promise.resolve(),
-          shutdown: () => Promise.resolve(),
-        },
-      ],
-    });
-  }
-
-  async send(spans: readonly McpSpan[]): Promise<void> {
-    const tracer = this.provider.getTracer('vigil-export');
-    for (const s of spans) {
-      this.ids.traceId = s.traceId;
-      this.ids.spanId = s.spanId;
-      const span = tracer.startSpan(
-        s.name,
-        { kind: SpanKind.CLIENT, startTime: new Date(s.startMs), attributes: s.attributes },
-        ROOT_CONTEXT,
-      );
-      if (s.error) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end(new Date(s.endMs));
-    }
-    const all = this.ended.splice(0);
-    for (let i = 0; i < all.length; i += 512) {
-      const batch = all.slice(i, i + 512);
-      await new Promise<void>((resolve, reject) => {
-        this.exporter.export(batch, (r) => {
-          if (r.code === ExportResultCode.SUCCESS) resolve();
-          else reject(new Error(`OTLP export failed: ${r.error?.message ?? 'unknown error'}`));
-        });
-      });
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.exporter.shutdown();
-    await this.provider.shutdown();
-  }
-}
-
 /** Writes text to a stream and resolves once it is handed to the OS. */
 function writeOut(stream: NodeJS.WritableStream, text: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -258,7 +190,8 @@ export async function runFollow(argv: string[], io: Io): Promise<number> {
     if (covered !== undefined && size > covered) await out.truncate(covered);
     outBytes = covered ?? size;
   }
-  const sink = otlpUrl !== undefined ? new OtlpSink(otlpUrl) : undefined;
+  // The OpenTelemetry SDK is loaded only for --otlp.
+  const sink = otlpUrl !== undefined ? new (await import('./otlp-sink.js')).OtlpSink(otlpUrl) : undefined;
   const verifySignature = workerPoolSignatureVerifier();
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
