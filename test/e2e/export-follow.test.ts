@@ -313,7 +313,15 @@ interface OtlpSpan {
   status?: { code?: number };
 }
 
-t.test('--otlp: one span per request/response pair, MCP semantic-convention attributes', async (t) => {
+/** A real OTLP/HTTP receiver: decodes every POST /v1/traces with the OTLP protobuf definitions. */
+async function startReceiver(t: { teardown(fn: () => unknown): void }): Promise<{
+  url: string;
+  spans: OtlpSpan[];
+  resources: OtlpSpan['attributes'][];
+  contentTypes: string[];
+  /** Answer 400 (a rejected export) while true. */
+  reject: { on: boolean };
+}> {
   const require = createRequire(import.meta.url);
   // The OTLP protobuf definitions, as generated from opentelemetry-proto by the OpenTelemetry JS project.
   const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js') as {
@@ -341,9 +349,12 @@ t.test('--otlp: one span per request/response pair, MCP semantic-convention attr
     };
   };
   const Request = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
-  const spans: OtlpSpan[] = [];
-  const resources: OtlpSpan['attributes'][] = [];
-  const contentTypes: string[] = [];
+  const got = {
+    spans: [] as OtlpSpan[],
+    resources: [] as OtlpSpan['attributes'][],
+    contentTypes: [] as string[],
+    reject: { on: false },
+  };
   const receiver = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -353,11 +364,16 @@ t.test('--otlp: one span per request/response pair, MCP semantic-convention attr
         res.end();
         return;
       }
-      contentTypes.push(String(req.headers['content-type']));
+      if (got.reject.on) {
+        res.writeHead(400);
+        res.end();
+        return;
+      }
+      got.contentTypes.push(String(req.headers['content-type']));
       const body = Request.toObject(Request.decode(Buffer.concat(chunks)), { longs: String, bytes: String });
       for (const rs of body.resourceSpans ?? []) {
-        resources.push(rs.resource?.attributes ?? []);
-        for (const ss of rs.scopeSpans ?? []) spans.push(...(ss.spans ?? []));
+        got.resources.push(rs.resource?.attributes ?? []);
+        for (const ss of rs.scopeSpans ?? []) got.spans.push(...(ss.spans ?? []));
       }
       res.writeHead(200, { 'content-type': 'application/x-protobuf' });
       res.end();
@@ -366,14 +382,33 @@ t.test('--otlp: one span per request/response pair, MCP semantic-convention attr
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
   const { port } = receiver.address() as { port: number };
-  const jsonl = path.join(dir, 'otlp.jsonl');
-  const r = await follow(['--out', jsonl, '--otlp', `http://127.0.0.1:${port}/v1/traces`, '--once']);
+  return { url: `http://127.0.0.1:${port}/v1/traces`, ...got };
+}
+
+const attrs = (s: OtlpSpan): Record<string, string | undefined> =>
+  Object.fromEntries(s.attributes.map((a) => [a.key, a.value.stringValue ?? a.value.intValue]));
+
+t.test('--otlp: one span per request/response pair, MCP semantic-convention attributes', async (t) => {
+  const { url, spans, resources, contentTypes } = await startReceiver(t);
+  // No --out and no --state: the lines go to stdout, from index 0.
+  const r = await follow(['--otlp', url, '--once']);
   t.equal(r.code, 0, r.stderr);
   t.ok(
     contentTypes.every((c) => c === 'application/x-protobuf'),
     'OTLP/HTTP protobuf',
   );
-  const lines = await readLines(jsonl);
+  const lines = r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Line);
+  t.same(
+    lines.map((l) => l.index),
+    Array.from({ length: lines.length }, (_, i) => String(i)),
+    'without --out every line on stdout, from index 0',
+  );
+  const fileLines = await readLines(out);
+  t.ok(lines.length >= fileLines.length, 'up to a checkpoint at least as new as the file stream');
+  t.same(lines.slice(0, fileLines.length), fileLines, 'the same records make the same lines');
   // The pairs, from the lines: each request with the response of the same emitter, session, requester, id.
   const requests = new Map<string, Line>();
   const pairs: [Line, Line][] = [];
@@ -394,8 +429,6 @@ t.test('--otlp: one span per request/response pair, MCP semantic-convention attr
     resources.every((a) => a.some((x) => x.key === 'service.name' && x.value.stringValue === 'vigil')),
     'resource service.name',
   );
-  const attrs = (s: OtlpSpan): Record<string, string | undefined> =>
-    Object.fromEntries(s.attributes.map((a) => [a.key, a.value.stringValue ?? a.value.intValue]));
   const ns = (iso: string): string => (BigInt(Date.parse(iso)) * 1_000_000n).toString();
   for (const [req, res] of pairs) {
     const span = spans.find((s) => attrs(s)['vigil.request.index'] === req.index);
@@ -447,4 +480,66 @@ t.test('--otlp: one span per request/response pair, MCP semantic-convention attr
     spans.some((s) => s.name === 'tools/list'),
     'a tools/list span',
   );
+});
+
+t.test('--otlp with --state: a pair split across passes, a rejected export', async (t) => {
+  const receiver = await startReceiver(t);
+  const jsonl = path.join(dir, 'split.jsonl');
+  const splitState = path.join(dir, 'split.state');
+  const run = () => follow(['--out', jsonl, '--state', splitState, '--otlp', receiver.url, '--once']);
+  t.equal((await run()).code, 0, 'caught up');
+  const spansBefore = receiver.spans.length;
+  // A request now, its response after the next pass (records as the capture writes them).
+  const em = await createEmitter({
+    logUrl: log.url,
+    key: (await fs.readFile(wrapper.keyFile, 'utf8')).trim(),
+    spoolDir: await fs.mkdtemp(path.join(dir, 'emit-')),
+    policy: log.policy,
+  });
+  const common = { kind: 'mcp.message', transport: 'stdio', session: 'split-session' };
+  await em.emit({
+    ...common,
+    direction: 'client_to_server',
+    messageType: 'request',
+    'mcp.method.name': 'tools/call',
+    'gen_ai.tool.name': 'slow-tool',
+    'jsonrpc.request.id': '7',
+    correlation: { requester: 'client', id: 7 },
+    message: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow-tool' } },
+  });
+  const first = await run();
+  t.equal(first.code, 0, first.stderr);
+  t.equal(receiver.spans.length, spansBefore, 'no span while the response is missing');
+  const waiting = JSON.parse(await fs.readFile(splitState, 'utf8')) as { pending: { index: string }[] };
+  t.equal(waiting.pending.length, 1, 'the request waits in the state file');
+  await em.emit({
+    ...common,
+    direction: 'server_to_client',
+    messageType: 'result',
+    'mcp.method.name': 'tools/call',
+    'jsonrpc.request.id': '7',
+    correlation: { requester: 'client', id: 7 },
+    message: { jsonrpc: '2.0', id: 7, result: { content: [] } },
+  });
+  await em.close();
+  // The collector rejects the export: exit non-zero, the state does not move.
+  receiver.reject.on = true;
+  const stateBefore = await fs.readFile(splitState, 'utf8');
+  const rejected = await run();
+  t.not(rejected.code, 0, 'a rejected export fails the run');
+  t.match(rejected.stderr, /OTLP export failed/);
+  t.equal(await fs.readFile(splitState, 'utf8'), stateBefore, 'the state did not move');
+  receiver.reject.on = false;
+  const ok = await run();
+  t.equal(ok.code, 0, ok.stderr);
+  const span = receiver.spans.find((s) => s.name === 'tools/call slow-tool');
+  t.ok(span, 'the pair made a span after the restart');
+  t.equal(
+    attrs(span!)['vigil.request.index'],
+    waiting.pending[0]!.index,
+    'with the request of the earlier run',
+  );
+  t.equal(receiver.spans.filter((s) => s.name === 'tools/call slow-tool').length, 1, 'once');
+  const lines = await readLines(jsonl);
+  checkContiguous(t, lines, await stateNext(splitState));
 });

@@ -32,6 +32,7 @@ import { LogClient, type SealedAnswer } from '../client.js';
 import type { Entry } from '../record.js';
 import {
   followLine,
+  MAX_PENDING_REQUESTS,
   openRecord,
   pairRecord,
   type McpSpan,
@@ -175,6 +176,7 @@ export async function runFollow(argv: string[], io: Io): Promise<number> {
 
   // --out: cut back to what the state covers (lines of a pass that never committed are written again).
   let out: fs.FileHandle | undefined;
+  /** Bytes of --out the committed state covers (what a failed pass is cut back to). */
   let outBytes = 0;
   if (outFile !== undefined) {
     out = await fs.open(outFile, 'a', 0o600);
@@ -227,6 +229,10 @@ export async function runFollow(argv: string[], io: Io): Promise<number> {
 
   /** One pass: verify up to the current checkpoint, write, export, commit. 0 or 1 (the log lied). */
   async function pass(): Promise<number> {
+    if (out !== undefined && (await out.stat()).size > outBytes) {
+      // An earlier pass of this process wrote and then failed (OTLP, state file): its lines come again.
+      await out.truncate(outBytes);
+    }
     const storage = passStorage(state);
     // Without a state, --from now writes nothing of the first pass: the stream starts at its end.
     const emitFrom = state !== undefined ? BigInt(state.next) : from === 'now' ? undefined : 0n;
@@ -275,25 +281,31 @@ export async function runFollow(argv: string[], io: Io): Promise<number> {
     const text = lines.join('');
     if (text !== '') {
       if (out !== undefined) {
-        await out.write(text);
+        await out.appendFile(text);
         await out.sync();
-        outBytes += Buffer.byteLength(text);
       } else await writeOut(io.stdout, text);
     }
     if (spans.length > 0) await sink!.send(spans);
     const note = storage.note ?? state?.checkpoint;
     if (note === undefined) throw new Error('the pass verified no checkpoint');
-    state = {
+    if (pairing.dropped > (state?.dropped ?? 0))
+      io.stderr.write(
+        `vigil: ${pairing.dropped} request(s) in all dropped unanswered: more than ${MAX_PENDING_REQUESTS} were waiting for a response\n`,
+      );
+    // Memory moves only with the file: a pass that fails to save is done again, cut back to outBytes.
+    const next: FollowState = {
       format: 'vigil-follow@1',
       origin,
       next: report.size,
       checkpoint: note,
-      ...(out !== undefined ? { outBytes } : {}),
+      ...(out !== undefined ? { outBytes: outBytes + Buffer.byteLength(text) } : {}),
       audit: storage.saved,
       pending: [...pairing.pending.values()],
       dropped: pairing.dropped,
     };
-    if (stateFile !== undefined) await saveState(stateFile, state);
+    if (stateFile !== undefined) await saveState(stateFile, next);
+    state = next;
+    outBytes = next.outBytes ?? 0;
     return 0;
   }
 }
