@@ -157,6 +157,14 @@ t.test('--once writes every record once, verified, sealed values opened', async 
   t.ok(errorResponse, 'the unknown tool was answered with an error');
 });
 
+t.test('--help prints the usage', async (t) => {
+  const r = await runNode(vigilMain, ['export', '--follow', '--help']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /vigil export --follow --jsonl/);
+  t.match(r.stdout, /--otlp URL/);
+  t.match(r.stdout, /--state FILE/);
+});
+
 t.test('a second run appends only the new records', async (t) => {
   const before = await readLines(out);
   await session('follow-marker-two');
@@ -179,6 +187,27 @@ t.test('a second run appends only the new records', async (t) => {
     added.some((l) => JSON.stringify(l.record).includes('follow-marker-one')),
     'the first session is not written again',
   );
+});
+
+t.test('--from now starts at the end of the log, then follows', async (t) => {
+  const nowOut = path.join(dir, 'now.jsonl');
+  const nowState = path.join(dir, 'now.state');
+  const first = await follow(['--from', 'now', '--out', nowOut, '--state', nowState, '--once']);
+  t.equal(first.code, 0, first.stderr);
+  t.equal(await fs.readFile(nowOut, 'utf8'), '', 'nothing of the past');
+  const start = await stateNext(nowState);
+  t.ok(start > 0n, `starts at ${start}`);
+  await records(3, 'from-now');
+  const second = await follow(['--from', 'now', '--out', nowOut, '--state', nowState, '--once']);
+  t.equal(second.code, 0, second.stderr);
+  const lines = await readLines(nowOut);
+  const next = await stateNext(nowState);
+  t.same(
+    lines.map((l) => l.index),
+    Array.from({ length: Number(next - start) }, (_, i) => String(start + BigInt(i))),
+    'every record from there on, once',
+  );
+  t.equal(lines.filter((l) => l.record['tag'] === 'from-now').length, 3);
 });
 
 t.test('a crash between the lines and the state: the restart writes each record once', async (t) => {

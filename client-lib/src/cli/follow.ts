@@ -40,6 +40,7 @@ import {
   type PendingRequest,
 } from '../review/index.js';
 import { loadPolicy } from './commands.js';
+import { wantsHelp } from './help.js';
 import { args, parseDuration, readerToken, required, UsageError, type Io } from './io.js';
 
 export const FOLLOW_USAGE = `usage: vigil export --follow --jsonl [--out FILE] [--state FILE] [--otlp URL] --log URL
@@ -140,6 +141,10 @@ function problemLine(p: AuditProblem): string {
 
 /** `vigil export --follow --jsonl ...`: exit 0 (stopped or --once done), 1 (the log lied), 2 (could not run). */
 export async function runFollow(argv: string[], io: Io): Promise<number> {
+  if (wantsHelp(argv)) {
+    io.stdout.write(FOLLOW_USAGE);
+    return 0;
+  }
   const { values } = args(
     argv,
     {
