@@ -3,7 +3,7 @@
 // rewrites the generated results section of BENCHMARKS.md. Exit 1 only when a benchmark breaks (an
 // error or a wrong result), never because a goal was missed on a slow machine.
 //
-// Options: --quick, --only <name,...> (witness, log, mcp, sealed; the ceilings always run), --entries <n>
+// Options: --quick, --only <name,...> (witness, log, mcp, sealed, follow; the ceilings always run), --entries <n>
 // (the large log's size), --stores <embedded,postgres>, --no-write (do not touch BENCHMARKS.md),
 // --out <file>.
 import * as path from 'node:path';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { useNodeCrypto } from '@vigil/client/node';
 import { ed25519VerifyCeiling, sha256Ceiling } from './ceilings.js';
+import { benchFollow } from './follow.js';
 import { benchSealed } from './sealed.js';
 import { cleanupAll } from './lib/procs.js';
 import { machine } from './lib/machine.js';
@@ -230,6 +231,14 @@ for (const store of stores) {
     await step(`sealed (${store})`, async () => {
       if (server !== true) throw new SkipError(server);
       return benchSealed({ store, postgresUrl: pgUrl, quick });
+    });
+  }
+}
+for (const store of stores) {
+  if (selected('follow')) {
+    await step(`follow (${store})`, async () => {
+      if (server !== true) throw new SkipError(server);
+      return benchFollow({ store, postgresUrl: pgUrl, quick });
     });
   }
 }
