@@ -28,9 +28,11 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { runAudit, type AuditProblem, type AuditState, type AuditStateStorage } from '../audit/auditor.js';
 import { workerPoolSignatureVerifier } from '../audit/node-verifier.js';
-import { LogClient, type SealedAnswer } from '../client.js';
+import { LogClient, type LogClientOptions, type SealedAnswer } from '../client.js';
+import type { Policy } from '../policy/index.js';
 import type { Entry } from '../record.js';
 import {
+  checkpointForPolicy,
   followLine,
   MAX_PENDING_REQUESTS,
   openRecord,
@@ -128,6 +130,24 @@ function passStorage(state: FollowState | undefined): AuditStateStorage & {
   return s;
 }
 
+/** A LogClient whose `checkpoint()` is the newest one that satisfies the policy (checkpointForPolicy). */
+class PolicyCheckpointClient extends LogClient {
+  private readonly policy: Policy;
+
+  constructor(url: string, options: LogClientOptions, policy: Policy) {
+    super(url, options);
+    this.policy = policy;
+  }
+
+  override checkpoint(): Promise<string> {
+    return checkpointForPolicy(
+      () => super.checkpoint(),
+      () => this.witnessedCheckpoint(),
+      this.policy,
+    );
+  }
+}
+
 /** Writes text to a stream and resolves once it is handed to the OS. */
 function writeOut(stream: NodeJS.WritableStream, text: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -169,7 +189,7 @@ export async function runFollow(argv: string[], io: Io): Promise<number> {
   const url = required(values, 'log', 'the log URL');
   const policy = await loadPolicy(required(values, 'policy', 'the tlog-policy file'));
   const token = readerToken(values, io);
-  const client = new LogClient(url, token !== undefined ? { readerToken: token } : {});
+  const client = new PolicyCheckpointClient(url, token !== undefined ? { readerToken: token } : {}, policy);
   const intervalMs = parseDuration(
     typeof values.interval === 'string' ? values.interval : '2s',
     '--interval',

@@ -7,6 +7,8 @@
  */
 import { sha256 } from '../crypto.js';
 import { hexEncode, utf8 } from '../encoding.js';
+import { TlogError } from '../errors.js';
+import { verifyCheckpoint, type Policy } from '../policy/index.js';
 import { str, type OpenedRecord } from './records.js';
 
 /**
@@ -64,6 +66,28 @@ export function followLine(r: OpenedRecord, origin: string): FollowLine {
     sealed: r.sealed.map((v) => ({ sha256: v.sha256, state: v.state })),
     verified: true,
   };
+}
+
+/**
+ * The newest checkpoint that satisfies `policy`: the log's latest (`/checkpoint`) when its
+ * cosignatures already meet the quorum, else the newest one the log holds that meets it
+ * (`/checkpoint/witnessed`): witnesses cosign after the log signs, so the latest is often short of
+ * the quorum for a moment. Any other failure (a bad log signature, another origin) returns the latest
+ * as it is, for the caller's verification to reject: the stream stops on it rather than looking away.
+ */
+export async function checkpointForPolicy(
+  latest: () => Promise<string>,
+  witnessed: () => Promise<string>,
+  policy: Policy,
+): Promise<string> {
+  const note = await latest();
+  try {
+    verifyCheckpoint(note, policy);
+    return note;
+  } catch (err) {
+    if (err instanceof TlogError && err.code === 'QUORUM_NOT_MET') return witnessed();
+    return note;
+  }
 }
 
 /** A request waiting for its response, as kept in the follow state file (JSON). */

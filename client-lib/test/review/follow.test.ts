@@ -4,7 +4,13 @@
 // error status). Records are built here as the capture writes them.
 import t from 'tap';
 import {
+  checkpointForPolicy,
+  cosign,
   followLine,
+  formatCheckpoint,
+  generateKey,
+  parsePolicy,
+  signNote,
   MAX_PENDING_REQUESTS,
   openRecord,
   pairingKey,
@@ -462,4 +468,38 @@ t.test('pairing state: bounded, oldest dropped and counted, survives JSON', asyn
   t.equal(span.attributes['vigil.request.index'], '3', 'a request from before the restart pairs');
   t.equal(span.startMs, Date.parse(at(3)));
   t.equal(span.endMs, Date.parse(at(10)));
+});
+
+t.test('checkpointForPolicy: the latest when it meets the quorum, else the witnessed one', async (t) => {
+  const log = generateKey('follow.test/log');
+  const witness = generateKey('w1.example');
+  const policy = parsePolicy(`log ${log.verifierKey}\nwitness w1 ${witness.verifierKey}\nquorum w1\n`);
+  const note = (size: bigint) =>
+    signNote(
+      formatCheckpoint({ origin: 'follow.test/log', size, root: new Uint8Array(32), extensions: [] }),
+      [log.signerKey],
+    );
+  const older = note(5n);
+  const witnessedOlder = older + cosign(older, witness.signerKey, 1700000000);
+  const newer = note(9n);
+  const asked: string[] = [];
+  const pick = (latest: string) =>
+    checkpointForPolicy(
+      () => {
+        asked.push('latest');
+        return Promise.resolve(latest);
+      },
+      () => {
+        asked.push('witnessed');
+        return Promise.resolve(witnessedOlder);
+      },
+      policy,
+    );
+  t.equal(await pick(newer), witnessedOlder, 'short of the quorum: the newest witnessed one');
+  t.same(asked, ['latest', 'witnessed']);
+  const cosigned = newer + cosign(newer, witness.signerKey, 1700000001);
+  t.equal(await pick(cosigned), cosigned, 'cosigned: the latest');
+  const impostor = generateKey('follow.test/log');
+  const forged = signNote(newer.slice(0, newer.indexOf('\n\n') + 1), [impostor.signerKey]);
+  t.equal(await pick(forged), forged, 'a bad log signature is passed on for the verifier to reject');
 });
