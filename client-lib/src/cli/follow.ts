@@ -22,7 +22,12 @@
  *   after the rename: the next pass starts at the new size.
  * On stdout (no --out) and for OTLP delivery is at-least-once: a pass interrupted after writing is
  * written again. Spans carry ids derived from the origin and the request's index, so a span sent twice
- * is the same span.
+ * is the same span. At most MAX_PENDING_REQUESTS (10,000) requests wait for their response in the
+ * state; past that the oldest is dropped (said on stderr) and its pair makes no span.
+ *
+ * Cost: a pass holds the entries it catches up (and their opened values) in memory until the tree
+ * check at its end. The first pass of `--from now` audits the whole log once but keeps none of it;
+ * a stream that must start at index 0 of a very large log needs memory for that backlog.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
