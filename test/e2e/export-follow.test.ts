@@ -151,6 +151,10 @@ t.test('--once writes every record once, verified, sealed values opened', async 
     lines.some((l) => l.kind === 'emitter.add'),
     'the registry records are records too',
   );
+  const stateText = await fs.readFile(state, 'utf8');
+  t.notOk(stateText.includes('follow-marker-one'), 'no opened value in the state file');
+  t.notOk(stateText.includes(token) || r.stderr.includes(token), 'the reader token is nowhere');
+  t.equal((await fs.stat(out)).mode & 0o077, 0, '--out is readable by its owner only');
   const errorResponse = lines.find(
     (l) => l.direction === 'server_to_client' && l.record['error.type'] !== undefined,
   );
