@@ -204,7 +204,7 @@ export async function runFollow(argv: string[], io: Io): Promise<number> {
   const otlpUrl = typeof values.otlp === 'string' ? values.otlp : undefined;
   let state = stateFile !== undefined ? await loadState(stateFile) : undefined;
 
-  // --out: cut back to what the state covers (lines of a pass that never committed are written again).
+  // --out: what the state covers; lines of a pass that never committed are cut and written again.
   let out: fs.FileHandle | undefined;
   /** Bytes of --out the committed state covers (what a failed pass is cut back to). */
   let outBytes = 0;
@@ -219,8 +219,7 @@ export async function runFollow(argv: string[], io: Io): Promise<number> {
       );
       return 2;
     }
-    if (covered !== undefined && size > covered) await out.truncate(covered);
-    outBytes = covered ?? size;
+    outBytes = covered ?? size; // anything past it is cut at the start of the first pass
   }
   // The OpenTelemetry SDK is loaded only for --otlp.
   const sink = otlpUrl !== undefined ? new (await import('./otlp-sink.js')).OtlpSink(otlpUrl) : undefined;
