@@ -3,14 +3,15 @@
 // rewrites the generated results section of BENCHMARKS.md. Exit 1 only when a benchmark breaks (an
 // error or a wrong result), never because a goal was missed on a slow machine.
 //
-// Options: --quick, --only <name,...> (witness, log, mcp, sealed, review; the ceilings always run), --entries <n>
-// (the large log's size), --stores <embedded,postgres>, --no-write (do not touch BENCHMARKS.md),
-// --out <file>.
+// Options: --quick, --only <name,...> (witness, log, mcp, sealed, review, follow; the ceilings always
+// run), --entries <n> (the large log's size), --stores <embedded,postgres>, --no-write (do not touch
+// BENCHMARKS.md), --out <file>.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { useNodeCrypto } from '@vigil/client/node';
 import { ed25519VerifyCeiling, sha256Ceiling } from './ceilings.js';
+import { benchFollow } from './follow.js';
 import { benchReview } from './review.js';
 import { benchSealed } from './sealed.js';
 import { cleanupAll } from './lib/procs.js';
@@ -239,6 +240,12 @@ for (const store of stores) {
     await step(`review (${store})`, async () => {
       if (server !== true) throw new SkipError(server);
       return benchReview({ store, postgresUrl: pgUrl, quick });
+    });
+  }
+  if (selected('follow')) {
+    await step(`follow (${store})`, async () => {
+      if (server !== true) throw new SkipError(server);
+      return benchFollow({ store, postgresUrl: pgUrl, quick });
     });
   }
 }

@@ -220,6 +220,17 @@ export interface AuditOptions {
    * one `GET /v1/sealed?start&end` per tile. Undefined or false: sealed values are not opened.
    */
   openSealed?: boolean;
+  /**
+   * Called with every entry this run reads past the audited size, in index order, as it is read:
+   * nothing about it is verified until the run's report has no new problem (streams out,
+   * cli/follow.ts, emits them only then).
+   */
+  onEntry?: (index: bigint, entry: Entry) => void;
+  /**
+   * With `openSealed`: called with the sealed values of those entries that opened and matched their
+   * commitment (S by hex commitment) and the erasures the log reported, as each tile's check ends.
+   */
+  onSealed?: (values: ReadonlyMap<string, Uint8Array>, claims: readonly ErasureClaim[]) => void;
 }
 
 /** What the run did with sealed values. */
@@ -468,6 +479,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       leafHashes.push(leafHash);
       const entry = checkEntry(index, bytes, book, checkSignature, streams, emitters, maxSkewMs, tileProblem);
       if (entry !== undefined) {
+        options.onEntry?.(index, entry);
         checkOperatorRecord(index, entry, book, erasures, tileProblem);
         const keep = isToolRecord(entry.record);
         if (keep) toolRecords.push({ index, entry });
@@ -479,8 +491,17 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       // One request for the tile's audited entries; its problems are reported in entry order with
       // the tile's, and a failed read ends the run like a failed tile read.
       const from = startSize > tile * 256n ? startSize : tile * 256n;
-      const check = fetchAndCheckSealed(client, from, tile * 256n + BigInt(width), refs, sealedBudget).then(
+      const keep = options.onSealed !== undefined;
+      const check = fetchAndCheckSealed(
+        client,
+        from,
+        tile * 256n + BigInt(width),
+        refs,
+        sealedBudget,
+        keep,
+      ).then(
         (c) => {
+          if (c.bytes !== undefined) options.onSealed?.(c.bytes, c.claims);
           sealed.matched += c.opened;
           sealed.erased += c.claims.length;
           claims.push(...c.claims);

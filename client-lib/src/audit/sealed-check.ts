@@ -123,6 +123,11 @@ export interface SealedCheck {
   opened: number;
   /** The opened values of the refs marked `keep`, by commitment (hex). */
   values?: Map<string, unknown>;
+  /**
+   * The bytes S of every value that matched, by commitment (hex): kept only when the caller asks
+   * (`keepValues`), for the one client path that shows them (streams out, cli/follow.ts).
+   */
+  bytes?: Map<string, Uint8Array>;
 }
 
 /** Keeps the value of `at` in `out` when asked to. */
@@ -135,8 +140,13 @@ function keepValue(out: SealedCheck, at: SealedAt, value: unknown): void {
  * Checks the sealed refs of some entries against what the log answered for them. Pure: the caller
  * fetched `answer`. Problems are in entry order.
  */
-export function checkSealedAnswer(refs: readonly SealedAt[], answer: SealedAnswer): SealedCheck {
+export function checkSealedAnswer(
+  refs: readonly SealedAt[],
+  answer: SealedAnswer,
+  keepValues = false,
+): SealedCheck {
   const out: SealedCheck = { problems: [], claims: [], opened: 0 };
+  if (keepValues) out.bytes = new Map();
   for (const at of refs) {
     const { index, ref } = at;
     const hex = ref.$sealed.sha256;
@@ -147,6 +157,7 @@ export function checkSealedAnswer(refs: readonly SealedAt[], answer: SealedAnswe
       if (opened.problem === undefined) {
         out.opened++;
         keepValue(out, at, opened.value);
+        out.bytes?.set(hex, bytes);
       } else out.problems.push(opened.problem);
     } else if (erasure !== undefined) {
       out.claims.push({ sha256: hex, index: index.toString(), erasure: erasure.toString() });
@@ -205,7 +216,7 @@ export function sealedAnswerBound(refs: readonly SealedAt[]): number {
  * will not answer at once is read value by value: each with `GET /v1/sealed/<hex>`, bounded by its
  * committed size, so the value the log lies about is the one blamed. `budget` (the log's
  * `sealedMaxBytes` from /v1/log, when it lists one) splits a range before asking, when the committed
- * sizes of its values already pass it.
+ * sizes of its values already pass it. With `keepValues`, the matching bytes are returned in `bytes`.
  */
 export async function fetchAndCheckSealed(
   client: LogClient,
@@ -213,22 +224,24 @@ export async function fetchAndCheckSealed(
   end: bigint,
   refs: readonly SealedAt[],
   budget?: number,
+  keepValues = false,
 ): Promise<SealedCheck> {
-  if (refs.length === 0) return { problems: [], claims: [], opened: 0 };
+  if (refs.length === 0)
+    return { problems: [], claims: [], opened: 0, ...(keepValues ? { bytes: new Map() } : {}) };
   const sizes = new Map(refs.map((r) => [r.ref.$sealed.sha256, r.ref.$sealed.size]));
   const overBudget = budget !== undefined && [...sizes.values()].reduce((a, b) => a + b, 0) > budget;
   let split = overBudget && end - start > 1n;
   if (!overBudget) {
     try {
       const answer = await client.sealedRange(start, end, { maxBytes: sealedAnswerBound(refs) });
-      return checkSealedAnswer(refs, answer);
+      return checkSealedAnswer(refs, answer, keepValues);
     } catch (err) {
       if (!(err instanceof LogRequestError)) throw err;
       if (err.code !== 'RESPONSE_TOO_LARGE' && err.code !== 'RANGE_TOO_LARGE') throw err;
       split = err.code === 'RANGE_TOO_LARGE' && end - start > 1n;
     }
   }
-  if (!split) return fetchEachValue(client, refs);
+  if (!split) return fetchEachValue(client, refs, keepValues);
   const mid = start + (end - start) / 2n;
   const low = await fetchAndCheckSealed(
     client,
@@ -236,6 +249,7 @@ export async function fetchAndCheckSealed(
     mid,
     refs.filter((r) => r.index < mid),
     budget,
+    keepValues,
   );
   const high = await fetchAndCheckSealed(
     client,
@@ -243,6 +257,7 @@ export async function fetchAndCheckSealed(
     end,
     refs.filter((r) => r.index >= mid),
     budget,
+    keepValues,
   );
   const values = new Map([...(low.values ?? []), ...(high.values ?? [])]);
   return {
@@ -250,12 +265,18 @@ export async function fetchAndCheckSealed(
     claims: [...low.claims, ...high.claims],
     opened: low.opened + high.opened,
     ...(values.size > 0 ? { values } : {}),
+    ...(keepValues ? { bytes: new Map([...(low.bytes ?? []), ...(high.bytes ?? [])]) } : {}),
   };
 }
 
 /** `GET /v1/sealed/<hex>` for each ref, bounded by its committed size. */
-async function fetchEachValue(client: LogClient, refs: readonly SealedAt[]): Promise<SealedCheck> {
+async function fetchEachValue(
+  client: LogClient,
+  refs: readonly SealedAt[],
+  keepValues: boolean,
+): Promise<SealedCheck> {
   const out: SealedCheck = { problems: [], claims: [], opened: 0 };
+  if (keepValues) out.bytes = new Map();
   for (const at of refs) {
     const { index, ref } = at;
     const hex = ref.$sealed.sha256;
@@ -285,6 +306,7 @@ async function fetchEachValue(client: LogClient, refs: readonly SealedAt[]): Pro
     if (opened.problem === undefined) {
       out.opened++;
       keepValue(out, at, opened.value);
+      out.bytes?.set(hex, answer.bytes);
     } else out.problems.push(opened.problem);
   }
   return out;

@@ -7,3 +7,4 @@ export * from './sessions.js';
 export * from './transcript.js';
 export * from './bundle.js';
 export * from './tool-definitions.js';
+export * from './follow.js';
