@@ -186,9 +186,11 @@ t.test('a flipped entry byte or a wrong sealed value fails, naming the entry', a
   t.match(r.stdout, new RegExp(`PROOF_INVALID entry ${echoCall.index}:`));
   t.match(r.stdout, /FAILED/);
 
-  // The S of the echo call's arguments, with another value under the same commitment.
-  const [hex, s] = Object.entries(bundle.sealed).find(([, v]) =>
-    Buffer.from(v, 'base64').toString().includes(MARKER),
+  // The S of the echo call's arguments, with another value under the same commitment. The result
+  // echoes the marker too, so the value is looked up among the commitments of the call's own entry.
+  const ownEntry = Buffer.from(bundle.entries[at]!.entry, 'base64').toString();
+  const [hex, s] = Object.entries(bundle.sealed).find(
+    ([h, v]) => ownEntry.includes(h) && Buffer.from(v, 'base64').toString().includes(MARKER),
   )!;
   const forged = structuredClone(bundle);
   forged.sealed[hex] = base64Encode(
