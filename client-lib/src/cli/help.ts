@@ -2,6 +2,7 @@
  * `vigil <command> --help` (and `-h`): the usage of one command on stdout, exit 0. Only the arguments
  * before a `--` count (after it come a wrapped server's own arguments, which may be `--help`).
  */
+import { CONSOLE_USAGE } from './console.js';
 import { POLICY_USAGE, SESSIONS_USAGE, TRANSCRIPT_USAGE } from './review.js';
 
 const COMMAND_USAGE: Record<string, string> = {
@@ -40,6 +41,7 @@ Downloads the whole log through tiles and checks the tree, checkpoints, emitter 
   policy: POLICY_USAGE,
   sessions: SESSIONS_USAGE,
   transcript: TRANSCRIPT_USAGE,
+  console: CONSOLE_USAGE,
 };
 
 /** Whether `argv` (a command's arguments) asks for help before any `--`. */

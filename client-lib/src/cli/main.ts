@@ -38,6 +38,8 @@ commands:
   transcript <session> --log URL --policy FILE [--json]
                                                 a session's requests and responses, opened and
                                                 checked, with the tool definitions in effect
+  console --log URL [--host H] [--port P]       serve the web console from this machine, forwarding
+                                                its reads to the log (every proof checked in the browser)
   mcp ...                                       MCP capture (vigil mcp --help)
   reconcile ...                                 compare client- and server-side captures
 
@@ -84,6 +86,10 @@ async function main(argv: string[]): Promise<number> {
         return await runSessions(rest, io);
       case 'transcript':
         return await runTranscript(rest, io);
+      case 'console': {
+        const m = await import('./console.js');
+        return await m.runConsole(rest, io);
+      }
       case 'mcp': {
         const m = (await import('./mcp.js')) as {
           runMcpCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;

@@ -3,20 +3,17 @@
  * `vigil transcript`, and the log side of `vigil verify --log URL --index N`. Everything the log sends
  * is checked here against the reviewer's policy before it is shown; the pure logic is in ../review/.
  */
-import { LogClient, type SealedAnswer } from '../client.js';
-import { TlogError } from '../errors.js';
+import { LogClient } from '../client.js';
 import { readLimited } from '../read-limited.js';
-import { verifyReceipt } from '../receipt/index.js';
-import { formatEntry, MAX_ENTRY_SIZE, type Entry } from '../record.js';
-import type { Policy } from '../policy/index.js';
+import { MAX_ENTRY_SIZE } from '../record.js';
 import {
   buildTranscript,
+  fetchVerifiedRecords,
   openRecord,
   parseTimeBound,
   policyFromLogInfo,
   summarizeSessions,
   type ReviewClock,
-  type ReviewRecord,
   type TranscriptItem,
   type TranscriptSide,
 } from '../review/index.js';
@@ -116,54 +113,6 @@ function windowOf(values: Record<string, string | boolean | undefined>, now: Dat
   return { clock: clock as ReviewClock, since: bound('since'), until: bound('until') };
 }
 
-/**
- * Every search result for `query`, page by page, each receipt verified against `policy` for the entry
- * bytes rebuilt here (and for the index the result claims). With `open`, the sealed answers merged.
- */
-async function verifiedSearch(
-  client: LogClient,
-  policy: Policy,
-  query: Parameters<LogClient['search']>[0],
-  open: boolean,
-): Promise<{ records: ReviewRecord[]; answer: SealedAnswer | undefined }> {
-  const records: ReviewRecord[] = [];
-  const answer: SealedAnswer | undefined = open ? { sealed: new Map(), erased: new Map() } : undefined;
-  let after: string | undefined;
-  for (;;) {
-    const page = await client.search(
-      { ...query, limit: 1000, ...(after !== undefined ? { after } : {}) },
-      { open },
-    );
-    for (const [k, v] of page.sealed ?? []) answer?.sealed.set(k, v);
-    for (const [k, v] of page.erased ?? []) answer?.erased.set(k, v);
-    for (const r of page.results) {
-      let failure: string | undefined;
-      try {
-        const v = verifyReceipt(r.receipt, formatEntry(r.entry as unknown as Entry), policy);
-        if (v.index !== r.index)
-          throw new TlogError(
-            'INDEX_OUT_OF_RANGE',
-            `receipt is for index ${v.index}, result says ${r.index}`,
-          );
-      } catch (err) {
-        failure = (err as Error).message;
-      }
-      const rec = r.entry['record'];
-      records.push({
-        index: r.index,
-        emitter: String(r.entry['emitter']),
-        received: String(r.entry['received']),
-        record: typeof rec === 'object' && rec !== null ? (rec as Record<string, unknown>) : {},
-        ...(failure !== undefined ? { failure } : {}),
-      });
-    }
-    if (page.next === undefined || page.results.length === 0) break;
-    after = page.next;
-  }
-  records.sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
-  return { records, answer };
-}
-
 /** `vigil sessions`. */
 export async function runSessions(argv: string[], io: Io): Promise<number> {
   const { values } = args(
@@ -192,7 +141,7 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
     if (window.since !== undefined) query.since = window.since.toISOString();
     if (window.until !== undefined) query.until = window.until.toISOString();
   }
-  const { records } = await verifiedSearch(client, policy, query, false);
+  const { records } = await fetchVerifiedRecords(client, policy, query, false);
   const sessions = summarizeSessions(records, {
     clock: window.clock,
     ...(window.since !== undefined ? { since: window.since } : {}),
@@ -342,7 +291,7 @@ export async function runTranscript(argv: string[], io: Io): Promise<number> {
   const token = readerToken(values, io);
   const client = new LogClient(url, token !== undefined ? { readerToken: token } : {});
   const open = token !== undefined && values['no-open'] !== true;
-  const { records, answer } = await verifiedSearch(client, policy, { session }, open);
+  const { records, answer } = await fetchVerifiedRecords(client, policy, { session }, open);
   const transcript = buildTranscript(
     session,
     records.map((r) => openRecord(r, answer)),

@@ -5,3 +5,4 @@ export * from './policy-from-log.js';
 export * from './records.js';
 export * from './sessions.js';
 export * from './transcript.js';
+export * from './search.js';

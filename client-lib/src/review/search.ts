@@ -1,0 +1,81 @@
+/**
+ * The one way a review view gets records: every search result, page by page, each receipt verified
+ * against the reviewer's policy for the entry bytes rebuilt here (and for the index the result claims).
+ * Browser-safe (LogClient uses fetch): the `vigil` review commands and the web console both call it, so
+ * what the console marks as verified is exactly what the CLI would.
+ */
+import type { LogClient, SealedAnswer, SearchQuery } from '../client.js';
+import { TlogError } from '../errors.js';
+import { verifyReceipt } from '../receipt/index.js';
+import { formatEntry, type Entry } from '../record.js';
+import type { Policy } from '../policy/index.js';
+import type { ReviewRecord } from './records.js';
+
+/**
+ * One entry as the log sent it, with its receipt checked against `policy` for the entry bytes rebuilt
+ * from it and for the index the log claims. Never throws for bad content: `failure` says why.
+ */
+export function verifiedRecord(
+  index: bigint,
+  entry: Record<string, unknown>,
+  receipt: string,
+  policy: Policy,
+): ReviewRecord {
+  let failure: string | undefined;
+  try {
+    const v = verifyReceipt(receipt, formatEntry(entry as unknown as Entry), policy);
+    if (v.index !== index)
+      throw new TlogError('INDEX_OUT_OF_RANGE', `receipt is for index ${v.index}, the log says ${index}`);
+  } catch (err) {
+    failure = (err as Error).message;
+  }
+  const rec = entry['record'];
+  return {
+    index,
+    emitter: String(entry['emitter']),
+    received: String(entry['received']),
+    record: typeof rec === 'object' && rec !== null ? (rec as Record<string, unknown>) : {},
+    receipt,
+    entry,
+    ...(failure !== undefined ? { failure } : {}),
+  };
+}
+
+/** Verified records in index order and, with `open`, the sealed answers of every page merged. */
+export async function fetchVerifiedRecords(
+  client: LogClient,
+  policy: Policy,
+  query: Omit<SearchQuery, 'limit' | 'after'>,
+  open: boolean,
+): Promise<{ records: ReviewRecord[]; answer: SealedAnswer | undefined }> {
+  const records: ReviewRecord[] = [];
+  const answer: SealedAnswer | undefined = open ? { sealed: new Map(), erased: new Map() } : undefined;
+  let after: string | undefined;
+  for (;;) {
+    const page = await client.search(
+      { ...query, limit: 1000, ...(after !== undefined ? { after } : {}) },
+      { open },
+    );
+    for (const [k, v] of page.sealed ?? []) answer?.sealed.set(k, v);
+    for (const [k, v] of page.erased ?? []) answer?.erased.set(k, v);
+    for (const r of page.results) records.push(verifiedRecord(r.index, r.entry, r.receipt, policy));
+    if (page.next === undefined || page.results.length === 0) break;
+    after = page.next;
+  }
+  records.sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+  return { records, answer };
+}
+
+/** One entry by index (`GET /v1/entries/<i>`, opened with a reader token), verified like a search result. */
+export async function fetchVerifiedEntry(
+  client: LogClient,
+  policy: Policy,
+  index: bigint,
+  open: boolean,
+): Promise<{ record: ReviewRecord; answer: SealedAnswer | undefined }> {
+  const e = await client.entry(index, { open });
+  return {
+    record: verifiedRecord(index, e.entry, e.receipt, policy),
+    answer: open ? { sealed: e.sealed ?? new Map(), erased: e.erased ?? new Map() } : undefined,
+  };
+}
