@@ -112,7 +112,7 @@ function Item({ item, changed }: { item: TranscriptItem; changed: Set<string> })
   if (item.type === 'call') {
     const d = item.definitions;
     return (
-      <li class="item call" data-method={item.method ?? ''}>
+      <li class="item call" data-method={item.method ?? ''} data-tool={item.tool ?? ''}>
         <div class="item-head">
           <span class="dir">{item.direction === 'server_to_client' ? 'server → client' : 'client → server'}</span>{' '}
           <span class="method">{item.method}</span>
