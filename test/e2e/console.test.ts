@@ -33,8 +33,7 @@ const chromium = chromiumPath();
 const noBrowser =
   `no chromium at ${process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium'} ` +
   '(apt-get install chromium, or set CHROMIUM_PATH); CI installs it and fails without it';
-if (chromium === undefined && process.env['CI'] !== undefined)
-  throw new Error(`CI is set and ${noBrowser}`);
+if (chromium === undefined && process.env['CI'] !== undefined) throw new Error(`CI is set and ${noBrowser}`);
 const browser = chromium !== undefined ? await launchChromium(chromium) : undefined;
 t.teardown(() => browser?.close());
 
@@ -174,7 +173,10 @@ if (browser === undefined) {
     t.equal(await page.locator('.transcript [data-mark="failed"]').count(), 0);
     // The token is kept for the tab only and never rendered.
     t.notOk((await page.content()).includes(token), 'the token is not in the page');
-    t.equal(await page.evaluate('JSON.stringify(localStorage)').then((s) => String(s).includes('vigil_rt_')), false);
+    t.equal(
+      await page.evaluate('JSON.stringify(localStorage)').then((s) => String(s).includes('vigil_rt_')),
+      false,
+    );
     await page.context().close();
   });
 }

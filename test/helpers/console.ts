@@ -7,7 +7,14 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { LogProcess } from './log.js';
-import { everythingEntry, registerEmitter, searchUntil, wrapArgv, type Found, type Registered } from './mcp.js';
+import {
+  everythingEntry,
+  registerEmitter,
+  searchUntil,
+  wrapArgv,
+  type Found,
+  type Registered,
+} from './mcp.js';
 
 /** A session of server-everything behind `vigil mcp wrap`, shipped to the log (stream closed). */
 export interface CapturedSession {

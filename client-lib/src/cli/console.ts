@@ -61,7 +61,12 @@ async function forward(log: URL, req: IncomingMessage, res: ServerResponse, path
   const declared = Number(upstream.headers.get('content-length') ?? '0');
   if (declared > DEFAULT_MAX_RESPONSE_BYTES) {
     await upstream.body?.cancel();
-    return refuse(res, 502, 'RESPONSE_TOO_LARGE', `the log's answer is over ${DEFAULT_MAX_RESPONSE_BYTES} bytes`);
+    return refuse(
+      res,
+      502,
+      'RESPONSE_TOO_LARGE',
+      `the log's answer is over ${DEFAULT_MAX_RESPONSE_BYTES} bytes`,
+    );
   }
   res.writeHead(upstream.status, out);
   if (upstream.body === null || req.method === 'HEAD') return void res.end();

@@ -88,7 +88,9 @@ export function RecordView({ ctx, index }: { ctx: Ctx; index: string }) {
         )}
       </Section>
       <Section title="Receipt (tlog-proof@v1)">
-        {record.failure !== undefined && <Problem>Receipt FAILED against your policy: {record.failure}</Problem>}
+        {record.failure !== undefined && (
+          <Problem>Receipt FAILED against your policy: {record.failure}</Problem>
+        )}
         <pre class="receipt">{record.receipt ?? ''}</pre>
       </Section>
       <Section title="Entry as logged">

@@ -94,12 +94,14 @@ export function Sessions({ ctx }: { ctx: Ctx }) {
   const apply = (e: Event) => {
     e.preventDefault();
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(filters)) if (v !== '' && !(k === 'clock' && v === 'received')) q.set(k, v);
+    for (const [k, v] of Object.entries(filters))
+      if (v !== '' && !(k === 'clock' && v === 'received')) q.set(k, v);
     history.replaceState(null, '', `#/${q.size > 0 ? `?${q.toString()}` : ''}`);
     setApplied({ ...filters });
   };
   const failed = sessions?.reduce((n, s) => n + s.failed, 0) ?? 0;
-  const clockName = applied.clock === 'received' ? "the log's clock (received)" : "the emitter's clock (time)";
+  const clockName =
+    applied.clock === 'received' ? "the log's clock (received)" : "the emitter's clock (time)";
 
   return (
     <div class="sessions">
@@ -137,7 +139,9 @@ export function Sessions({ ctx }: { ctx: Ctx }) {
           <p class="summary">
             {sessions.length} session(s) from {records} record(s), window on {clockName}.{' '}
             {failed > 0 ? (
-              <strong class="failed-text">{failed} record(s) FAILED verification: the log's answer cannot be trusted.</strong>
+              <strong class="failed-text">
+                {failed} record(s) FAILED verification: the log's answer cannot be trusted.
+              </strong>
             ) : (
               <span class="ok-text">Every record's receipt verified against your policy.</span>
             )}

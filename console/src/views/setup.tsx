@@ -57,9 +57,9 @@ export function Setup(props: {
       <Section title="Policy">
         <p>
           Every receipt, checkpoint and cosignature is checked in this browser against a tlog-policy you
-          trust: paste it or load the file (<code>vigil policy --log URL</code> prints one; compare its
-          keys with copies from the operator and each witness before you pin it). It is kept in this
-          browser's local storage for <strong>{info.origin}</strong>.
+          trust: paste it or load the file (<code>vigil policy --log URL</code> prints one; compare its keys
+          with copies from the operator and each witness before you pin it). It is kept in this browser's
+          local storage for <strong>{info.origin}</strong>.
         </p>
         <form onSubmit={usePolicy}>
           <textarea
@@ -91,16 +91,16 @@ export function Setup(props: {
         </form>
         {policy !== undefined && (
           <p class="ok-note">
-            Policy in use: {policy.policy.logs.length} log key(s), {policy.policy.witnesses.length} witness(es),
-            quorum {policy.policy.quorum}.
+            Policy in use: {policy.policy.logs.length} log key(s), {policy.policy.witnesses.length}{' '}
+            witness(es), quorum {policy.policy.quorum}.
           </p>
         )}
         {keyMismatch !== undefined && <Problem>{keyMismatch}</Problem>}
       </Section>
       <Section title="Reader token">
         <p>
-          Search and opened values need a reader token of this log (<code>vigil_rt_…</code>). It is kept
-          for this tab only (session storage), sent only to this log, and never shown again.
+          Search and opened values need a reader token of this log (<code>vigil_rt_…</code>). It is kept for
+          this tab only (session storage), sent only to this log, and never shown again.
           {props.hasToken ? ' A token is set.' : ''}
         </p>
         <form onSubmit={useToken} class="row">

@@ -66,8 +66,8 @@ export function TranscriptView({ ctx, session }: { ctx: Ctx; session: string }) 
           <ul>
             {transcript.toolChanges.map((c) => (
               <li key={`${c.tool}${c.toIndex}`}>
-                <code>{c.tool}</code>: {c.fields.join(', ')} changed between <EntryLink index={c.fromIndex} /> and{' '}
-                <EntryLink index={c.toIndex} />
+                <code>{c.tool}</code>: {c.fields.join(', ')} changed between <EntryLink index={c.fromIndex} />{' '}
+                and <EntryLink index={c.toIndex} />
               </li>
             ))}
           </ul>
@@ -88,8 +88,9 @@ function SideView({ label, side, part }: { label: string; side: TranscriptSide; 
   return (
     <div class={side.failure !== undefined ? 'side bad' : 'side'} data-side={label}>
       <div class="side-head">
-        <strong>{label}</strong> <EntryLink index={side.index} /> by <span class="emitter">{side.emitter}</span>{' '}
-        · log <Time value={side.received} /> · emitter <Time value={side.time} /> <Mark failure={side.failure} />
+        <strong>{label}</strong> <EntryLink index={side.index} /> by{' '}
+        <span class="emitter">{side.emitter}</span> · log <Time value={side.received} /> · emitter{' '}
+        <Time value={side.time} /> <Mark failure={side.failure} />
       </div>
       {body !== undefined && (
         <div class="body" data-part={m !== undefined && part in m ? part : 'error'}>
@@ -114,7 +115,9 @@ function Item({ item, changed }: { item: TranscriptItem; changed: Set<string> })
     return (
       <li class="item call" data-method={item.method ?? ''} data-tool={item.tool ?? ''}>
         <div class="item-head">
-          <span class="dir">{item.direction === 'server_to_client' ? 'server → client' : 'client → server'}</span>{' '}
+          <span class="dir">
+            {item.direction === 'server_to_client' ? 'server → client' : 'client → server'}
+          </span>{' '}
           <span class="method">{item.method}</span>
           {item.tool !== undefined && <span class="tool">{item.tool}</span>}
           {item.latencyMs !== undefined && <span class="latency">{item.latencyMs} ms</span>}
@@ -146,14 +149,16 @@ function Item({ item, changed }: { item: TranscriptItem; changed: Set<string> })
         )}
         {(item.toolChanges ?? []).map((c) => (
           <p class="warning" key={c.tool}>
-            WARNING: tool {c.tool} changed ({c.fields.join(', ')}) between entries {c.fromIndex} and {c.toIndex}
+            WARNING: tool {c.tool} changed ({c.fields.join(', ')}) between entries {c.fromIndex} and{' '}
+            {c.toIndex}
           </p>
         ))}
       </li>
     );
   }
   const r = item.record!;
-  const body = r.message ?? (r.fields !== undefined && Object.keys(r.fields).length > 0 ? r.fields : undefined);
+  const body =
+    r.message ?? (r.fields !== undefined && Object.keys(r.fields).length > 0 ? r.fields : undefined);
   return (
     <li class={`item lone ${item.type}`}>
       <div class="item-head">
@@ -162,8 +167,8 @@ function Item({ item, changed }: { item: TranscriptItem; changed: Set<string> })
       </div>
       <div class={r.failure !== undefined ? 'side bad' : 'side'}>
         <div class="side-head">
-          <EntryLink index={r.index} /> by <span class="emitter">{r.emitter}</span> · log <Time value={r.received} /> ·
-          emitter <Time value={r.time} /> <Mark failure={r.failure} />
+          <EntryLink index={r.index} /> by <span class="emitter">{r.emitter}</span> · log{' '}
+          <Time value={r.received} /> · emitter <Time value={r.time} /> <Mark failure={r.failure} />
         </div>
         {body !== undefined && <Json value={body} max={4000} />}
         {r.notOpened.length > 0 && (

@@ -50,8 +50,8 @@ export function Witnesses({ ctx }: { ctx: Ctx }) {
                 <>
                   {' '}
                   origin <code>{loaded.verified.checkpoint.origin}</code>, size{' '}
-                  <strong>{loaded.verified.checkpoint.size.toString()}</strong>, quorum <code>{policy.quorum}</code>{' '}
-                  met by {loaded.verified.cosigners.size} cosignature(s)
+                  <strong>{loaded.verified.checkpoint.size.toString()}</strong>, quorum{' '}
+                  <code>{policy.quorum}</code> met by {loaded.verified.cosigners.size} cosignature(s)
                 </>
               )}
             </p>
