@@ -23,7 +23,12 @@ export type TlogErrorCode =
   | 'RECORD_INVALID'
   | 'ENCODING_INVALID'
   | 'RESPONSE_TOO_LARGE'
-  | 'POLICY_DUPLICATE_KEY';
+  | 'POLICY_DUPLICATE_KEY'
+  // Evidence bundles (review/bundle.ts): another format, another policy than the reviewer's, a sealed
+  // value the log serves that does not match its commitment.
+  | 'BUNDLE_FORMAT_UNKNOWN'
+  | 'POLICY_MISMATCH'
+  | 'SEALED_MISMATCH';
 
 /**
  * The one error class of the core. `code` is from the closed union above; the message is

@@ -3,6 +3,7 @@
  * before a `--` count (after it come a wrapped server's own arguments, which may be `--help`).
  */
 import { CONSOLE_USAGE } from './console.js';
+import { BUNDLE_USAGE, EXPORT_USAGE } from './export.js';
 import { POLICY_USAGE, SESSIONS_USAGE, TRANSCRIPT_USAGE } from './review.js';
 
 const COMMAND_USAGE: Record<string, string> = {
@@ -42,6 +43,8 @@ Downloads the whole log through tiles and checks the tree, checkpoints, emitter 
   sessions: SESSIONS_USAGE,
   transcript: TRANSCRIPT_USAGE,
   console: CONSOLE_USAGE,
+  export: EXPORT_USAGE,
+  bundle: BUNDLE_USAGE,
 };
 
 /** Whether `argv` (a command's arguments) asks for help before any `--`. */

@@ -7,6 +7,7 @@
 import { useNodeCrypto } from '../node.js';
 import { runAuditCommand } from './audit.js';
 import { runEvidenceCommand, runKeygen, runSearch, runSubmit, runVerify } from './commands.js';
+import { runBundleCommand, runExport } from './export.js';
 import { commandUsage, wantsHelp } from './help.js';
 import { UsageError, type Io } from './io.js';
 import { runPolicy, runSessions, runTranscript } from './review.js';
@@ -40,6 +41,10 @@ commands:
                                                 checked, with the tool definitions in effect
   console --log URL [--host H] [--port P]       serve the web console from this machine, forwarding
                                                 its reads to the log (every proof checked in the browser)
+  export (--session ID | --since T [--until T] [--clock received|emitter]) --log URL --policy FILE
+         --out FILE [--reader-token T]          write an evidence bundle: entries, proofs to one
+                                                checkpoint, registry records, sealed values
+  bundle verify FILE [--policy FILE] [--json]   check an evidence bundle offline
   mcp ...                                       MCP capture (vigil mcp --help)
   reconcile ...                                 compare client- and server-side captures
 
@@ -59,7 +64,9 @@ async function main(argv: string[]): Promise<number> {
   };
   const [command, ...rest] = argv;
   try {
-    if (command !== undefined && wantsHelp(rest)) {
+    // `export --follow --help` is the streams-out command's own usage (printed by it).
+    const followHelp = command === 'export' && rest.includes('--follow');
+    if (command !== undefined && !followHelp && wantsHelp(rest)) {
       const usage =
         command === 'mcp' ? ((await import('./mcp.js')) as { USAGE: string }).USAGE : commandUsage(command);
       if (usage !== undefined) {
@@ -90,6 +97,10 @@ async function main(argv: string[]): Promise<number> {
         const m = await import('./console.js');
         return await m.runConsole(rest, io);
       }
+      case 'export':
+        return await runExport(rest, io);
+      case 'bundle':
+        return await runBundleCommand(rest, io);
       case 'mcp': {
         const m = (await import('./mcp.js')) as {
           runMcpCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;

@@ -6,3 +6,4 @@ export * from './records.js';
 export * from './sessions.js';
 export * from './transcript.js';
 export * from './search.js';
+export * from './bundle.js';
