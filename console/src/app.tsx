@@ -7,6 +7,7 @@ import { Sessions } from './views/sessions.js';
 import { TranscriptView } from './views/transcript.js';
 import { RecordView } from './views/record.js';
 import { Witnesses } from './views/witnesses.js';
+import { Bundles } from './views/bundles.js';
 import { messageOf, Problem } from './ui.js';
 
 /** What every view needs: a client for the log (with the token when one was entered) and the policy. */
@@ -73,6 +74,10 @@ export function App() {
     view = <TranscriptView ctx={ctx} session={decodeURIComponent(route[1])} />;
   else if (route[0] === 'record' && route[1] !== undefined) view = <RecordView ctx={ctx} index={route[1]} />;
   else if (route[0] === 'witnesses') view = <Witnesses ctx={ctx} />;
+  else if (route[0] === 'bundles')
+    view = (
+      <Bundles ctx={ctx} {...(route[1] !== undefined ? { session: decodeURIComponent(route[1]) } : {})} />
+    );
   else view = <Sessions ctx={ctx} />;
 
   const tab = (href: string, label: string, on: boolean) => (
@@ -90,6 +95,7 @@ export function App() {
         <nav>
           {tab('#/', 'Sessions', !settings && (route[0] === '' || route[0] === 'session'))}
           {tab('#/witnesses', 'Witnesses', route[0] === 'witnesses')}
+          {tab('#/bundles', 'Evidence bundles', route[0] === 'bundles')}
           {tab('#/settings', 'Policy & token', settings)}
         </nav>
         <span class={token !== undefined ? 'token on' : 'token'}>

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateKey } from '@vigil/client';
+import { formatBundle, generateKey, parseBundle, parsePolicy, verifyBundle } from '@vigil/client';
 import { CONSOLE_CSP } from '@vigil/client/node';
 import t from 'tap';
 import { startLog, vigilMain } from '../helpers/log.js';
@@ -162,6 +162,61 @@ if (browser === undefined) {
     await page.goto(`${log.url}console/#/session/${encodeURIComponent(session)}`);
     await page.waitForSelector('ol.items li');
     t.equal(await page.locator('.transcript [data-mark="failed"]').count(), 0);
+    await page.context().close();
+  });
+
+  t.test('in the browser: an evidence bundle downloads, verifies, and a tampered one FAILS', async (t) => {
+    const { page, messages } = await openConsole(browser, `${log.url}console/`, log.policy, token);
+    await page.goto(`${log.url}console/#/session/${encodeURIComponent(session)}`);
+    await page.click('a.bundle-link');
+    t.equal(await page.inputValue('input[name="bundle-session"]'), session, 'the session is preselected');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('button[name="export"]'),
+    ]);
+    const file = path.join(dir, 'bundle.json');
+    await download.saveAs(file);
+    const bundle = parseBundle(await fs.readFile(file, 'utf8'));
+    t.ok(bundle.entries.length >= 8, `the session's entries and registry records (${bundle.entries.length})`);
+    t.ok(verifyBundle(bundle, parsePolicy(log.policy)).ok, 'the downloaded bundle verifies in Node too');
+
+    await page.setInputFiles('input[name="bundle-file"]', file);
+    const ok = page.locator('.bundle-report');
+    await ok.waitFor();
+    t.equal(await ok.getAttribute('data-ok'), 'true');
+    t.equal(await ok.locator('[data-mark="failed"]').count(), 0);
+    t.ok((await ok.locator('tbody [data-mark="verified"]').count()) >= 8);
+
+    // One byte of one MCP entry changed: its inclusion proof and signature no longer hold.
+    const k = bundle.entries.findIndex((e) => Buffer.from(e.entry, 'base64').includes('"tools/call"'));
+    const bytes = Buffer.from(bundle.entries[k]!.entry, 'base64');
+    const at = bytes.indexOf('tools/call');
+    t.ok(k >= 0 && at > 0, 'a tools/call entry');
+    bytes[at + 6] = 'C'.charCodeAt(0);
+    bundle.entries[k]!.entry = bytes.toString('base64');
+    const tampered = path.join(dir, 'tampered.json');
+    const otherPolicy = path.join(dir, 'other-policy.json');
+    await fs.writeFile(tampered, formatBundle(bundle));
+    await page.setInputFiles('input[name="bundle-file"]', tampered);
+    await page.waitForSelector('.bundle-report[data-ok="false"]');
+    const report = page.locator('.bundle-report');
+    t.match(await report.locator('h3').innerText(), /FAILED/);
+    t.ok((await report.locator('tbody [data-mark="failed"]').count()) >= 1, 'the tampered entry FAILED');
+    t.match(await report.locator('ul.problems').innerText(), new RegExp(`entry ${bundle.entries[k]!.index}`));
+
+    // A bundle exported under another policy is refused.
+    const other = {
+      ...parseBundle(await fs.readFile(file, 'utf8')),
+      policy: `log ${generateKey(log.origin).verifierKey}\nquorum none\n`,
+    };
+    await fs.writeFile(otherPolicy, formatBundle(other));
+    await page.setInputFiles('input[name="bundle-file"]', otherPolicy);
+    await page.waitForSelector('.bundle-report h3:has-text("other-policy.json")');
+    t.match(await page.locator('.bundle-report h3').innerText(), /FAILED.*policy/);
+    t.same(
+      messages.filter((m) => /Content Security Policy|pageerror|Refused/i.test(m)),
+      [],
+    );
     await page.context().close();
   });
 

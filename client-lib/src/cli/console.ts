@@ -3,7 +3,7 @@
  * console": the code that verifies does not come from the server being verified) and forwards the
  * console's API reads to the log, so the page talks to one origin and the log needs no CORS.
  *
- * Forwarded: GET and HEAD of /v1/* and /checkpoint*, with only the Authorization (the reader token the
+ * Forwarded: GET and HEAD of /v1/*, /tile/* (evidence bundles prove entries from tiles) and /checkpoint*, with only the Authorization (the reader token the
  * page sends) and Accept headers; answers are bounded (DEFAULT_MAX_RESPONSE_BYTES) and never follow a
  * redirect (a reader token must not travel elsewhere). Nothing else reaches the log: no writes.
  */
@@ -16,12 +16,12 @@ export const CONSOLE_USAGE = `usage: vigil console --log URL [--host 127.0.0.1] 
 
 Serves the web console from this machine and prints the URL to open. The page checks every receipt,
 checkpoint and sealed value in the browser against the policy you load; its API reads (GET /v1/*,
-/checkpoint) are forwarded to the log with the reader token you enter there. Nothing is written to
+/tile/*, /checkpoint) are forwarded to the log with the reader token you enter there. Nothing is written to
 the log. --port 0 picks a free port. Stop with Ctrl-C.
 `;
 
 /** Which paths are forwarded: the read API the console uses. */
-const FORWARDED = /^\/(v1\/[^]*|checkpoint(\/witnessed)?)$/;
+const FORWARDED = /^\/(v1\/[^]*|tile\/[^]*|checkpoint(\/witnessed)?)$/;
 /** Answer headers passed back from the log. */
 const PASSED_BACK = ['content-type', 'cache-control', 'www-authenticate', 'retry-after'];
 

@@ -59,6 +59,11 @@ export function TranscriptView({ ctx, session }: { ctx: Ctx; session: string }) 
           <span class="ok-text">Every record verified against your policy.</span>
         )}
       </p>
+      <p>
+        <a class="bundle-link" href={`#/bundles/${encodeURIComponent(session)}`}>
+          Evidence bundle of this session →
+        </a>
+      </p>
       {count === 0 && <Problem>No records of this session (or the token cannot search).</Problem>}
       {transcript.toolChanges.length > 0 && (
         <div class="warning" role="alert">
