@@ -8,6 +8,7 @@ import { TranscriptView } from './views/transcript.js';
 import { RecordView } from './views/record.js';
 import { Witnesses } from './views/witnesses.js';
 import { Bundles } from './views/bundles.js';
+import { Perspectives } from './views/perspectives.js';
 import { messageOf, Problem } from './ui.js';
 
 /** What every view needs: a client for the log (with the token when one was entered) and the policy. */
@@ -74,6 +75,7 @@ export function App() {
     view = <TranscriptView ctx={ctx} session={decodeURIComponent(route[1])} />;
   else if (route[0] === 'record' && route[1] !== undefined) view = <RecordView ctx={ctx} index={route[1]} />;
   else if (route[0] === 'witnesses') view = <Witnesses ctx={ctx} />;
+  else if (route[0] === 'perspectives') view = <Perspectives ctx={ctx} />;
   else if (route[0] === 'bundles')
     view = (
       <Bundles ctx={ctx} {...(route[1] !== undefined ? { session: decodeURIComponent(route[1]) } : {})} />
@@ -94,6 +96,7 @@ export function App() {
         </span>
         <nav>
           {tab('#/', 'Sessions', !settings && (route[0] === '' || route[0] === 'session'))}
+          {tab('#/perspectives', 'Perspectives', route[0] === 'perspectives')}
           {tab('#/witnesses', 'Witnesses', route[0] === 'witnesses')}
           {tab('#/bundles', 'Evidence bundles', route[0] === 'bundles')}
           {tab('#/settings', 'Policy & token', settings)}

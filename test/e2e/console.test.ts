@@ -27,6 +27,14 @@ t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
 const token = await log.readerToken();
 const MARKER = 'console-marker-<b>9c1e</b>';
 const { session } = await captureWrappedSession(log, dir, MARKER);
+// A second perspective of "the same" session whose get-sum asked something else (for the side-by-side view).
+await captureWrappedSession(log, dir, MARKER, {
+  emitter: 'server-side',
+  calls: [
+    { name: 'echo', arguments: { message: MARKER } },
+    { name: 'get-sum', arguments: { a: 2, b: 4 } },
+  ],
+});
 
 // The browser first (tap ends the file once its queued subtests are done: nothing is awaited after them).
 const chromium = chromiumPath();
@@ -217,6 +225,31 @@ if (browser === undefined) {
       messages.filter((m) => /Content Security Policy|pageerror|Refused/i.test(m)),
       [],
     );
+    await page.context().close();
+  });
+
+  t.test('in the browser: two perspectives side by side, the differing request flagged', async (t) => {
+    const { page } = await openConsole(browser, `${log.url}console/`, log.policy, token);
+    await page.goto(`${log.url}console/#/perspectives`);
+    await page.fill('input[name="perspective-a"]', 'mcp-wrapper');
+    await page.fill('input[name="perspective-b"]', 'server-side');
+    await page.click('button[name="compare"]');
+    await page.waitForSelector('.perspectives p.summary');
+    t.equal(await page.getAttribute('.perspectives p.summary', 'data-findings'), '1');
+    const findings = await page.locator('table.findings').innerText();
+    t.match(findings, /request_differs/);
+    t.match(findings, /tools\/call get-sum/);
+    const columns = page.locator('.compare .perspective');
+    t.equal(await columns.count(), 2, 'the paired session, side by side');
+    t.match(await columns.nth(0).locator('h3').innerText(), /mcp-wrapper/);
+    t.match(await columns.nth(1).locator('h3').innerText(), /server-side/);
+    for (const i of [0, 1]) {
+      const flagged = columns.nth(i).locator('li[data-finding="request_differs"]');
+      t.equal(await flagged.count(), 1, `column ${i}: the get-sum call is flagged`);
+      t.match(await flagged.innerText(), /get-sum/);
+      t.ok((await columns.nth(i).innerText()).includes(MARKER), `column ${i}: the echo call, opened`);
+      t.equal(await columns.nth(i).locator('[data-mark="failed"]').count(), 0);
+    }
     await page.context().close();
   });
 
