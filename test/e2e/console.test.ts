@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { formatBundle, generateKey, parseBundle, parsePolicy, verifyBundle } from '@vigil/client';
 import { CONSOLE_CSP } from '@vigil/client/node';
 import t from 'tap';
-import { startLog, vigilMain } from '../helpers/log.js';
+import { runNode, startLog, vigilMain } from '../helpers/log.js';
 import { spawnNode } from '../helpers/mcp.js';
 import {
   captureWrappedSession,
@@ -100,6 +100,12 @@ t.test('vigil console serves the same files and forwards reads with the reader h
   t.equal((await fetch(`${origin}/v1/entries`, { method: 'POST', body: '{}' })).status, 405, 'no writes');
   t.equal((await fetch(`${origin}/healthz`)).status, 404, 'only the read API is forwarded');
   t.equal((await fetch(`${origin}/v1/%2e%2e/healthz`)).status, 404, 'no way out of /v1/');
+  const help = await runNode(vigilMain, ['console', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /^usage: vigil console --log URL/);
+  const noLog = await runNode(vigilMain, ['console']);
+  t.equal(noLog.code, 2);
+  t.match(noLog.stderr, /--log is required/);
 });
 
 if (browser === undefined) {

@@ -20,17 +20,22 @@ export function Witnesses({ ctx }: { ctx: Ctx }) {
 
   useEffect(() => {
     let live = true;
-    ctx.client.witnessedCheckpoint().then(
-      (note) => {
-        if (!live) return;
-        try {
-          setLoaded({ note, verified: verifyCheckpoint(note, ctx.policy.policy) });
-        } catch (err) {
-          setLoaded({ note, failure: messageOf(err) });
-        }
-      },
-      (err: unknown) => live && setError(messageOf(err)),
-    );
+    // A log whose witnesses have not cosigned yet has no witnessed checkpoint: show its own (the
+    // policy's quorum then decides whether it verifies).
+    ctx.client
+      .witnessedCheckpoint()
+      .catch(() => ctx.client.checkpoint())
+      .then(
+        (note) => {
+          if (!live) return;
+          try {
+            setLoaded({ note, verified: verifyCheckpoint(note, ctx.policy.policy) });
+          } catch (err) {
+            setLoaded({ note, failure: messageOf(err) });
+          }
+        },
+        (err: unknown) => live && setError(messageOf(err)),
+      );
     return () => {
       live = false;
     };
