@@ -46,8 +46,7 @@ try {
     await page.waitForSelector('li.call[data-tool="echo"]');
     const echo = page.locator('li.call[data-tool="echo"]');
     await echo.locator('details.definition summary').click();
-    await echo.scrollIntoViewIfNeeded();
-    await page.evaluate('window.scrollBy(0, -120)');
+    await echo.evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await page.screenshot({ path: path.join(out, 'console-transcript.png') });
 
     await echo.locator('[data-side="request"] a.entry-link').click();
