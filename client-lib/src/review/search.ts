@@ -8,22 +8,24 @@ import type { LogClient, SealedAnswer, SearchQuery } from '../client.js';
 import { TlogError } from '../errors.js';
 import { verifyReceipt } from '../receipt/index.js';
 import { formatEntry, type Entry } from '../record.js';
-import type { Policy } from '../policy/index.js';
+import type { Policy, VerifiedCheckpoint } from '../policy/index.js';
 import type { ReviewRecord } from './records.js';
 
 /**
  * One entry as the log sent it, with its receipt checked against `policy` for the entry bytes rebuilt
  * from it and for the index the log claims. Never throws for bad content: `failure` says why.
+ * `checkpoints`: see verifyReceipt (one map per policy).
  */
 export function verifiedRecord(
   index: bigint,
   entry: Record<string, unknown>,
   receipt: string,
   policy: Policy,
+  checkpoints?: Map<string, VerifiedCheckpoint>,
 ): ReviewRecord {
   let failure: string | undefined;
   try {
-    const v = verifyReceipt(receipt, formatEntry(entry as unknown as Entry), policy);
+    const v = verifyReceipt(receipt, formatEntry(entry as unknown as Entry), policy, checkpoints);
     if (v.index !== index)
       throw new TlogError('INDEX_OUT_OF_RANGE', `receipt is for index ${v.index}, the log says ${index}`);
   } catch (err) {
@@ -50,6 +52,8 @@ export async function fetchVerifiedRecords(
 ): Promise<{ records: ReviewRecord[]; answer: SealedAnswer | undefined }> {
   const records: ReviewRecord[] = [];
   const answer: SealedAnswer | undefined = open ? { sealed: new Map(), erased: new Map() } : undefined;
+  // One answer's receipts mostly share a checkpoint: its signatures are checked once (verifyReceipt).
+  const checkpoints = new Map<string, VerifiedCheckpoint>();
   let after: string | undefined;
   for (;;) {
     const page = await client.search(
@@ -58,7 +62,8 @@ export async function fetchVerifiedRecords(
     );
     for (const [k, v] of page.sealed ?? []) answer?.sealed.set(k, v);
     for (const [k, v] of page.erased ?? []) answer?.erased.set(k, v);
-    for (const r of page.results) records.push(verifiedRecord(r.index, r.entry, r.receipt, policy));
+    for (const r of page.results)
+      records.push(verifiedRecord(r.index, r.entry, r.receipt, policy, checkpoints));
     if (page.next === undefined || page.results.length === 0) break;
     after = page.next;
   }
