@@ -8,13 +8,16 @@ COPY package.json package-lock.json tsconfig.base.json tsconfig.json ./
 COPY client-lib/package.json client-lib/
 COPY server/package.json server/
 COPY witness/package.json witness/
+COPY console/package.json console/
 COPY test/package.json test/
 RUN npm ci --ignore-scripts
 COPY client-lib client-lib
 COPY server server
 COPY witness witness
 COPY migrations migrations
-RUN npx tsc -b client-lib migrations server witness \
+COPY console console
+RUN npx tsc -b client-lib migrations server witness console \
+  && node console/build.mjs \
   && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim
@@ -28,6 +31,8 @@ COPY --from=build /app/client-lib/dist client-lib/dist
 COPY --from=build /app/server/package.json server/
 COPY --from=build /app/server/bin server/bin
 COPY --from=build /app/server/dist server/dist
+COPY --from=build /app/console/package.json console/
+COPY --from=build /app/console/dist console/dist
 COPY --from=build /app/witness/package.json witness/
 COPY --from=build /app/witness/bin witness/bin
 COPY --from=build /app/witness/dist witness/dist

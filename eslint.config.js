@@ -15,6 +15,28 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The web console runs in the browser and renders attacker-controlled content: text only, never markup.
+  {
+    files: ['console/src/**/*.{ts,tsx}'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "JSXAttribute[name.name='dangerouslySetInnerHTML']",
+          message: 'the console renders record content as text, never as markup',
+        },
+        {
+          selector: 'MemberExpression[property.name=/^(innerHTML|outerHTML)$/]',
+          message: 'the console renders record content as text, never as markup',
+        },
+        {
+          selector: "CallExpression[callee.property.name='insertAdjacentHTML']",
+          message: 'the console renders record content as text, never as markup',
+        },
+      ],
+    },
+  },
   // The log and the witness share their store through @vigil/store and never import each other.
   {
     files: ['server/**/*.ts'],

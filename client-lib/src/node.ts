@@ -79,3 +79,12 @@ export * from './node-client.js';
 export * from './mcp/node.js';
 export { threadpoolSignatureVerifier, workerPoolSignatureVerifier } from './audit/node-verifier.js';
 export { FileModeError, checkDataDirMode, checkKeyFileMode } from './file-mode.js';
+
+export {
+  CONSOLE_CSP,
+  CONSOLE_HEADERS,
+  ConsoleNotBuiltError,
+  consoleDistDir,
+  loadConsoleFiles,
+} from './console-files.js';
+export type { ConsoleFile } from './console-files.js';

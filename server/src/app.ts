@@ -21,6 +21,7 @@ import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
 import { cosignatureRoutes } from './routes/cosignatures.js';
 import { sealedRoutes } from './routes/sealed.js';
+import { consoleRoutes } from './routes/console.js';
 import type { RouteContext } from './routes/context.js';
 import { Retention } from './erasure.js';
 
@@ -141,6 +142,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(async (a) => searchRoutes(a, ctx));
   await app.register(async (a) => cosignatureRoutes(a, ctx));
   await app.register(async (a) => sealedRoutes(a, ctx));
+  await app.register(async (a) => consoleRoutes(a));
 
   // The emitters table is written by admin commands of other processes: the registry follows it
   // within REGISTRY_SYNC_MS (a new emitter's first record registers it at once in any case).

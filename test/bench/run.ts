@@ -3,9 +3,9 @@
 // rewrites the generated results section of BENCHMARKS.md. Exit 1 only when a benchmark breaks (an
 // error or a wrong result), never because a goal was missed on a slow machine.
 //
-// Options: --quick, --only <name,...> (witness, log, mcp, sealed, review, follow; the ceilings always
-// run), --entries <n> (the large log's size), --stores <embedded,postgres>, --no-write (do not touch
-// BENCHMARKS.md), --out <file>.
+// Options: --quick, --only <name,...> (witness, log, mcp, sealed, review, follow, console; the ceilings
+// always run), --entries <n> (the large log's size), --stores <embedded,postgres>, --no-write (do not
+// touch BENCHMARKS.md), --out <file>.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -31,6 +31,7 @@ import { benchLog, serverAvailable } from './log.js';
 import type { Ceilings } from './lib/ingest.js';
 import type { BenchLog } from './lib/log-server.js';
 import { benchMcp } from './mcp.js';
+import { benchConsole } from './console.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -248,6 +249,12 @@ for (const store of stores) {
       return benchFollow({ store, postgresUrl: pgUrl, quick });
     });
   }
+}
+if (selected('console')) {
+  await step('console', async () => {
+    if (server !== true) throw new SkipError(server);
+    return benchConsole({ quick });
+  });
 }
 if (pgUrl === undefined) {
   outcomes.push({

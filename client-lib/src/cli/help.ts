@@ -2,6 +2,7 @@
  * `vigil <command> --help` (and `-h`): the usage of one command on stdout, exit 0. Only the arguments
  * before a `--` count (after it come a wrapped server's own arguments, which may be `--help`).
  */
+import { CONSOLE_USAGE } from './console.js';
 import { BUNDLE_USAGE, EXPORT_USAGE } from './export.js';
 import { POLICY_USAGE, SESSIONS_USAGE, TRANSCRIPT_USAGE } from './review.js';
 
@@ -51,6 +52,7 @@ token, sealed tools/list results are not checked, and the report says so.
   policy: POLICY_USAGE,
   sessions: SESSIONS_USAGE,
   transcript: TRANSCRIPT_USAGE,
+  console: CONSOLE_USAGE,
   export: EXPORT_USAGE,
   bundle: BUNDLE_USAGE,
 };

@@ -39,6 +39,8 @@ commands:
   transcript <session> --log URL --policy FILE [--json]
                                                 a session's requests and responses, opened and
                                                 checked, with the tool definitions in effect
+  console --log URL [--host H] [--port P]       serve the web console from this machine, forwarding
+                                                its reads to the log (every proof checked in the browser)
   export (--session ID | --since T [--until T] [--clock received|emitter]) --log URL --policy FILE
          --out FILE [--reader-token T] [--no-open]
                                                 write an evidence bundle: entries, proofs to one
@@ -92,6 +94,10 @@ async function main(argv: string[]): Promise<number> {
         return await runSessions(rest, io);
       case 'transcript':
         return await runTranscript(rest, io);
+      case 'console': {
+        const m = await import('./console.js');
+        return await m.runConsole(rest, io);
+      }
       case 'export':
         return await runExport(rest, io);
       case 'bundle':

@@ -3,21 +3,16 @@
  * `vigil transcript`, and the log side of `vigil verify --log URL --index N`. Everything the log sends
  * is checked here against the reviewer's policy before it is shown; the pure logic is in ../review/.
  */
-import { LogClient, type SealedAnswer } from '../client.js';
-import { TlogError } from '../errors.js';
+import { LogClient } from '../client.js';
 import { readLimited } from '../read-limited.js';
-import { verifyReceipt } from '../receipt/index.js';
-import { formatEntry, MAX_ENTRY_SIZE, type Entry } from '../record.js';
-import type { Policy } from '../policy/index.js';
+import { MAX_ENTRY_SIZE } from '../record.js';
 import {
-  buildTranscript,
-  isStateless,
-  openRecord,
+  fetchTranscript,
+  fetchVerifiedRecords,
   parseTimeBound,
   policyFromLogInfo,
   summarizeSessions,
   type ReviewClock,
-  type ReviewRecord,
   type TranscriptItem,
   type TranscriptSide,
 } from '../review/index.js';
@@ -117,54 +112,6 @@ export function windowOf(values: Record<string, string | boolean | undefined>, n
   return { clock: clock as ReviewClock, since: bound('since'), until: bound('until') };
 }
 
-/**
- * Every search result for `query`, page by page, each receipt verified against `policy` for the entry
- * bytes rebuilt here (and for the index the result claims). With `open`, the sealed answers merged.
- */
-async function verifiedSearch(
-  client: LogClient,
-  policy: Policy,
-  query: Parameters<LogClient['search']>[0],
-  open: boolean,
-): Promise<{ records: ReviewRecord[]; answer: SealedAnswer | undefined }> {
-  const records: ReviewRecord[] = [];
-  const answer: SealedAnswer | undefined = open ? { sealed: new Map(), erased: new Map() } : undefined;
-  let after: string | undefined;
-  for (;;) {
-    const page = await client.search(
-      { ...query, limit: 1000, ...(after !== undefined ? { after } : {}) },
-      { open },
-    );
-    for (const [k, v] of page.sealed ?? []) answer?.sealed.set(k, v);
-    for (const [k, v] of page.erased ?? []) answer?.erased.set(k, v);
-    for (const r of page.results) {
-      let failure: string | undefined;
-      try {
-        const v = verifyReceipt(r.receipt, formatEntry(r.entry as unknown as Entry), policy);
-        if (v.index !== r.index)
-          throw new TlogError(
-            'INDEX_OUT_OF_RANGE',
-            `receipt is for index ${v.index}, result says ${r.index}`,
-          );
-      } catch (err) {
-        failure = (err as Error).message;
-      }
-      const rec = r.entry['record'];
-      records.push({
-        index: r.index,
-        emitter: String(r.entry['emitter']),
-        received: String(r.entry['received']),
-        record: typeof rec === 'object' && rec !== null ? (rec as Record<string, unknown>) : {},
-        ...(failure !== undefined ? { failure } : {}),
-      });
-    }
-    if (page.next === undefined || page.results.length === 0) break;
-    after = page.next;
-  }
-  records.sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
-  return { records, answer };
-}
-
 /** `vigil sessions`. */
 export async function runSessions(argv: string[], io: Io): Promise<number> {
   const { values } = args(
@@ -193,7 +140,7 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
     if (window.since !== undefined) query.since = window.since.toISOString();
     if (window.until !== undefined) query.until = window.until.toISOString();
   }
-  const { records } = await verifiedSearch(client, policy, query, false);
+  const { records } = await fetchVerifiedRecords(client, policy, query, false);
   const sessions = summarizeSessions(records, {
     clock: window.clock,
     ...(window.since !== undefined ? { since: window.since } : {}),
@@ -345,31 +292,7 @@ export async function runTranscript(argv: string[], io: Io): Promise<number> {
   const token = readerToken(values, io);
   const client = new LogClient(url, token !== undefined ? { readerToken: token } : {});
   const open = token !== undefined && values['no-open'] !== true;
-  const { records, answer } = await verifiedSearch(client, policy, { session }, open);
-  // A stateless (2026-07-28) session is one exchange: the tool definitions in effect come from the
-  // tools/list results of the same server, i.e. (here) of the same capture stream, which reaches one
-  // server (review/tool-definitions.ts). They are verified and opened like the session's own records.
-  const context: ReviewRecord[] = [];
-  let contextAnswer: SealedAnswer | undefined;
-  const streams = new Set(
-    records
-      .filter((r) => r.record['kind'] === 'mcp.message' && isStateless(r.record))
-      .map((r) => r.record['stream'])
-      .filter((x): x is string => typeof x === 'string'),
-  );
-  for (const stream of streams) {
-    const more = await verifiedSearch(client, policy, { stream, method: 'tools/list' }, open);
-    context.push(...more.records.filter((r) => r.record['session'] !== session));
-    if (more.answer !== undefined) {
-      contextAnswer ??= { sealed: new Map(), erased: new Map() };
-      for (const [k, v] of more.answer.sealed) contextAnswer.sealed.set(k, v);
-      for (const [k, v] of more.answer.erased) contextAnswer.erased.set(k, v);
-    }
-  }
-  const transcript = buildTranscript(session, [
-    ...records.map((r) => openRecord(r, answer)),
-    ...context.map((r) => openRecord(r, contextAnswer)),
-  ]);
+  const { records: count, transcript } = await fetchTranscript(client, policy, session, open);
   if (values.json === true) {
     for (const item of transcript.items) io.stdout.write(JSON.stringify({ session, ...item }) + '\n');
     io.stdout.write(
@@ -383,7 +306,7 @@ export async function runTranscript(argv: string[], io: Io): Promise<number> {
       }) + '\n',
     );
   } else {
-    io.stdout.write(`session ${terminalSafe(session)}: ${records.length} record(s), log order\n\n`);
+    io.stdout.write(`session ${terminalSafe(session)}: ${count} record(s), log order\n\n`);
     const changed = new Set(transcript.toolChanges.map((c) => c.tool));
     for (const item of transcript.items) io.stdout.write(formatItem(io, item, changed).join('\n') + '\n');
     if (transcript.toolChanges.length > 0) {
@@ -394,7 +317,7 @@ export async function runTranscript(argv: string[], io: Io): Promise<number> {
         );
     }
   }
-  if (records.length === 0) {
+  if (count === 0) {
     io.stderr.write(`no records of session ${terminalSafe(session)}\n`);
     return 1;
   }

@@ -4,7 +4,7 @@ import { hashLeaf } from '../merkle/hash.js';
 import { verifyInclusion } from '../merkle/verify.js';
 import type { Checkpoint } from '../note/checkpoint.js';
 import { parseNote } from '../note/note.js';
-import { verifyCheckpoint, type Policy } from '../policy/policy.js';
+import { verifyCheckpoint, type Policy, type VerifiedCheckpoint } from '../policy/policy.js';
 
 /** First line of a receipt. c2sp.org/tlog-proof@v1. */
 export const RECEIPT_HEADER = 'c2sp.org/tlog-proof@v1';
@@ -85,11 +85,24 @@ export interface VerifiedReceipt {
  * Verifies a receipt for `entryBytes`: the checkpoint's log signature, origin and witness quorum per
  * `policy` (verifyCheckpoint), then the inclusion proof of the entry's leaf hash against the
  * checkpoint root (PROOF_INVALID, INDEX_OUT_OF_RANGE). c2sp.org/tlog-proof@v1 verification steps 1-4.
+ *
+ * `checkpoints` (optional) remembers checkpoint notes that verified under this same `policy` (never
+ * share one across policies): the many receipts of one search answer mostly carry the same note, and
+ * its signatures are then checked once instead of once per receipt. Only successes are remembered.
  */
-export function verifyReceipt(receipt: string, entryBytes: Uint8Array, policy: Policy): VerifiedReceipt {
+export function verifyReceipt(
+  receipt: string,
+  entryBytes: Uint8Array,
+  policy: Policy,
+  checkpoints?: Map<string, VerifiedCheckpoint>,
+): VerifiedReceipt {
   const r = parseReceipt(receipt);
   const leafHash = hashLeaf(entryBytes);
-  const v = verifyCheckpoint(r.note, policy);
+  let v = checkpoints?.get(r.note);
+  if (v === undefined) {
+    v = verifyCheckpoint(r.note, policy);
+    if (checkpoints !== undefined && checkpoints.size < 10_000) checkpoints.set(r.note, v);
+  }
   verifyInclusion(leafHash, r.index, v.checkpoint.size, r.proof, v.checkpoint.root);
   return { index: r.index, checkpoint: v.checkpoint, cosigners: [...v.cosigners.keys()] };
 }

@@ -5,6 +5,7 @@ export * from './policy-from-log.js';
 export * from './records.js';
 export * from './sessions.js';
 export * from './transcript.js';
+export * from './search.js';
 export * from './bundle.js';
 export * from './tool-definitions.js';
 export * from './follow.js';

@@ -17,6 +17,10 @@ export interface ReviewRecord {
   record: Record<string, unknown>;
   /** The receipt checked against the policy: undefined when it verified, else why not. */
   failure?: string;
+  /** The tlog-proof@v1 receipt text as the log sent it (shown by the console's record view). */
+  receipt?: string;
+  /** The entry as the log sent it (emitter, received, record, signature), for display. */
+  entry?: Record<string, unknown>;
 }
 
 /** A record with its sealed values opened where the log sent S that matches the commitment. */

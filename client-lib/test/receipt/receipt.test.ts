@@ -1,7 +1,13 @@
 // Vector: note.json tlog_proof_example (DERIVED: tessera testdata log, leaf 7, with the derived Wit1 cosignature).
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { formatReceipt, parsePolicy, parseReceipt, verifyReceipt } from '../../src/index.js';
+import {
+  formatReceipt,
+  parsePolicy,
+  parseReceipt,
+  verifyReceipt,
+  type VerifiedCheckpoint,
+} from '../../src/index.js';
 
 const notes = JSON.parse(readFileSync(new URL('../../../test/vectors/note.json', import.meta.url), 'utf8'));
 const ex = notes.tlog_proof_example;
@@ -70,4 +76,24 @@ t.test('mutations', async (t) => {
     code: 'RECEIPT_MALFORMED',
   });
   t.throws(() => parseReceipt(ex.proof_text.replace('2Q0P5jSR', '2Q0P5jS')), { code: 'RECEIPT_MALFORMED' });
+});
+
+t.test('a checkpoint cache skips the signatures of a note already verified, never the proof', async (t) => {
+  const cache = new Map<string, VerifiedCheckpoint>();
+  const parsed = parseReceipt(ex.proof_text);
+  t.equal(verifyReceipt(ex.proof_text, entry, policy, cache).index, 7n);
+  t.equal(cache.size, 1, 'the verified note is remembered');
+  t.ok(cache.has(parsed.note));
+  t.equal(verifyReceipt(ex.proof_text, entry, policy, cache).index, 7n, 'verified again from the cache');
+  // The inclusion proof is still checked for every receipt.
+  t.throws(() => verifyReceipt(ex.proof_text, new TextEncoder().encode('eight'), policy, cache), {
+    code: 'PROOF_INVALID',
+  });
+  // A note that does not verify is not remembered, and fails every time.
+  const badNote = parsed.note.replace(/^(.*\n)(\d+)\n/, (_m, o: string) => `${o}16\n`);
+  t.not(badNote, parsed.note);
+  const bad = formatReceipt({ ...parsed, note: badNote });
+  const empty = new Map<string, VerifiedCheckpoint>();
+  for (let i = 0; i < 2; i++) t.throws(() => verifyReceipt(bad, entry, policy, empty));
+  t.equal(empty.size, 0);
 });

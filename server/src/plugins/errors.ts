@@ -59,6 +59,8 @@ export const statusByCode: Record<string, number> = {
   SIZE_INVALID: 400,
   TILE_PATH_INVALID: 400,
   NOT_FOUND: 404,
+  // The web console (DESIGN.md "The console") is served only when its workspace was built.
+  CONSOLE_NOT_BUILT: 404,
   NO_WITNESSED_CHECKPOINT: 404,
   // Streams: "409 with the expected seq"; conflicting resubmission is 409 + incident.
   SEQ_CONFLICT: 409,
