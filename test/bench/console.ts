@@ -14,7 +14,7 @@ import { trackDir, untrackDir } from './lib/procs.js';
 export async function benchConsole(o: { quick: boolean }): Promise<Row[]> {
   const chromium = chromiumPath();
   if (chromium === undefined) throw new SkipError('no chromium (apt-get install chromium, or CHROMIUM_PATH)');
-  const calls = 1000;
+  const calls = o.quick ? 200 : 1000;
   const rounds = o.quick ? 1 : 3;
   const log = await startLog({ origin: 'bench.vigil.local/console' });
   const dir = trackDir(await fs.mkdtemp(path.join(os.tmpdir(), 'vigil-bench-console-')));

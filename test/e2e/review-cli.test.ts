@@ -277,7 +277,7 @@ t.test('transcript without opening shows [sealed]; without a token it says one i
 });
 
 t.test('--help works for every command', async (t) => {
-  for (const c of [
+  const commands = [
     'keygen',
     'submit',
     'verify',
@@ -287,15 +287,24 @@ t.test('--help works for every command', async (t) => {
     'policy',
     'sessions',
     'transcript',
+    'export',
+    'bundle',
+    'console',
     'mcp',
     'reconcile',
-  ]) {
-    const r = await runNode(vigilMain, [c, '--help'], env);
+  ];
+  // One process per command, all at once: each only prints its usage.
+  const runs = await Promise.all([
+    ...commands.map((c) => runNode(vigilMain, [c, '--help'], env)),
+    runNode(vigilMain, ['mcp', 'wrap', '--help'], env),
+  ]);
+  commands.forEach((c, i) => {
+    const r = runs[i]!;
     t.equal(r.code, 0, `${c} --help exits 0`);
     t.match(r.stdout, /usage:/, `${c} --help prints its usage on stdout`);
     t.match(r.stdout, new RegExp(`vigil ${c}`), `${c}'s own usage`);
-  }
-  const wrap = await runNode(vigilMain, ['mcp', 'wrap', '--help'], env);
+  });
+  const wrap = runs[commands.length]!;
   t.equal(wrap.code, 0);
   t.match(wrap.stdout, /vigil mcp wrap/);
 });
