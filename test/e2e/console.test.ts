@@ -135,6 +135,11 @@ if (browser === undefined) {
     const echo = page.locator('li.call[data-tool="echo"]').first();
     await echo.locator('details.definition summary').click();
     t.match(await echo.locator('details.definition pre').innerText(), /"name": "echo"/);
+    t.match(
+      await echo.locator('[data-side="request"] [data-part="principal"]').innerText(),
+      new RegExp(`"user": "${os.userInfo().username}"`),
+      'who called: the OS user the wrapper ran as, opened',
+    );
 
     await echo.locator('[data-side="request"] a.entry-link').click();
     await page.waitForSelector('.record table.commitments');

@@ -210,7 +210,13 @@ interface Item {
   type: string;
   method?: string;
   tool?: string;
-  request?: { index: string; verified: boolean; message?: Record<string, unknown>; notOpened: string[] };
+  request?: {
+    index: string;
+    verified: boolean;
+    message?: Record<string, unknown>;
+    notOpened: string[];
+    principal?: unknown;
+  };
   response?: { index: string; verified: boolean; message?: Record<string, unknown>; notOpened: string[] };
   definitions?: { index: string; sealed: boolean; definition?: { name: string } };
   latencyMs?: number;
@@ -240,6 +246,8 @@ t.test('transcript joins requests and responses, opened and checked, with tool d
   t.equal(echo.request!.verified, true);
   t.equal(echo.response!.verified, true);
   t.same(echo.request!.notOpened, []);
+  // Who called: the wrapper's stdio principal, the OS user it ran as, opened.
+  t.match(echo.request!.principal, { type: 'process', claims: { user: os.userInfo().username } });
   t.equal(echo.definitions!.index, list.response!.index, 'the tools/list result before the call');
   t.equal(echo.definitions!.definition!.name, 'echo');
   t.ok(BigInt(echo.request!.index) < BigInt(echo.response!.index));
@@ -253,6 +261,7 @@ t.test('transcript joins requests and responses, opened and checked, with tool d
   );
   t.equal(text.code, 0, text.stderr);
   t.match(text.stdout, /client->server tools\/call echo/);
+  t.match(text.stdout, /principal: \{.*"process"/, 'who called');
   t.match(
     text.stdout,
     new RegExp(`tool definition in effect \\(tools/list result at entry ${list.response!.index}\\)`),

@@ -211,6 +211,8 @@ function sideLines(io: Io, label: string, s: TranscriptSide, part: 'params' | 'r
   const out = [
     `    ${label} entry ${s.index} by ${terminalSafe(s.emitter)}  received ${s.received}  time ${s.time}  ${mark(io, s)}`,
   ];
+  if (label.trim() === 'request' && s.principal !== undefined)
+    out.push(`      principal: ${shown(s.principal, 600)}`);
   const m = s.message as Record<string, unknown> | undefined;
   const body = m?.[part] ?? m?.['error'];
   if (body !== undefined) out.push(`      ${part in (m ?? {}) ? part : 'error'}: ${shown(body)}`);

@@ -32,6 +32,11 @@ export interface TranscriptSide {
   notOpened: string[];
   /** For records other than messages (stderr line, process start and exit): their own fields, opened. */
   fields?: Record<string, unknown>;
+  /**
+   * Who sent it, as the emitter recorded it (a message's `principal`, opened where a reader token
+   * opened its claims): the OS user and process for stdio, the validated token's claims over HTTP.
+   */
+  principal?: unknown;
 }
 
 /** Fields every record or capture record has, left out of `fields`. */
@@ -94,6 +99,9 @@ function side(r: OpenedRecord): TranscriptSide {
     verified: r.failure === undefined,
     ...(failures.length > 0 ? { failure: failures.join('; ') } : {}),
     ...(r.opened['message'] !== undefined ? { message: r.opened['message'] } : {}),
+    ...(r.record['kind'] === 'mcp.message' && r.opened['principal'] !== undefined
+      ? { principal: r.opened['principal'] }
+      : {}),
     ...(r.record['kind'] !== 'mcp.message'
       ? { fields: Object.fromEntries(Object.entries(r.opened).filter(([k]) => !ENVELOPE.has(k))) }
       : {}),

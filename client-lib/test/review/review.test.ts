@@ -187,6 +187,7 @@ t.test('buildTranscript: pairs, opened values, definitions in effect, changed to
   t.same(list2!.toolChanges, tr.toolChanges, 'flagged on the tools/list that changed it');
   t.same(echo2!.error, { code: -32603, message: 'boom' }, 'the error opened');
   t.equal(echo1!.latencyMs, 0);
+  t.same(echo1!.request!.principal, { type: 'stdio', claims: { user: 'alice' } }, 'who called, opened');
   t.equal(add!.response!.verified, false, 'a failed receipt is kept, not hidden');
   t.match(add!.response!.failure, /receipt: proof has 3 hashes/);
   t.equal(add!.latencyMs, 60_000);
@@ -206,6 +207,7 @@ t.test('buildTranscript: pairs, opened values, definitions in effect, changed to
   const e = sealed.items.filter((i) => i.type === 'call')[1]!;
   t.same(e.request!.notOpened, ['principal.claims: [sealed]', 'message.params: [sealed]']);
   t.equal(e.definitions!.sealed, true);
+  t.match(e.request!.principal, { type: 'stdio', claims: { $sealed: {} } }, 'who called: type only');
   t.same(sealed.toolChanges, []);
 
   // A value whose S does not match its commitment is FAILED, and counts.

@@ -85,6 +85,12 @@ function SideView({ label, side, part }: { label: string; side: TranscriptSide; 
         <span class="emitter">{side.emitter}</span> · log <Time value={side.received} /> · emitter{' '}
         <Time value={side.time} /> <Mark failure={side.failure} />
       </div>
+      {part === 'params' && side.principal !== undefined && (
+        <div class="body" data-part="principal">
+          <span class="part">principal</span>
+          <Json value={side.principal} />
+        </div>
+      )}
       {body !== undefined && (
         <div class="body" data-part={m !== undefined && part in m ? part : 'error'}>
           <span class="part">{m !== undefined && part in m ? part : 'error'}</span>
