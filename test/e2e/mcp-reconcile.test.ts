@@ -87,6 +87,9 @@ async function wrapperHas(message: string): Promise<void> {
   );
 }
 
+/** The client's and the wrapper's names of the session both saw (the first test). */
+let paired: { a: string; b: string } | undefined;
+
 t.test('client view and wrapper view of the same session agree', async (t) => {
   await clientSession(true, 'seen by both');
   await wrapperHas('seen by both');
@@ -94,11 +97,12 @@ t.test('client view and wrapper view of the same session agree', async (t) => {
   t.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout) as {
     findings: unknown[];
-    sessions: unknown[];
+    sessions: { a: string; b: string }[];
     requestsCompared: number;
   };
   t.same(report.findings, []);
   t.equal(report.sessions.length, 1, 'the two sessions were paired');
+  paired = report.sessions[0]!;
   t.ok(report.requestsCompared >= 4, 'initialize, tools/list and both calls compared');
 });
 
@@ -116,4 +120,64 @@ t.test('calls made around the wrapper show up as missing on the server side', as
     report.findings.every((f) => f['problem'] === 'missing_in_b'),
     'the wrapped session still agrees',
   );
+});
+
+t.test('reconcile by two session ids: the pair agrees, another session does not', async (t) => {
+  t.ok(paired, 'the first test paired two sessions');
+  const env = { VIGIL_READER_TOKEN: await log.readerToken() };
+  const bySession = (a: string, b: string) =>
+    runNode(
+      vigilMain,
+      [
+        'reconcile',
+        '--log',
+        log.url,
+        '--policy',
+        app.policyFile,
+        '--session-a',
+        a,
+        '--session-b',
+        b,
+        '--json',
+      ],
+      env,
+    );
+  const same = await bySession(paired!.a, paired!.b);
+  t.equal(same.code, 0, same.stderr);
+  const report = JSON.parse(same.stdout) as {
+    findings: unknown[];
+    sessions: unknown[];
+    requestsCompared: number;
+  };
+  t.same(report.findings, []);
+  t.same(report.sessions, [{ a: paired!.a, b: paired!.b, requests: report.requestsCompared }]);
+  t.ok(report.requestsCompared >= 4);
+  // The client's session around the wrapper against the wrapper's session: nothing pairs.
+  const around = await searchUntil(log, app.policyFile, { emitter: 'mcp-client' }, (f) =>
+    f.some((x) => JSON.stringify(x.record).includes('around the wrapper')),
+  );
+  const other = around.find((x) => JSON.stringify(x.record).includes('around the wrapper'))!.record[
+    'session'
+  ] as string;
+  t.not(other, paired!.a);
+  const differ = await bySession(other, paired!.b);
+  t.equal(differ.code, 1, 'differences found');
+  const both = await runNode(
+    vigilMain,
+    [
+      'reconcile',
+      '--log',
+      log.url,
+      '--policy',
+      app.policyFile,
+      '--a',
+      'x',
+      '--session-a',
+      'y',
+      '--session-b',
+      'z',
+    ],
+    env,
+  );
+  t.equal(both.code, 2, 'emitters and sessions together are refused');
 });

@@ -30,7 +30,12 @@ import { withOpenedValues } from './sealed-view.js';
 
 const USAGE = `usage: vigil reconcile A.jsonl B.jsonl [--json]
        vigil reconcile --log URL --policy FILE --a EMITTER --b EMITTER [--since T] [--until T] [--json]
+       vigil reconcile --log URL --policy FILE --session-a ID --session-b ID [--json]
                        [--reader-token T]   (search needs a reader token; or VIGIL_READER_TOKEN)
+
+Compares two perspectives of the same MCP calls (a client's auditTransport and the wrapper or proxy
+in front of the server): two emitters, two session ids (each side's own name for the session), or
+two files of \`vigil search --json\` output. Lists requests present on one side only, or differing.
 `;
 
 /** A search result whose receipt did not verify: the log's answer cannot be trusted. */
@@ -52,6 +57,8 @@ export async function runReconcileCommand(
         policy: { type: 'string' },
         a: { type: 'string' },
         b: { type: 'string' },
+        'session-a': { type: 'string' },
+        'session-b': { type: 'string' },
         since: { type: 'string' },
         until: { type: 'string' },
         json: { type: 'boolean' },
@@ -75,8 +82,13 @@ export async function runReconcileCommand(
     const logUrl =
       (values['log'] as string | undefined) ?? (positionals.length === 0 ? env['VIGIL_LOG_URL'] : undefined);
     if (logUrl !== undefined) {
-      if (typeof values['a'] !== 'string' || typeof values['b'] !== 'string')
-        throw new Error('--log needs --a EMITTER and --b EMITTER');
+      const bySession = typeof values['session-a'] === 'string' || typeof values['session-b'] === 'string';
+      const sideA = bySession ? values['session-a'] : values['a'];
+      const sideB = bySession ? values['session-b'] : values['b'];
+      if (typeof sideA !== 'string' || typeof sideB !== 'string')
+        throw new Error('--log needs --a EMITTER and --b EMITTER, or --session-a ID and --session-b ID');
+      if (bySession && (values['a'] !== undefined || values['b'] !== undefined))
+        throw new Error('give two emitters (--a, --b) or two sessions (--session-a, --session-b), not both');
       const policyFile = (values['policy'] as string | undefined) ?? env['VIGIL_POLICY_FILE'];
       if (policyFile === undefined)
         throw new Error(
@@ -85,8 +97,9 @@ export async function runReconcileCommand(
       const policy = parsePolicy(await readFile(policyFile, 'utf8'));
       const token = (values['reader-token'] as string | undefined) || env['VIGIL_READER_TOKEN'] || undefined;
       const client = new LogClient(logUrl, token !== undefined ? { readerToken: token } : {});
-      a = await fromLog(client, policy, values['a'], values);
-      b = await fromLog(client, policy, values['b'], values);
+      const side = (name: string) => (bySession ? { session: name } : { emitter: name });
+      a = await fromLog(client, policy, side(sideA), values);
+      b = await fromLog(client, policy, side(sideB), values);
     } else {
       if (positionals.length !== 2) throw new Error('give two files (or --log URL --a EMITTER --b EMITTER)');
       const textA = await readFile(positionals[0] as string, 'utf8');
@@ -108,19 +121,23 @@ export async function runReconcileCommand(
 }
 
 /**
- * Every record of `emitter` from the log's search, each result's receipt verified against `policy`
- * for the entry bytes rebuilt here (and for the index the result claims). In log order.
+ * Every record of one side (an emitter, or a session) from the log's search, each result's receipt
+ * verified against `policy` for the entry bytes rebuilt here (and for the index the result claims).
+ * In log order.
  */
 async function fromLog(
   client: LogClient,
   policy: Policy,
-  emitter: string,
+  side: { emitter: string } | { session: string },
   values: Record<string, string | boolean | undefined>,
 ): Promise<JsonObject[]> {
   const found: { index: bigint; record: JsonObject }[] = [];
+  const emitter = 'emitter' in side ? side.emitter : undefined;
+  const label =
+    emitter !== undefined ? `emitter ${emitter}` : `session ${(side as { session: string }).session}`;
   let after: string | undefined;
   for (;;) {
-    const query: Parameters<typeof client.search>[0] = { emitter, limit: 1000 };
+    const query: Parameters<typeof client.search>[0] = { ...side, limit: 1000 };
     if (typeof values['since'] === 'string') query.since = values['since'];
     if (typeof values['until'] === 'string') query.until = values['until'];
     if (after !== undefined) query.after = after;
@@ -130,13 +147,15 @@ async function fromLog(
     const answer = { sealed: page.sealed ?? new Map(), erased: page.erased ?? new Map() };
     for (const r of page.results) {
       try {
-        if (r.entry['emitter'] !== emitter)
+        if (emitter !== undefined && r.entry['emitter'] !== emitter)
           throw new Error(`the entry names emitter ${String(r.entry['emitter'])}`);
+        if ('session' in side && (r.entry['record'] as JsonObject | undefined)?.['session'] !== side.session)
+          throw new Error(`the record is not of session ${side.session}`);
         const v = verifyReceipt(r.receipt, formatEntry(r.entry as unknown as Entry), policy);
         if (v.index !== r.index) throw new Error(`the receipt is for index ${v.index}`);
       } catch (err) {
         throw new UnverifiedResultError(
-          `search result ${r.index} for emitter ${emitter} failed verification: ${(err as Error).message}; ` +
+          `search result ${r.index} for ${label} failed verification: ${(err as Error).message}; ` +
             "the log's search answer cannot be trusted",
         );
       }
