@@ -5,6 +5,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileCheckpointStorage } from '../checkpoint-store/file-storage.js';
+import { replaceFile } from '../replace-file.js';
 import type { AuditState, AuditStateStorage } from './auditor.js';
 
 export function fileAuditStorage(dir: string): AuditStateStorage {
@@ -34,15 +35,7 @@ export function fileAuditStorage(dir: string): AuditStateStorage {
     },
     async saveState(state) {
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-      const tmp = `${file}.tmp`;
-      const h = await fs.open(tmp, 'w', 0o600);
-      try {
-        await h.writeFile(JSON.stringify(state));
-        await h.sync();
-      } finally {
-        await h.close();
-      }
-      await fs.rename(tmp, file);
+      await replaceFile(file, JSON.stringify(state));
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
+import { replaceFile } from '../replace-file.js';
 import * as path from 'node:path';
 import type { CheckpointStorage } from './checkpoint-store.js';
 
@@ -23,22 +24,7 @@ export function fileCheckpointStorage(dir: string): CheckpointStorage {
     },
     async save(origin, note) {
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-      const target = file(origin);
-      const tmp = `${target}.tmp`;
-      const h = await fs.open(tmp, 'w', 0o600);
-      try {
-        await h.writeFile(note);
-        await h.sync();
-      } finally {
-        await h.close();
-      }
-      await fs.rename(tmp, target);
-      const d = await fs.open(dir, 'r');
-      try {
-        await d.sync();
-      } finally {
-        await d.close();
-      }
+      await replaceFile(file(origin), note);
     },
   };
 }

@@ -30,10 +30,10 @@
  * a stream that must start at index 0 of a very large log needs memory for that backlog.
  */
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { runAudit, type AuditProblem, type AuditState, type AuditStateStorage } from '../audit/auditor.js';
 import { workerPoolSignatureVerifier } from '../audit/node-verifier.js';
 import { LogClient, type LogClientOptions, type SealedAnswer } from '../client.js';
+import { replaceFile } from '../replace-file.js';
 import type { Policy } from '../policy/index.js';
 import type { Entry } from '../record.js';
 import {
@@ -94,24 +94,9 @@ async function loadState(file: string): Promise<FollowState | undefined> {
   return s;
 }
 
-/** Replaces `file` atomically: the new state is complete or the old one stays. */
+/** Replaces `file` atomically and durably: the new state is complete or the old one stays. */
 async function saveState(file: string, state: FollowState): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const h = await fs.open(tmp, 'w', 0o600);
-  try {
-    await h.writeFile(JSON.stringify(state));
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  await fs.rename(tmp, file);
-  // The rename itself is durable only once the directory is.
-  const d = await fs.open(path.dirname(path.resolve(file)), 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await replaceFile(file, JSON.stringify(state));
 }
 
 /** The auditor's storage for one pass: starts from the committed state, keeps what the pass saves. */
