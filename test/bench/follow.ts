@@ -66,7 +66,7 @@ export async function benchFollow(o: FollowBenchOptions): Promise<Row[]> {
       ),
     );
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const rate = o.quick ? 1000 : 3000;
     const durationMs = o.quick ? 5000 : 60_000;
     const samples: { at: number; size: bigint; next: bigint }[] = [];

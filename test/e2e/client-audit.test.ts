@@ -53,8 +53,8 @@ t.test('a clean log audits clean (exit 0); unclosed streams listed', async (t) =
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
   );
   let out = '';
-  follow.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  follow.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  follow.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  follow.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<number | null>((resolve) => follow.on('close', (code) => resolve(code)));
   await until('first audit pass', () => /result\s+CLEAN/.test(out));
   await emitSome(log, 'e2e.example/c', 3);

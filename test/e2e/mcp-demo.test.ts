@@ -21,8 +21,8 @@ t.test('npm run demo: every record verified against the log and both witnesses',
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   t.equal(code, 0, `demo exits 0 (stderr: ${stderr.slice(0, 2000)})`);
   t.match(stdout, /echo \{"message":"hello, auditor"\}\s+→ Echo: hello, auditor/);

@@ -136,7 +136,7 @@ function startWrap(spool: string): {
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const waiting = new Map<number, (m: Rec) => void>();
   let buf = Buffer.alloc(0);
   child.stdout!.on('data', (chunk: Buffer) => {

@@ -107,8 +107,8 @@ t.test(
         { env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
       const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       let answer: { status: number; body: string } | undefined;
       let exited = false;

@@ -35,8 +35,8 @@ interface Served {
 async function serve(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<Served> {
   const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   let exited = false;
   void exit.then(() => (exited = true));
@@ -85,7 +85,7 @@ function request(
       },
       (res) => {
         let data = '';
-        res.on('data', (d: Buffer) => (data += d.toString()));
+        res.setEncoding('utf8').on('data', (d: string) => (data += d));
         res.on('end', () => {
           observed.push(data);
           resolve({ status: res.statusCode ?? 0, body: data });

@@ -93,8 +93,8 @@ export function runNode(
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(input ?? '');
@@ -190,8 +190,8 @@ export async function startLog(options: StartLogOptions = {}): Promise<LogProces
     child = c;
     running.add(c);
     c.on('exit', () => running.delete(c));
-    c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    c.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    c.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    c.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     exit = new Promise((resolve) =>
       c.on('exit', (code, signal) => resolve(code ?? (signal !== null ? 128 : null))),
     );

@@ -163,7 +163,7 @@ t.test('a check queued just before close starts no worker, and the process can e
   await fs.writeFile(file, script);
   const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stdout.setEncoding('utf8').on('data', (b: string) => (out += b));
   const exited = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

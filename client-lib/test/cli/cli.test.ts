@@ -30,8 +30,8 @@ function run(args: string[], input?: string): Promise<{ code: number; stdout: st
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(input ?? '');
@@ -305,7 +305,7 @@ t.test('audit --follow reports new problems as the log grows and exits 1 on SIGI
       child.stdout.on('data', check);
       check();
     });
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
   await waitFor(/result\s+CLEAN/);
   const r0 = { v: 1, stream: 'f', seq: 0, time: new Date().toISOString(), kind: 'x' };
