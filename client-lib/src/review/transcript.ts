@@ -90,6 +90,9 @@ function side(r: OpenedRecord): TranscriptSide {
   const failures = [
     ...(r.failure !== undefined ? [`receipt: ${r.failure}`] : []),
     ...bad.map((v) => `${v.path}: ${v.state === 'failed' ? `FAILED: ${v.error ?? ''}` : 'MISSING'}`),
+    ...(r.wire !== undefined && !r.wire.opened && r.wire.why.includes('FAILED')
+      ? [`message: ${r.wire.why}`]
+      : []),
   ];
   return {
     index: r.index.toString(),
@@ -105,15 +108,18 @@ function side(r: OpenedRecord): TranscriptSide {
     ...(r.record['kind'] !== 'mcp.message'
       ? { fields: Object.fromEntries(Object.entries(r.opened).filter(([k]) => !ENVELOPE.has(k))) }
       : {}),
-    notOpened: r.sealed
-      .filter((v) => v.state !== 'opened')
-      .map((v) =>
-        v.state === 'sealed'
-          ? `${v.path}: [sealed]`
-          : v.state === 'erased'
-            ? `${v.path}: [erased by entry ${v.erasure ?? '?'}]`
-            : `${v.path}: ${v.state.toUpperCase()}`,
-      ),
+    notOpened: [
+      ...r.sealed
+        .filter((v) => v.state !== 'opened')
+        .map((v) =>
+          v.state === 'sealed'
+            ? `${v.path}: [sealed]`
+            : v.state === 'erased'
+              ? `${v.path}: [erased by entry ${v.erasure ?? '?'}]`
+              : `${v.path}: ${v.state.toUpperCase()}`,
+        ),
+      ...(r.wire !== undefined && !r.wire.opened ? [`message: ${r.wire.why}`] : []),
+    ],
   };
 }
 
@@ -187,6 +193,8 @@ export function buildTranscript(session: string, records: readonly OpenedRecord[
     last = r.index;
     const s = side(r);
     if (s.failure !== undefined) failed++;
+    // A part of a large message is shown through the message that lists it; a failed part stays.
+    if (kind === 'mcp.part' && s.failure === undefined) continue;
     const tool = str(r.record, 'gen_ai.tool.name');
     const direction = str(r.record, 'direction');
     const base = {

@@ -16,6 +16,7 @@ import {
   type ReviewRecord,
   type SealedAnswer,
 } from '../../src/index.js';
+import { commitBytes } from '../../src/mcp/wire.js';
 import { useNodeCrypto } from '../../src/node.js';
 
 useNodeCrypto();
@@ -297,3 +298,67 @@ t.test('summarizeSessions: window on either clock, counts, tools, failures', asy
     ['s2'],
   );
 });
+
+t.test(
+  'a message over the record budget is shown from its sealed wire bytes, whole or in parts',
+  async (t) => {
+    const message = {
+      jsonrpc: '2.0',
+      id: 7,
+      result: { content: [{ type: 'text', text: 'x'.repeat(5000) }] },
+    };
+    const bytes = new TextEncoder().encode(JSON.stringify(message));
+    const answer: SealedAnswer = { sealed: new Map(), erased: new Map() };
+    const records: ReviewRecord[] = [];
+    const envelope = {
+      v: 1,
+      stream: 'st',
+      session: 's9',
+      transport: 'stdio',
+      time: '2026-12-06T12:00:00.000Z',
+    };
+    const push = (record: Record<string, unknown>) =>
+      records.push({ index: BigInt(records.length), emitter: 'w', received: envelope.time, record });
+    // Whole: one sealed value.
+    const whole = commitBytes(bytes, { partBytes: 1 << 20, maxBytes: 1 << 25 });
+    for (const [h, b] of Object.entries(whole.blobs)) answer.sealed.set(h, b);
+    // In parts of 2,000 bytes, each beside its own mcp.part record.
+    const split = commitBytes(bytes, { partBytes: 2000, maxBytes: 1 << 25 });
+    t.equal(split.parts.length, 3);
+    split.parts.forEach((p, i) => {
+      push({ ...envelope, seq: i, kind: 'mcp.part', index: i, of: 3, part: p.ref });
+      answer.sealed.set(p.ref.$sealed.sha256, p.bytes);
+    });
+    const fields = { kind: 'mcp.message', direction: 'server_to_client', messageType: 'result' };
+    push({ ...envelope, seq: 3, ...fields, wire: whole.ref });
+    push({ ...envelope, seq: 4, ...fields, wire: split.ref });
+    push({
+      ...envelope,
+      seq: 5,
+      ...fields,
+      wire: { $oversize: { size: 40_000_000, salt: 'AA', sha256: '00' } },
+    });
+
+    const opened = records.map((r) => openRecord(r, answer));
+    t.same(opened[3]!.opened['message'], message, 'one sealed value, opened and parsed');
+    t.same(opened[3]!.wire, { opened: true, from: 'sealed', bytes: bytes.length });
+    t.same(opened[4]!.opened['message'], message, 'three parts, each opened against its commitment, joined');
+    t.same(opened[4]!.wire, { opened: true, from: 'parts', bytes: bytes.length });
+    t.match(opened[5]!.wire, { opened: false, why: /over the capture limit: 40000000 bytes/ });
+
+    const tr = buildTranscript('s9', opened);
+    t.equal(tr.items.filter((i) => i.kind === 'mcp.part').length, 0, 'parts are shown through their message');
+    t.same(tr.items[0]!.record!.message, message);
+    t.match(tr.items[2]!.record!.notOpened, [/message: over the capture limit/]);
+
+    // A part whose S does not match: not shown, and FAILED.
+    const wrong: SealedAnswer = { sealed: new Map(answer.sealed), erased: answer.erased };
+    wrong.sealed.set(split.parts[1]!.ref.$sealed.sha256, split.parts[0]!.bytes);
+    const bad = openRecord(records[4]!, wrong);
+    t.equal(bad.opened['message'], undefined);
+    t.match(bad.wire, { opened: false, why: /wire part 2 of 3: FAILED/ });
+    t.ok(buildTranscript('s9', [bad]).failed >= 1, 'counted as failed');
+    // Without a reader token: still sealed.
+    t.match(openRecord(records[3]!, undefined).wire, { opened: false, why: /\[sealed\]/ });
+  },
+);
