@@ -181,6 +181,21 @@ t.test('sessions lists the session in the window on either clock', async (t) => 
   t.match(emitterClock.stdout, new RegExp(`"session":"${session}"`));
   t.match(emitterClock.stdout, /"clock":"emitter"/);
 
+  const [byTool, byOtherTool] = await Promise.all([
+    runNode(
+      vigilMain,
+      [...base, '--since', '1h', '--tool', 'get-sum', '--principal', 'process', '--json'],
+      withToken,
+    ),
+    runNode(vigilMain, [...base, '--since', '1h', '--tool', 'no-such-tool', '--json'], withToken),
+  ]);
+  t.match(
+    byTool.stdout,
+    new RegExp(`"session":"${session}"`),
+    'found by the tool it called and its principal',
+  );
+  t.equal(byOtherTool.stdout, '', 'no session called that tool');
+
   const future = new Date(Date.now() + 3_600_000).toISOString();
   const none = await runNode(vigilMain, [...base, '--since', future], withToken);
   t.equal(none.code, 0, none.stderr);

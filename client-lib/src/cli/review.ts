@@ -28,10 +28,13 @@ operator, from each witness) before you pin the file and pass it as --policy.
 `;
 
 export const SESSIONS_USAGE = `usage: vigil sessions --log URL --policy FILE [--since 10m|7d|<RFC3339>] [--until ...]
-                     [--clock received|emitter] [--emitter E] [--json] [--reader-token T]
+                     [--clock received|emitter] [--emitter E] [--tool T] [--method M]
+                     [--principal TYPE] [--json] [--reader-token T]
 
 One line per session with a record in the window: first and last time on both clocks, emitters,
 records, requests, errors, tools called, principal type, and how many records failed verification.
+--tool, --method and --principal keep the sessions that called that tool, sent a request of that
+method, or had a principal of that type (process, jwt, token, ...).
 Every record's receipt is verified against the policy. --clock chooses the clock the window filters
 on (default received: the log's clock). Needs a reader token (or VIGIL_READER_TOKEN).
 `;
@@ -123,6 +126,9 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
       until: { type: 'string' },
       clock: { type: 'string' },
       emitter: { type: 'string' },
+      tool: { type: 'string' },
+      method: { type: 'string' },
+      principal: { type: 'string' },
       json: { type: 'boolean' },
       'reader-token': { type: 'string' },
     },
@@ -146,6 +152,9 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
     ...(window.since !== undefined ? { since: window.since } : {}),
     ...(window.until !== undefined ? { until: window.until } : {}),
     ...(typeof values.emitter === 'string' ? { emitter: values.emitter } : {}),
+    ...(typeof values.tool === 'string' ? { tool: values.tool } : {}),
+    ...(typeof values.method === 'string' ? { method: values.method } : {}),
+    ...(typeof values.principal === 'string' ? { principal: values.principal } : {}),
   });
   const failed = sessions.reduce((n, s) => n + s.failed, 0);
   const clockNote = `window on the ${window.clock === 'received' ? "log's clock (received)" : "emitter's clock (time)"}`;

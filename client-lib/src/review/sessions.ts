@@ -23,6 +23,8 @@ export interface SessionSummary {
   errors: number;
   /** Tool names called (`gen_ai.tool.name` of `tools/call` requests), in order of first call. */
   tools: string[];
+  /** Methods of the session's requests (`mcp.method.name`), in order of first use. */
+  methods: string[];
   /** Records whose receipt did not verify: the summary then rests on unproven records. */
   failed: number;
   firstIndex: string;
@@ -34,6 +36,10 @@ export interface SessionFilter {
   since?: Date;
   until?: Date;
   emitter?: string;
+  /** Keep sessions with a request of this method, a call of this tool, or a principal of this type. */
+  method?: string;
+  tool?: string;
+  principal?: string;
 }
 
 /**
@@ -65,6 +71,7 @@ export function summarizeSessions(records: readonly ReviewRecord[], filter: Sess
         requests: 0,
         errors: 0,
         tools: [],
+        methods: [],
         failed: 0,
         firstIndex: r.index.toString(),
         lastIndex: r.index.toString(),
@@ -89,11 +96,18 @@ export function summarizeSessions(records: readonly ReviewRecord[], filter: Sess
     const type = str(r.record, 'messageType');
     if (type === 'request') s.requests++;
     if (type === 'error' || r.record['error.type'] !== undefined) s.errors++;
+    if (type === 'request') add(s.methods, str(r.record, 'mcp.method.name'));
     if (type === 'request' && str(r.record, 'mcp.method.name') === 'tools/call')
       add(s.tools, str(r.record, 'gen_ai.tool.name'));
     if (r.failure !== undefined) s.failed++;
   }
   return [...by.values()]
+    .filter(
+      (s) =>
+        (filter.method === undefined || s.methods.includes(filter.method)) &&
+        (filter.tool === undefined || s.tools.includes(filter.tool)) &&
+        (filter.principal === undefined || s.principals.includes(filter.principal)),
+    )
     .sort((a, b) => a.sortKey - b.sortKey || a.session.localeCompare(b.session))
     .map(({ sortKey: _, ...s }) => s);
 }

@@ -297,6 +297,13 @@ t.test('summarizeSessions: window on either clock, counts, tools, failures', asy
     summarizeSessions(all, { clock: 'received', emitter: 'proxy' }).map((s) => s.session),
     ['s2'],
   );
+  t.same(s1!.methods.slice(0, 2), ['tools/list', 'tools/call'], 'request methods in order of first use');
+  const only = (f: { tool?: string; method?: string; principal?: string }) =>
+    summarizeSessions(all, { clock: 'received', ...f }).map((s) => s.session);
+  t.same(only({ tool: 'add' }), ['s1'], 'sessions that called the tool');
+  t.same(only({ tool: 'nope' }), []);
+  t.same(only({ method: 'tools/list' }), ['s1'], 'sessions that sent a request of the method');
+  t.same(only({ principal: 'jwt' }), ['s2'], 'sessions with a principal of the type');
 });
 
 t.test(
