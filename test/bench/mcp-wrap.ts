@@ -190,6 +190,20 @@ async function benchHttp(): Promise<void> {
       }),
     );
   } finally {
-    for (const child of children) child.kill('SIGTERM');
+    // Each proxy flushes its spool as it stops: wait for that, so the spool is not removed under it.
+    await Promise.all(children.map(stopChild));
   }
+}
+
+/** SIGTERM, then resolves once the process exited (SIGKILL after 10 s). */
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 }
