@@ -13,7 +13,17 @@ import { parsePolicy, type Policy } from '../policy/index.js';
 import { verifyReceipt } from '../receipt/index.js';
 import { formatEntry, parseEntry, type Entry } from '../record.js';
 import { replaceSealed } from '../sealed.js';
-import { args, paint, readAll, readerToken, required, table, UsageError, type Io } from './io.js';
+import {
+  args,
+  paint,
+  readAll,
+  readerToken,
+  required,
+  table,
+  UsageError,
+  WINDOW_OPTIONS,
+  type Io,
+} from './io.js';
 import { isInWindow, timeOn } from '../review/time.js';
 import { isSealedRef } from '../sealed.js';
 import { fetchEntryAndReceipt, windowOf } from './review.js';
@@ -294,20 +304,14 @@ export async function runSearch(argv: string[], io: Io): Promise<number> {
   const { values } = args(
     argv,
     {
-      log: { type: 'string' },
-      policy: { type: 'string' },
-      emitter: { type: 'string' },
+      ...WINDOW_OPTIONS,
       stream: { type: 'string' },
       session: { type: 'string' },
       method: { type: 'string' },
       tool: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      clock: { type: 'string' },
       limit: { type: 'string' },
       after: { type: 'string' },
       json: { type: 'boolean' },
-      'reader-token': { type: 'string' },
       open: { type: 'boolean' },
       'no-open': { type: 'boolean' },
     },

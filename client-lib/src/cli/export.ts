@@ -19,7 +19,7 @@ import {
   type BundleReport,
   type ReviewClock,
 } from '../review/index.js';
-import { args, paint, readerToken, required, table, UsageError, type Io } from './io.js';
+import { args, paint, readerToken, required, table, UsageError, WINDOW_OPTIONS, type Io } from './io.js';
 import { terminalSafe } from './sealed-view.js';
 
 export const EXPORT_USAGE = `usage: vigil export (--session ID | --since 10m|7d|<RFC3339> [--until ...] [--clock received|emitter])
@@ -74,14 +74,8 @@ export async function runExport(argv: string[], io: Io): Promise<number> {
   const { values } = args(
     argv,
     {
+      ...WINDOW_OPTIONS,
       session: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      clock: { type: 'string' },
-      emitter: { type: 'string' },
-      log: { type: 'string' },
-      policy: { type: 'string' },
-      'reader-token': { type: 'string' },
       'no-open': { type: 'boolean' },
       out: { type: 'string' },
     },

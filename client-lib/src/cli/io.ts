@@ -20,6 +20,17 @@ export class UsageError extends Error {
   }
 }
 
+/** The options of every review command that reads a window of the log (sessions, search, export). */
+export const WINDOW_OPTIONS = {
+  log: { type: 'string' },
+  policy: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  clock: { type: 'string' },
+  emitter: { type: 'string' },
+  'reader-token': { type: 'string' },
+} as const;
+
 /** parseArgs with strict checking; unknown options become UsageErrors. */
 export function args<T extends NonNullable<ParseArgsConfig['options']>>(
   argv: string[],

@@ -17,7 +17,7 @@ import {
   type TranscriptSide,
 } from '../review/index.js';
 import { loadPolicy } from './commands.js';
-import { args, paint, readerToken, required, table, UsageError, type Io } from './io.js';
+import { args, paint, readerToken, required, table, UsageError, WINDOW_OPTIONS, type Io } from './io.js';
 import { terminalSafe } from './sealed-view.js';
 
 export const POLICY_USAGE = `usage: vigil policy --log URL [--out FILE]
@@ -120,17 +120,11 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
   const { values } = args(
     argv,
     {
-      log: { type: 'string' },
-      policy: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      clock: { type: 'string' },
-      emitter: { type: 'string' },
+      ...WINDOW_OPTIONS,
       tool: { type: 'string' },
       method: { type: 'string' },
       principal: { type: 'string' },
       json: { type: 'boolean' },
-      'reader-token': { type: 'string' },
     },
     false,
   );
