@@ -117,6 +117,8 @@ if (browser === undefined) {
     const row = page.locator('table[data-testid="sessions"] tbody tr', { hasText: session });
     await row.waitFor();
     t.match(await row.locator('td.tools').innerText(), /echo, get-sum/, 'tools called');
+    t.equal(await row.locator('td.servers').innerText(), '[sealed command]', 'the wrapped server, sealed');
+    t.match(await row.locator('td.ended').innerText(), /^(exit \d+|signal SIG[A-Z]+)$/, 'how it ended');
     t.equal(await row.locator('[data-mark="verified"]').count(), 1, 'the session row is verified');
     t.equal(await page.locator('[data-mark="failed"]').count(), 0);
 

@@ -148,6 +148,8 @@ interface SessionLine {
   requests: number;
   failed: number;
   clock: string;
+  servers: string[];
+  ended?: string;
 }
 
 t.test('sessions lists the session in the window on either clock', async (t) => {
@@ -166,6 +168,8 @@ t.test('sessions lists the session in the window on either clock', async (t) => 
   t.equal(s!.failed, 0);
   t.equal(s!.clock, 'received');
   t.ok(s!.principals.length > 0, 'the principal type');
+  t.same(s!.servers, ['[sealed command]'], "the wrapper's stream.open names the server, sealed");
+  t.match(s!.ended, /^(exit \d+|signal SIG[A-Z]+)$/, 'the wrapped process exit ends the session');
   t.equal(
     s!.records,
     found.filter((x) => x.record['session'] === session).length,
@@ -211,7 +215,12 @@ t.test('sessions lists the session in the window on either clock', async (t) => 
   const table = await runNode(vigilMain, [...base, '--since', '10m'], withToken);
   t.equal(table.code, 0, table.stderr);
   t.match(table.stdout, /SESSION +FIRST \(LOG\) +LAST \(LOG\) +FIRST \(EMITTER\) +LAST \(EMITTER\) +EMITTER/);
-  t.match(table.stdout, new RegExp(`${session} .*mcp-wrapper .*echo,get-sum +yes`));
+  t.match(
+    table.stdout,
+    new RegExp(
+      `${session} .*mcp-wrapper .*echo,get-sum +\\[sealed command\\] +(exit \\d+|signal SIG[A-Z]+) +yes`,
+    ),
+  );
 
   const badWindow = await runNode(vigilMain, [...base, '--since', 'yesterday'], withToken);
   t.equal(badWindow.code, 2);

@@ -32,7 +32,9 @@ export const SESSIONS_USAGE = `usage: vigil sessions --log URL --policy FILE [--
                      [--principal TYPE] [--json] [--reader-token T]
 
 One line per session with a record in the window: first and last time on both clocks, emitters,
-records, requests, errors, tools called, principal type, and how many records failed verification.
+records, requests, errors, tools called, principal type, the server it reached (upstream URL or
+wrapped command), how it ended (exit code, signal, DELETE; "open" when no record says so), and how
+many records failed verification.
 --tool, --method and --principal keep the sessions that called that tool, sent a request of that
 method, or had a principal of that type (process, jwt, token, ...).
 Every record's receipt is verified against the policy. --clock chooses the clock the window filters
@@ -171,6 +173,8 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
         'REQUESTS',
         'ERRORS',
         'TOOLS',
+        'SERVER',
+        'ENDED',
         'VERIFIED',
       ],
     ];
@@ -188,6 +192,8 @@ export async function runSessions(argv: string[], io: Io): Promise<number> {
         String(s.requests),
         String(s.errors),
         terminalSafe(s.tools.join(',') || '-'),
+        terminalSafe(s.servers.join(',') || '-'),
+        terminalSafe(s.ended ?? 'open'),
         s.failed === 0 ? paint(io, 'green', 'yes') : paint(io, 'red', `FAILED ${s.failed}`),
       ]);
     }

@@ -25,6 +25,17 @@ export interface SessionSummary {
   tools: string[];
   /** Methods of the session's requests (`mcp.method.name`), in order of first use. */
   methods: string[];
+  /**
+   * What the session reached, from the `stream.open` of its capture streams when that record is in
+   * the set: the proxy's upstream URL, the wrapper's command (or `[sealed command]`).
+   */
+  servers: string[];
+  /**
+   * How the session ended, when a record says so: `exit <code>` / `signal <name>` (the wrapped
+   * process), `DELETE <status>` (the HTTP session ended by its client); undefined: still open, or
+   * its end is outside the window.
+   */
+  ended?: string;
   /** Records whose receipt did not verify: the summary then rests on unproven records. */
   failed: number;
   firstIndex: string;
@@ -49,6 +60,21 @@ export interface SessionFilter {
 export function summarizeSessions(records: readonly ReviewRecord[], filter: SessionFilter): SessionSummary[] {
   const by = new Map<string, SessionSummary & { sortKey: number }>();
   const sorted = [...records].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+  // What each capture stream reaches, from its stream.open (no session of its own).
+  const servers = new Map<string, string>();
+  for (const r of sorted) {
+    if (r.record['kind'] !== 'stream.open' || typeof r.record['stream'] !== 'string') continue;
+    const upstream = str(r.record, 'upstream');
+    const command = r.record['command'];
+    const server =
+      upstream ??
+      (typeof command === 'string'
+        ? [command, ...(Array.isArray(r.record['args']) ? (r.record['args'] as unknown[]) : [])].join(' ')
+        : command !== undefined
+          ? '[sealed command]'
+          : undefined);
+    if (server !== undefined) servers.set(`${r.emitter}\u0000${r.record['stream']}`, server);
+  }
   for (const r of sorted) {
     const session = str(r.record, 'session');
     if (session === undefined) continue;
@@ -72,6 +98,7 @@ export function summarizeSessions(records: readonly ReviewRecord[], filter: Sess
         errors: 0,
         tools: [],
         methods: [],
+        servers: [],
         failed: 0,
         firstIndex: r.index.toString(),
         lastIndex: r.index.toString(),
@@ -100,6 +127,19 @@ export function summarizeSessions(records: readonly ReviewRecord[], filter: Sess
     if (type === 'request' && str(r.record, 'mcp.method.name') === 'tools/call')
       add(s.tools, str(r.record, 'gen_ai.tool.name'));
     if (r.failure !== undefined) s.failed++;
+    const server = servers.get(`${r.emitter}\u0000${String(r.record['stream'])}`);
+    add(s.servers, server);
+    const kind = r.record['kind'];
+    if (kind === 'mcp.process.exit') {
+      const signal = str(r.record, 'signal');
+      const code = r.record['code'];
+      s.ended = signal !== undefined ? `signal ${signal}` : `exit ${typeof code === 'number' ? code : '?'}`;
+    }
+    const http = r.record['http'];
+    if (kind === 'mcp.http.response' && typeof http === 'object' && http !== null) {
+      const h = http as Record<string, unknown>;
+      if (h['method'] === 'DELETE') s.ended = `DELETE ${typeof h['status'] === 'number' ? h['status'] : '?'}`;
+    }
   }
   return [...by.values()]
     .filter(

@@ -304,6 +304,52 @@ t.test('summarizeSessions: window on either clock, counts, tools, failures', asy
   t.same(only({ tool: 'nope' }), []);
   t.same(only({ method: 'tools/list' }), ['s1'], 'sessions that sent a request of the method');
   t.same(only({ principal: 'jwt' }), ['s2'], 'sessions with a principal of the type');
+  t.equal(s1!.ended, undefined, 'no record says how s1 ended');
+  t.same(s1!.servers, []);
+
+  // The server from the stream.open of the session's stream; the end from the process exit or DELETE.
+  const at = (index: bigint, emitter: string, record: Record<string, unknown>): ReviewRecord => ({
+    index,
+    emitter,
+    received: '2026-12-06T14:00:00.000Z',
+    record: { time: '2026-12-06T14:00:00.000Z', ...record },
+  });
+  const ends = summarizeSessions(
+    [
+      at(200n, 'proxy', { kind: 'stream.open', stream: 'p1', upstream: 'http://127.0.0.1:3001/mcp' }),
+      at(201n, 'proxy', { kind: 'mcp.message', stream: 'p1', session: 'h1', messageType: 'request' }),
+      at(202n, 'proxy', {
+        kind: 'mcp.http.response',
+        stream: 'p1',
+        session: 'h1',
+        http: { method: 'DELETE', status: 200 },
+      }),
+      at(203n, 'wrapper', {
+        kind: 'stream.open',
+        stream: 'w1',
+        command: { $sealed: { sha256: 'ab', size: 9 } },
+      }),
+      at(204n, 'wrapper', { kind: 'mcp.message', stream: 'w1', session: 'w1', messageType: 'request' }),
+      at(205n, 'wrapper', {
+        kind: 'mcp.process.exit',
+        stream: 'w1',
+        session: 'w1',
+        code: null,
+        signal: 'SIGTERM',
+      }),
+      at(206n, 'other', { kind: 'mcp.message', stream: 'w1', session: 'o1', messageType: 'request' }),
+    ],
+    { clock: 'received' },
+  );
+  t.same(
+    ends.map((e) => [e.session, e.servers, e.ended]),
+    [
+      ['h1', ['http://127.0.0.1:3001/mcp'], 'DELETE 200'],
+      ['o1', [], undefined],
+      ['w1', ['[sealed command]'], 'signal SIGTERM'],
+    ],
+    "each session's server and end; another emitter's stream of the same name is not it",
+  );
 });
 
 t.test(

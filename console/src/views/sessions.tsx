@@ -160,6 +160,8 @@ export function Sessions({ ctx }: { ctx: Ctx }) {
                 <th>Requests</th>
                 <th>Errors</th>
                 <th>Tools</th>
+                <th>Server</th>
+                <th>Ended</th>
                 <th>Verified</th>
               </tr>
             </thead>
@@ -187,6 +189,8 @@ export function Sessions({ ctx }: { ctx: Ctx }) {
                   <td class="num">{s.requests}</td>
                   <td class="num">{s.errors}</td>
                   <td class="tools">{s.tools.join(', ') || '–'}</td>
+                  <td class="servers">{s.servers.join(', ') || '–'}</td>
+                  <td class="ended">{s.ended ?? 'open'}</td>
                   <td>
                     {s.failed === 0 ? (
                       <span class="mark ok" data-mark="verified">
