@@ -140,7 +140,7 @@ t.test('sessions: one line, every record verified', async (t) => {
   const r = await run(['sessions', ...base, '--since', '1h']);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^1 session\(s\), window on the log's clock \(received\)\n/);
-  t.match(r.stdout, /s-1 .* emitter\.example\/wrap +process +8 +4 +0 +read_file +yes\n/);
+  t.match(r.stdout, /s-1 .* emitter\.example\/wrap +process +8 +4 +0 +read_file +- +open +yes\n/);
   t.match(
     r.stdout,
     /SESSION +FIRST \(LOG\) +LAST \(LOG\) +FIRST \(EMITTER\) +LAST \(EMITTER\) +EMITTER/,
