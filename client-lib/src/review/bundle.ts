@@ -31,6 +31,7 @@ import { openSealed } from '../sealed.js';
 import { tileNodeReader } from '../tiles/index.js';
 import { KeyBook } from '../audit/key-book.js';
 import { OPERATOR_KINDS, sealedRefsOf } from '../audit/sealed-check.js';
+import { checkpointForPolicy } from './follow.js';
 import { openRecord, type OpenedRecord, type ReviewRecord } from './records.js';
 import { isInWindow, timeOn, type ReviewClock } from './time.js';
 
@@ -570,30 +571,6 @@ async function rawEntry(client: LogClient, index: bigint): Promise<Uint8Array> {
 }
 
 /**
- * The newest checkpoint the log serves that satisfies `policy`: `/checkpoint` and
- * `/checkpoint/witnessed`, each verified, the larger kept. Throws the verification error when neither
- * satisfies it.
- */
-async function newestVerifiedCheckpoint(
-  client: LogClient,
-  policy: Policy,
-): Promise<{ note: string; checkpoint: Checkpoint }> {
-  let best: { note: string; checkpoint: Checkpoint } | undefined;
-  let firstError: unknown;
-  for (const read of [() => client.checkpoint(), () => client.witnessedCheckpoint()]) {
-    try {
-      const note = await read();
-      const { checkpoint } = verifyCheckpoint(note, policy);
-      if (best === undefined || checkpoint.size > best.checkpoint.size) best = { note, checkpoint };
-    } catch (err) {
-      firstError ??= err;
-    }
-  }
-  if (best === undefined) throw firstError;
-  return best;
-}
-
-/**
  * Fetches, verifies and assembles a bundle from a live log (browser too: LogClient only). The records
  * of `selection` come from the search API (a reader endpoint); with `clock: 'emitter'` the window is
  * applied here on each record's `time`, else the log filters on `received`. The checkpoint is the
@@ -628,7 +605,13 @@ export async function buildBundle(
   const found = await searchAll(client, query, open);
   // The checkpoint is read after the search, so it covers every record the search saw (unless the
   // policy needs cosignatures the witnesses have not added yet).
-  const { note, checkpoint } = await newestVerifiedCheckpoint(client, policy);
+  // The newest checkpoint that satisfies the policy; a failure other than a short quorum throws.
+  const note = await checkpointForPolicy(
+    () => client.checkpoint(),
+    () => client.witnessedCheckpoint(),
+    policy,
+  );
+  const { checkpoint } = verifyCheckpoint(note, policy);
   const size = checkpoint.size;
 
   const selected = new Map<bigint, Entry>();
