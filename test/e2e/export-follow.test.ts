@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { generateKey, parseCheckpoint, signNote } from '@vigil/client';
+import { generateKey, parseCheckpoint, signNote, type FollowLine } from '@vigil/client';
 import { createEmitter, useNodeCrypto } from '@vigil/client/node';
 import t from 'tap';
 import { runNode, startLog, vigilMain } from '../helpers/log.js';
@@ -71,22 +71,8 @@ async function records(n: number, tag: string): Promise<void> {
   await em.close();
 }
 
-interface Line {
-  index: string;
-  origin: string;
-  received: string;
-  time: string | null;
-  emitter: string;
-  kind: string | null;
-  session: string | null;
-  direction: string | null;
-  method: string | null;
-  tool: string | null;
-  id: string | null;
-  record: Record<string, unknown>;
-  sealed: { sha256: string; state: string }[];
-  verified: boolean;
-}
+/** A line as read back: the shape the stream writes, with `verified` checked rather than assumed. */
+type Line = Omit<FollowLine, 'verified'> & { verified: boolean };
 
 const readLines = async (file: string): Promise<Line[]> =>
   (await fs.readFile(file, 'utf8').catch(() => ''))
