@@ -7,12 +7,10 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { base64Decode, base64Encode, generateKey, parseBundle, parseEntry } from '@vigil/client';
 import t from 'tap';
 import { runNode, startLog, vigilMain } from '../helpers/log.js';
-import { everythingEntry, registerEmitter, searchUntil, wrapArgv } from '../helpers/mcp.js';
+import { registerEmitter, wrappedEverythingSession } from '../helpers/mcp.js';
 
 const log = await startLog();
 let stopped = false;
@@ -23,23 +21,20 @@ const wrapper = await registerEmitter(log, dir, 'mcp-wrapper');
 const token = await log.readerToken();
 const MARKER = 'bundle-marker-51c9';
 
-const inner = new StdioClientTransport({
-  command: process.execPath,
-  args: [...wrapArgv(log, wrapper, path.join(dir, 'spool')), process.execPath, everythingEntry, 'stdio'],
-  stderr: 'pipe',
-});
-const client = new Client({ name: 'bundle-e2e', version: '0' });
-await client.connect(inner);
-await client.listTools();
-await client.callTool({ name: 'echo', arguments: { message: MARKER } });
-await client.close();
-const found = await searchUntil(log, wrapper.policyFile, { emitter: 'mcp-wrapper' }, (f) =>
-  f.some((x) => x.record['kind'] === 'stream.close'),
+// One session through the wrapper.
+const { found, session } = await wrappedEverythingSession(
+  log,
+  wrapper,
+  path.join(dir, 'spool'),
+  'bundle-e2e',
+  async (c) => {
+    await c.listTools();
+    await c.callTool({ name: 'echo', arguments: { message: MARKER } });
+  },
 );
 const echoCall = found.find(
   (x) => x.record['messageType'] === 'request' && x.record['gen_ai.tool.name'] === 'echo',
 )!;
-const session = echoCall.record['session'] as string;
 const env = { NO_COLOR: '1', VIGIL_READER_TOKEN: '' };
 
 const bundleFile = path.join(dir, 'session.json');

@@ -6,12 +6,10 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { generateKey, hashLeaf, parsePolicy } from '@vigil/client';
 import t from 'tap';
 import { runNode, startLog, vigilMain } from '../helpers/log.js';
-import { everythingEntry, registerEmitter, searchUntil } from '../helpers/mcp.js';
+import { registerEmitter, wrappedEverythingSession } from '../helpers/mcp.js';
 
 const log = await startLog();
 t.teardown(() => log.stop());
@@ -22,40 +20,20 @@ const token = await log.readerToken();
 const MARKER = 'review-marker-7f3a';
 
 // One session through the wrapper: tools/list, then two tool calls.
-const inner = new StdioClientTransport({
-  command: process.execPath,
-  args: [
-    vigilMain,
-    'mcp',
-    'wrap',
-    '--log',
-    log.url,
-    '--key',
-    wrapper.keyFile,
-    '--policy',
-    wrapper.policyFile,
-    '--spool-dir',
-    path.join(dir, 'spool'),
-    '--',
-    process.execPath,
-    everythingEntry,
-    'stdio',
-  ],
-  stderr: 'pipe',
-});
-const client = new Client({ name: 'review-e2e', version: '0' });
-await client.connect(inner);
-await client.listTools();
-await client.callTool({ name: 'echo', arguments: { message: MARKER } });
-await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });
-await client.close();
-const found = await searchUntil(log, wrapper.policyFile, { emitter: 'mcp-wrapper' }, (f) =>
-  f.some((x) => x.record['kind'] === 'stream.close'),
+const { found, session } = await wrappedEverythingSession(
+  log,
+  wrapper,
+  path.join(dir, 'spool'),
+  'review-e2e',
+  async (c) => {
+    await c.listTools();
+    await c.callTool({ name: 'echo', arguments: { message: MARKER } });
+    await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });
+  },
 );
 const echoCall = found.find(
   (x) => x.record['messageType'] === 'request' && x.record['gen_ai.tool.name'] === 'echo',
 )!;
-const session = echoCall.record['session'] as string;
 const env = { NO_COLOR: '1', VIGIL_READER_TOKEN: '' };
 const withToken = { NO_COLOR: '1', VIGIL_READER_TOKEN: token };
 

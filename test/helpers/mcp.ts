@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import canonicalize from 'canonicalize';
 import type tap from 'tap';
 import { CreateMessageRequestSchema, EmptyResultSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -420,6 +421,38 @@ export function wrapArgv(log: LogProcess, reg: Registered, spoolDir: string, ext
     ...extra,
     '--',
   ];
+}
+
+/**
+ * One MCP session through the real `vigil mcp wrap` around server-everything over stdio: `calls` drives
+ * the SDK client, the session is closed, and the wrapper's records are read back once its stream is
+ * closed in the log. Returns those records (verified, opened, oldest first) and the session's id.
+ */
+export async function wrappedEverythingSession(
+  log: LogProcess,
+  reg: Registered,
+  spoolDir: string,
+  clientName: string,
+  calls: (client: Client) => Promise<void>,
+): Promise<{ found: Found[]; session: string }> {
+  const client = new Client({ name: clientName, version: '0' });
+  await client.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [...wrapArgv(log, reg, spoolDir), process.execPath, everythingEntry, 'stdio'],
+      stderr: 'pipe',
+    }),
+  );
+  await calls(client);
+  await client.close();
+  const found = await searchUntil(log, reg.policyFile, { emitter: reg.name }, (f) =>
+    f.some((x) => x.record['kind'] === 'stream.close'),
+  );
+  const request = found.find(
+    (x) => x.record['kind'] === 'mcp.message' && typeof x.record['session'] === 'string',
+  );
+  if (request === undefined) throw new Error(`no message of ${reg.name} in the log`);
+  return { found, session: request.record['session'] as string };
 }
 
 /** Starts `vigil mcp proxy` for `reg` in front of `upstream` on an ephemeral port; resolves once it listens. */
