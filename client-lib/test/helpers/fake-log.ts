@@ -282,6 +282,10 @@ export async function startFakeLog(
         if (fault?.kind === 'commit-then-drop') return req.socket.destroy();
         return send(r.status, JSON.stringify(r.json));
       }
+      if (p === 'checkpoint/witnessed') {
+        // The newest honest checkpoint (this log has no witnesses: every checkpoint meets quorum 0).
+        return send(200, log.notes.get(BigInt(leafHashes.length))!, 'text/plain; charset=utf-8');
+      }
       if (p === 'checkpoint') {
         return send(
           200,

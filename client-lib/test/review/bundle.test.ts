@@ -406,6 +406,18 @@ t.test('buildBundle refuses what the log cannot prove', async (t) => {
     [log.signerKey],
   );
   await t.rejects(build(), { code: 'INDEX_OUT_OF_RANGE' }, 'records newer than the checkpoint');
+  // The latest checkpoint under another key, an honest one at /checkpoint/witnessed: a lying log is
+  // refused, never looked past.
+  log.checkpointOverride = signNote(
+    formatCheckpoint({
+      origin: ORIGIN,
+      size: BigInt(entries.length),
+      root: rootFromLeafHashes(entries.map((e) => hashLeaf(e))),
+      extensions: [],
+    }),
+    [generateKey(ORIGIN).signerKey],
+  );
+  await t.rejects(build(), { code: 'NO_KNOWN_SIGNATURE' }, 'a latest checkpoint under another key');
   log.checkpointOverride = undefined;
 
   await t.rejects(
